@@ -1,0 +1,542 @@
+//! Throughput benchmark of the stream runtime (run it with `scripts/bench-runtime.sh`).
+//!
+//! `mesh-bench run` pre-fills a stream, then, in the same run: a raw baseline (a tight loop doing
+//! the runtime's Redis work per entry — `XREADGROUP`, idempotency check `SMISMEMBER` ×2 and
+//! record `SADD`, `XACK` — pipelined, with nothing around it), the runtime itself in a separate consumer
+//! process (`mesh-bench consume`, no-op handler, idempotency on), and the runtime with a SQL effect
+//! (inbox record + one row per event) on SQLite. It prints msgs/s, the ratio, publish throughput
+//! and the consumer's peak RSS.
+
+use std::{
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use common::{
+    Envelope, Keys,
+    db::{self, inbox, migration::RuntimeMigrator},
+    runtime::{HandleError, Handler, Message, Publisher, Worker, WorkerConfig, redis_io},
+};
+use redis::{Value, aio::ConnectionManager};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Cli {
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Tokio worker threads of the benchmark and consumer processes (1: a current-thread
+    /// runtime). On a 2-core machine that also runs Redis, 1 leaves Redis a core of its own.
+    #[arg(long, global = true, default_value_t = 1)]
+    threads: usize,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The whole benchmark.
+    Run {
+        #[arg(long, default_value_t = 200_000)]
+        entries: usize,
+        #[arg(long, default_value_t = 20_000)]
+        sql_entries: usize,
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        #[arg(long, default_value_t = 1024)]
+        concurrency: usize,
+        /// Folder for the SQLite file of the SQL-effect run.
+        #[arg(long, default_value = "/tmp")]
+        data_dir: std::path::PathBuf,
+    },
+    /// One runtime consumer process (spawned by `run`).
+    Consume {
+        #[arg(long)]
+        prefix: String,
+        #[arg(long)]
+        stream: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        expect: u64,
+        #[arg(long)]
+        batch: usize,
+        #[arg(long)]
+        concurrency: usize,
+        /// SQLite/PostgreSQL URL: handler writes inbox + one row per event.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = if cli.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(bench(cli))
+}
+
+async fn bench(cli: Cli) -> anyhow::Result<()> {
+    let client = redis::Client::open(cli.redis_url.as_str())?;
+    match cli.command {
+        Cmd::Run {
+            entries,
+            sql_entries,
+            batch,
+            concurrency,
+            data_dir,
+        } => {
+            run(
+                &cli.redis_url,
+                client,
+                entries,
+                sql_entries,
+                batch,
+                concurrency,
+                &data_dir,
+            )
+            .await
+        }
+        Cmd::Consume {
+            prefix,
+            stream,
+            group,
+            expect,
+            batch,
+            concurrency,
+            database_url,
+        } => {
+            consume(
+                client,
+                &prefix,
+                &stream,
+                &group,
+                expect,
+                batch,
+                concurrency,
+                database_url,
+            )
+            .await
+        }
+    }
+}
+
+async fn fill(
+    conn: &ConnectionManager,
+    keys: &Keys,
+    stream: &str,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let publisher = Publisher::new(conn.clone(), keys.clone());
+    let started = Instant::now();
+    let mut chunk = Vec::with_capacity(1000);
+    for i in 0..n {
+        let data = serde_json::json!({"order_id": uuid::Uuid::now_v7(), "n": i});
+        chunk.push((
+            stream.to_owned(),
+            Envelope::new(stream, "bench", "bench", "", &data)?,
+        ));
+        if chunk.len() == 1000 {
+            publisher.publish_many(&chunk).await?;
+            chunk.clear();
+        }
+    }
+    publisher.publish_many(&chunk).await?;
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn create_group(conn: &mut ConnectionManager, key: &str, group: &str) -> anyhow::Result<()> {
+    let _: Value = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(key)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
+
+/// The raw baseline: the same Redis work per entry as the runtime, pipelined, nothing else.
+async fn raw_baseline(
+    client: &redis::Client,
+    keys: &Keys,
+    stream: &str,
+    batch: usize,
+) -> anyhow::Result<(u64, f64)> {
+    let key = keys.stream(stream);
+    let mut conn = redis_io::managed(client, Duration::from_secs(30))?;
+    create_group(&mut conn, &key, "raw").await?;
+    // The runtime's idempotency layout (runtime::idempotency): a current and a previous
+    // generation set, looked up both, recorded in the current one with an expiry.
+    let window_ms = 7 * 24 * 3600 * 1000i64;
+    let generation = chrono::Utc::now().timestamp_millis() / window_ms;
+    let idem_current = format!("{}:{generation}", keys.idempotency("raw"));
+    let idem_previous = format!("{}:{}", keys.idempotency("raw"), generation - 1);
+    let expire_at = (generation + 2) * window_ms + 60_000;
+    let started = Instant::now();
+    let mut total = 0u64;
+    loop {
+        let reply: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("raw")
+            .arg("raw-1")
+            .arg("COUNT")
+            .arg(batch)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(">")
+            .query_async(&mut conn)
+            .await?;
+        let entries = redis_io::parse_read_reply(reply);
+        if entries.is_empty() {
+            break;
+        }
+        let ids: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                e.fields
+                    .as_ref()
+                    .and_then(|f| common::envelope::field(f, "event_id"))
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SMISMEMBER").arg(&idem_current).arg(&ids).ignore();
+        pipe.cmd("SMISMEMBER")
+            .arg(&idem_previous)
+            .arg(&ids)
+            .ignore();
+        pipe.cmd("SADD").arg(&idem_current).arg(&ids).ignore();
+        pipe.cmd("PEXPIREAT")
+            .arg(&idem_current)
+            .arg(expire_at)
+            .ignore();
+        let mut ack = redis::cmd("XACK");
+        ack.arg(&key).arg("raw");
+        for e in &entries {
+            ack.arg(&e.id);
+        }
+        pipe.add_command(ack).ignore();
+        pipe.query_async::<()>(&mut conn).await?;
+        total += entries.len() as u64;
+    }
+    Ok((total, total as f64 / started.elapsed().as_secs_f64()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn consumer_process(
+    redis_url: &str,
+    keys: &Keys,
+    stream: &str,
+    group: &str,
+    expect: usize,
+    batch: usize,
+    concurrency: usize,
+    database_url: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    let threads = std::env::args()
+        .skip_while(|a| a != "--threads")
+        .nth(1)
+        .unwrap_or_else(|| "1".into());
+    cmd.args(["--redis-url", redis_url, "--threads", &threads, "consume"])
+        .args([
+            "--prefix",
+            keys.prefix(),
+            "--stream",
+            stream,
+            "--group",
+            group,
+        ])
+        .args(["--expect", &expect.to_string()])
+        .args([
+            "--batch",
+            &batch.to_string(),
+            "--concurrency",
+            &concurrency.to_string(),
+        ]);
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
+    let out = cmd.output().context("spawn consumer process")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "consumer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn field(report: &str, name: &str) -> f64 {
+    report
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    redis_url: &str,
+    client: redis::Client,
+    entries: usize,
+    sql_entries: usize,
+    batch: usize,
+    concurrency: usize,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let keys = Keys::new(format!(
+        "bench{}:",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    let conn = redis_io::managed(&client, Duration::from_secs(30))?;
+    let stream = "bench-events";
+    println!(
+        "mesh-bench: {entries} entries, batch {batch}, concurrency {concurrency}, prefix {}, threads {}",
+        keys.prefix(),
+        std::env::args()
+            .skip_while(|a| a != "--threads")
+            .nth(1)
+            .unwrap_or_else(|| "1".into())
+    );
+
+    let publish_rate = fill(&conn, &keys, stream, entries).await?;
+    println!(
+        "publish            {publish_rate:>10.0} msgs/s  (pipelined XADD, 1000 per round trip)"
+    );
+
+    let mut info_conn = conn.clone();
+    let (redis_cpu0, own_cpu0) = (redis_cpu(&mut info_conn).await?, process_cpu());
+    let (raw_total, raw_rate) = raw_baseline(&client, &keys, stream, batch).await?;
+    let (redis_cpu1, own_cpu1) = (redis_cpu(&mut info_conn).await?, process_cpu());
+    anyhow::ensure!(
+        raw_total as usize == entries,
+        "raw baseline read {raw_total} of {entries}"
+    );
+    println!(
+        "raw baseline       {raw_rate:>10.0} msgs/s  (XREADGROUP + 2 SMISMEMBER + SADD + XACK, pipelined)"
+    );
+
+    let per_msg = |secs: f64| secs * 1e6 / entries as f64;
+    println!(
+        "  cpu per msg: redis {:.1} us, client {:.1} us",
+        per_msg(redis_cpu1 - redis_cpu0),
+        per_msg(own_cpu1 - own_cpu0)
+    );
+
+    let redis_cpu2 = redis_cpu(&mut info_conn).await?;
+    let report = consumer_process(
+        redis_url,
+        &keys,
+        stream,
+        "runtime",
+        entries,
+        batch,
+        concurrency,
+        None,
+    )?;
+    let rt_rate = field(&report, "rate");
+    let rss_mb = field(&report, "peak_rss_kb") / 1024.0;
+    println!("runtime (no-op)    {rt_rate:>10.0} msgs/s  (one consumer process, idempotency on)");
+    println!(
+        "  cpu per msg: redis {:.1} us, consumer {:.1} us",
+        per_msg(redis_cpu(&mut info_conn).await? - redis_cpu2),
+        field(&report, "cpu_us_per_msg")
+    );
+    println!("runtime / raw      {:>10.1} %", 100.0 * rt_rate / raw_rate);
+    println!("consumer peak RSS  {rss_mb:>10.1} MB");
+
+    if sql_entries > 0 {
+        let sql_stream = "bench-sql";
+        fill(&conn, &keys, sql_stream, sql_entries).await?;
+        let path = data_dir.join(format!("mesh-bench-{}.db", std::process::id()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let report = consumer_process(
+            redis_url,
+            &keys,
+            sql_stream,
+            "sql",
+            sql_entries,
+            batch,
+            concurrency,
+            Some(&url),
+        )?;
+        println!(
+            "runtime (SQL)      {:>10.0} msgs/s  (inbox + one row per event, SQLite WAL, {sql_entries} entries)",
+            field(&report, "rate")
+        );
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+    // Leave nothing behind in the benchmark's Redis.
+    let mut conn = conn;
+    let pattern = format!("{}*", keys.prefix());
+    let doomed: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await?;
+    if !doomed.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&doomed)
+            .query_async(&mut conn)
+            .await?;
+    }
+    Ok(())
+}
+
+struct Counting {
+    done: Arc<AtomicU64>,
+    db: Option<DatabaseConnection>,
+}
+
+impl Handler for Counting {
+    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
+        if let Some(db) = &self.db {
+            let Some(txn) = inbox::begin_once(db, "sql", &message.envelope).await? else {
+                return Ok(());
+            };
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                db.get_database_backend(),
+                match db.get_database_backend() {
+                    sea_orm::DbBackend::Postgres => {
+                        "INSERT INTO bench_effects (event_id) VALUES ($1)"
+                    }
+                    _ => "INSERT INTO bench_effects (event_id) VALUES (?)",
+                },
+                [message.envelope.event_id.to_string().into()],
+            ))
+            .await?;
+            txn.commit().await?;
+        }
+        self.done.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn consume(
+    client: redis::Client,
+    prefix: &str,
+    stream: &str,
+    group: &str,
+    expect: u64,
+    batch: usize,
+    concurrency: usize,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let keys = Keys::new(prefix);
+    let db = match database_url {
+        Some(url) => {
+            let db = db::connect(&url).await?;
+            RuntimeMigrator::up(&db, None).await?;
+            db.execute_unprepared(
+                "CREATE TABLE IF NOT EXISTS bench_effects (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL)",
+            )
+            .await?;
+            Some(db)
+        }
+        None => None,
+    };
+    let mut cfg = WorkerConfig::new(keys.clone(), group, &[stream]);
+    cfg.batch = batch;
+    cfg.concurrency = concurrency;
+    cfg.block = Duration::from_millis(100);
+    let done = Arc::new(AtomicU64::new(0));
+    let worker = Worker::new(
+        client.clone(),
+        cfg,
+        Counting {
+            done: done.clone(),
+            db,
+        },
+    );
+    let stats = worker.stats();
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let cpu0 = process_cpu();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    let mut conn = redis_io::managed(&client, Duration::from_secs(10))?;
+    let key = keys.stream(stream);
+    // Done when every entry was handled and acknowledged.
+    loop {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if done.load(Ordering::Relaxed) < expect {
+            continue;
+        }
+        if common::runtime::inspect::group_state(&mut conn, &key, group)
+            .await
+            .is_some_and(|g| g.is_drained())
+        {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    task.await??;
+    let acked = stats.acked.load(Ordering::Relaxed);
+    println!(
+        "rate={:.0} elapsed_ms={} acked={acked} peak_rss_kb={} cpu_us_per_msg={:.2}",
+        expect as f64 / elapsed.as_secs_f64(),
+        elapsed.as_millis(),
+        peak_rss_kb(),
+        (process_cpu() - cpu0) * 1e6 / expect as f64
+    );
+    Ok(())
+}
+
+/// Seconds of CPU (user + system) the Redis server has used.
+async fn redis_cpu(conn: &mut ConnectionManager) -> anyhow::Result<f64> {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
+    let get = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(get("used_cpu_user") + get("used_cpu_sys"))
+}
+
+/// Seconds of CPU (user + system) this process has used.
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is 14th, stime 15th overall.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,165 @@
+//! What every command needs — the connection, the key naming, the output mode — and the errors
+//! that map to meshctl's exit codes.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use common::{Keys, runtime::redis_io};
+use redis::{
+    Value,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+/// Exit codes. `check` uses 0/1/2 like a monitoring probe; errors use the `sysexits` numbers so a
+/// script can tell them from `check`'s verdicts.
+pub mod exit {
+    use super::CliError;
+
+    pub const OK: u8 = 0;
+    pub const WARNING: u8 = 1;
+    pub const CRITICAL: u8 = 2;
+    /// Any failure not listed below.
+    pub const FAILURE: u8 = 3;
+    pub const USAGE: u8 = 64;
+    /// A bad id, time, duration or value.
+    pub const BAD_INPUT: u8 = 65;
+    /// Unknown stream, group or entry.
+    pub const NOT_FOUND: u8 = 66;
+    /// Redis cannot be reached.
+    pub const UNREACHABLE: u8 = 69;
+
+    /// The exit code of an error: the first [`CliError`] or Redis error of its chain decides.
+    pub fn code_of(error: &anyhow::Error) -> u8 {
+        for cause in error.chain() {
+            if let Some(e) = cause.downcast_ref::<CliError>() {
+                return match e {
+                    CliError::Unreachable(_) => UNREACHABLE,
+                    CliError::NotFound(_) => NOT_FOUND,
+                    CliError::BadInput(_) => BAD_INPUT,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<redis::RedisError>() {
+                return if super::is_unreachable(e) {
+                    UNREACHABLE
+                } else if e.code() == Some("NOGROUP") {
+                    NOT_FOUND
+                } else if e.to_string().contains("Invalid stream ID") {
+                    BAD_INPUT
+                } else {
+                    FAILURE
+                };
+            }
+        }
+        FAILURE
+    }
+}
+
+/// Errors the operator can act on, each with its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadInput(String),
+}
+
+pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
+    CliError::BadInput(msg.into()).into()
+}
+
+pub fn not_found(msg: impl Into<String>) -> anyhow::Error {
+    CliError::NotFound(msg.into()).into()
+}
+
+fn is_unreachable(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped()
+}
+
+/// The connection, the key naming of one mesh, and the output mode.
+pub struct Ctx {
+    pub conn: ConnectionManager,
+    pub keys: Keys,
+    pub json: bool,
+}
+
+impl Ctx {
+    /// Connects eagerly (a CLI should fail fast, not retry in the background) and pings.
+    pub async fn connect(url: &str, prefix: &str, json: bool) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|e| bad_input(format!("bad --redis-url `{url}`: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            // Longer than the 1 s `BLOCK` of `tail --follow`.
+            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(200));
+        let unreachable = |e: redis::RedisError| {
+            anyhow::Error::from(CliError::Unreachable(format!(
+                "cannot reach Redis at {url}: {e}"
+            )))
+        };
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unreachable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unreachable)?;
+        Ok(Self {
+            conn,
+            keys: Keys::new(prefix),
+            json,
+        })
+    }
+
+    /// The key of a stream, after checking that it exists and is a stream.
+    pub async fn require_stream(&mut self, stream: &str) -> anyhow::Result<String> {
+        let key = self.keys.stream(stream);
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut self.conn)
+            .await
+            .context("TYPE")?;
+        match kind.as_str() {
+            "stream" => Ok(key),
+            "none" => Err(not_found(format!(
+                "unknown stream `{stream}` (no key `{key}`; check --prefix)"
+            ))),
+            other => Err(not_found(format!("`{key}` is a {other}, not a stream"))),
+        }
+    }
+
+    /// The key of a stream, after checking that `group` reads it.
+    pub async fn require_group(&mut self, stream: &str, group: &str) -> anyhow::Result<String> {
+        let key = self.require_stream(stream).await?;
+        let names = self.group_names(&key).await?;
+        if names.iter().any(|n| n == group) {
+            Ok(key)
+        } else {
+            Err(not_found(format!(
+                "unknown group `{group}` on stream `{stream}` (groups: {})",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )))
+        }
+    }
+
+    async fn group_names(&mut self, key: &str) -> anyhow::Result<Vec<String>> {
+        let groups: Vec<Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(key)
+            .query_async(&mut self.conn)
+            .await
+            .context("XINFO GROUPS")?;
+        Ok(groups
+            .into_iter()
+            .filter_map(|g| redis_io::value_str(redis_io::flat_map(g).get("name")))
+            .collect())
+    }
+}

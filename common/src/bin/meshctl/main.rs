@@ -1,0 +1,166 @@
+//! `meshctl`, the operator CLI of the mesh: inspect streams, groups, consumers and pending entries,
+//! tail a stream, triage and replay the dead-letter stream, rewind a group, trim safely, publish by
+//! hand, and probe health (`check`, `top`).
+//!
+//! One module per command family: `streams` (streams, stream, groups, consumers, pending), `tail`,
+//! `show`, `dlq` (+ `dlq_act` for replay and purge), `mutate` (group seek, trim, publish),
+//! `check`, `top`. `info` gathers the state they share, `ctx` holds the connection and the exit
+//! codes, `fmt` and `position` format and parse what the operator reads and types.
+//!
+//! Exit codes: 0 ok; `check`: 1 warning, 2 critical; 3 any other failure; 64 bad usage; 65 a bad
+//! id, time or value; 66 unknown stream, group or entry; 69 Redis unreachable.
+
+mod check;
+mod ctx;
+mod dlq;
+mod dlq_act;
+mod fmt;
+mod info;
+mod mutate;
+mod position;
+mod show;
+mod streams;
+mod tail;
+mod top;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use ctx::{Ctx, exit};
+
+/// Operator CLI of the Redis Streams worker mesh.
+#[derive(Debug, Parser)]
+#[command(name = "meshctl", version, about, propagate_version = true)]
+struct Cli {
+    /// Redis server holding the streams.
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis_url: String,
+
+    /// Prefix of every Redis key of the mesh.
+    #[arg(long, global = true, env = "MESH_STREAM_PREFIX", default_value = "")]
+    prefix: String,
+
+    /// Machine-readable output: one JSON document (JSON lines for `tail` and `top`).
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Every mesh stream: length, first/last entry and age, groups, dead letters.
+    Streams,
+    /// One stream in depth, with its groups.
+    Stream { stream: String },
+    /// Per group: consumers, pending, last delivered, entries read, lag.
+    Groups { stream: Option<String> },
+    /// Consumers of a group: pending, idle, inactive.
+    Consumers { stream: String, group: String },
+    /// Pending entries of a group: owner, idle time, delivery count.
+    Pending(streams::PendingArgs),
+    /// Print entries of a stream, and optionally follow it.
+    Tail(tail::TailArgs),
+    /// One entry of a stream, and where each group stands with it.
+    Show { stream: String, id: String },
+    /// The dead-letter stream: list, show, replay, purge.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
+    /// Consumer group operations.
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// Safe trim: remove only what every group has acknowledged (preview; `--yes` to act).
+    Trim(mutate::TrimArgs),
+    /// Publish an event built as a mesh envelope (preview; `--yes` to act).
+    Publish(mutate::PublishArgs),
+    /// Health probe: lag, oldest pending age, dead letters. Exit 0 ok, 1 warning, 2 critical.
+    Check(check::CheckArgs),
+    /// Live view: per stream the rate in, per group the rate out, lag, pending, dead letters.
+    Top(top::TopArgs),
+    /// Shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Rewind or skip a group to an id, a time, the start or the end (preview; `--yes` to act).
+    Seek(mutate::SeekArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap's own code for a usage error is 2, which `check` uses for "critical".
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("meshctl: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("meshctl: error: {error:#}");
+            ExitCode::from(exit::code_of(&error))
+        }
+    }
+}
+
+/// Runs one command; returns its exit code (errors are mapped by [`exit::code_of`]).
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "meshctl",
+            &mut std::io::stdout(),
+        );
+        return Ok(exit::OK);
+    }
+    let mut ctx = Ctx::connect(&cli.redis_url, &cli.prefix, cli.json).await?;
+    let ctx = &mut ctx;
+    match cli.command {
+        Command::Streams => streams::streams(ctx).await?,
+        Command::Stream { stream } => streams::stream(ctx, &stream).await?,
+        Command::Groups { stream } => streams::groups(ctx, stream.as_deref()).await?,
+        Command::Consumers { stream, group } => streams::consumers(ctx, &stream, &group).await?,
+        Command::Pending(args) => streams::pending(ctx, &args).await?,
+        Command::Tail(args) => tail::tail(ctx, &args).await?,
+        Command::Show { stream, id } => show::show(ctx, &stream, &id).await?,
+        Command::Dlq { command } => dlq::run(ctx, &command).await?,
+        Command::Group {
+            command: GroupCommand::Seek(args),
+        } => mutate::seek(ctx, &args).await?,
+        Command::Trim(args) => mutate::trim(ctx, &args).await?,
+        Command::Publish(args) => mutate::publish(ctx, &args).await?,
+        Command::Check(args) => return check::check(ctx, &args).await,
+        Command::Top(args) => top::top(ctx, &args).await?,
+        Command::Completions { .. } => {} // handled above, without a connection
+    }
+    Ok(exit::OK)
+}

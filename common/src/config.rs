@@ -1,0 +1,197 @@
+//! Configuration shared by every service: flags with environment fallbacks (clap). Each service
+//! flattens [`MeshArgs`] into its own CLI. Every setting has a laptop default.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable, coloured when on a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings every service of the mesh understands.
+#[derive(Debug, Clone, Args)]
+pub struct MeshArgs {
+    /// Redis server holding the streams.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Database of this service: `sqlite://…` or `postgres://…`. Default: a SQLite file named
+    /// after the service in `MESH_DATA_DIR`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Folder for SQLite files, dev keys and the mail drop.
+    #[arg(long, env = "MESH_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Address the HTTP API listens on (default: the service's own port on 0.0.0.0).
+    #[arg(long, env = "MESH_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Prefix of every Redis key of the mesh, so tests and tenants can share one Redis.
+    #[arg(long, env = "MESH_STREAM_PREFIX", default_value = "")]
+    pub stream_prefix: String,
+
+    /// Log output format.
+    #[arg(long, env = "MESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Where the JWT keys come from (DESIGN "Auth"). Nothing set: a dev key pair is generated into
+/// `MESH_DATA_DIR` — there is no default secret anywhere.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// Ed25519 private key (PKCS#8 PEM file) the user service signs access tokens with.
+    #[arg(long, env = "MESH_JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<PathBuf>,
+
+    /// Ed25519 private key as PEM text (alternative to the file, for secret stores).
+    #[arg(long, env = "MESH_JWT_PRIVATE_KEY", hide_env_values = true)]
+    pub jwt_private_key: Option<String>,
+
+    /// Ed25519 public key (SPKI PEM file) every service verifies access tokens with.
+    #[arg(long, env = "MESH_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// Ed25519 public key as PEM text.
+    #[arg(long, env = "MESH_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<String>,
+
+    /// JWKS URL to fetch the public key(s) from at start-up, e.g.
+    /// `http://user:8001/.well-known/jwks.json` (plain HTTP inside the deployment).
+    #[arg(long, env = "MESH_JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// Lifetime of access tokens in seconds.
+    #[arg(long, env = "MESH_ACCESS_TOKEN_TTL_SECS", default_value_t = DEFAULT_ACCESS_TOKEN_TTL_SECS)]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of refresh tokens in seconds (user service).
+    #[arg(long, env = "MESH_REFRESH_TOKEN_TTL_SECS", default_value_t = DEFAULT_REFRESH_TOKEN_TTL_SECS)]
+    pub refresh_token_ttl_secs: u64,
+}
+
+/// 15 minutes: short enough that a stolen access token is worth little.
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
+/// 30 days.
+pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// The same defaults as the flags: no key configured (dev key pair).
+impl Default for AuthArgs {
+    fn default() -> Self {
+        Self {
+            jwt_private_key_file: None,
+            jwt_private_key: None,
+            jwt_public_key_file: None,
+            jwt_public_key: None,
+            jwks_url: None,
+            access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
+            refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
+        }
+    }
+}
+
+impl AuthArgs {
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    pub fn refresh_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+}
+
+/// Tuning of the consumer-group worker.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Most handlers running at once in this process.
+    #[arg(long, env = "MESH_WORKER_CONCURRENCY", default_value_t = 256)]
+    pub worker_concurrency: usize,
+
+    /// Most entries read by one `XREADGROUP`.
+    #[arg(long, env = "MESH_WORKER_BATCH", default_value_t = 256)]
+    pub worker_batch: usize,
+
+    /// Deliveries (Redis's own counter) after which a failing entry is dead-lettered.
+    #[arg(long, env = "MESH_MAX_DELIVERIES", default_value_t = 5)]
+    pub max_deliveries: u64,
+
+    /// Milliseconds an entry may stay pending without its owner refreshing the claim before
+    /// another consumer reclaims it.
+    #[arg(long, env = "MESH_PROCESSING_TIMEOUT_MS", default_value_t = 30_000)]
+    pub processing_timeout_ms: u64,
+
+    /// Milliseconds to wait for in-flight handlers on shutdown.
+    #[arg(long, env = "MESH_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for WorkerArgs {
+    fn default() -> Self {
+        Self {
+            worker_concurrency: 256,
+            worker_batch: 256,
+            max_deliveries: 5,
+            processing_timeout_ms: 30_000,
+            shutdown_grace_ms: 20_000,
+        }
+    }
+}
+
+/// The same defaults as the flags, for tests and tools that build the settings in code.
+impl Default for MeshArgs {
+    fn default() -> Self {
+        Self {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            database_url: None,
+            data_dir: PathBuf::from("./data"),
+            listen: None,
+            stream_prefix: String::new(),
+            log_format: LogFormat::Pretty,
+            worker: WorkerArgs::default(),
+            auth: AuthArgs::default(),
+        }
+    }
+}
+
+impl MeshArgs {
+    /// The listen address, or `0.0.0.0:<default_port>`.
+    pub fn listen_or(&self, default_port: u16) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port)))
+    }
+
+    /// The database URL, or a SQLite file `<data_dir>/<service>.db` (created if missing).
+    pub fn database_url_or_default(&self, service: &str) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join(format!("{service}.db")).display()
+            ),
+        }
+    }
+}
+
+impl WorkerArgs {
+    pub fn processing_timeout(&self) -> Duration {
+        Duration::from_millis(self.processing_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}

@@ -1,0 +1,258 @@
+//! The event envelope: the stream entry fields every event of the mesh carries (DESIGN, "Event
+//! envelope"), how it is written to and parsed from a stream entry, and what counts as poison.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// Highest envelope version this build understands. Anything newer is poison.
+pub const MAX_SUPPORTED_VERSION: u32 = 1;
+
+/// Field marking a dead-letter replay: only the named group processes the entry, every other group
+/// on the stream acknowledges and skips it.
+pub const REPLAY_FOR_GROUP_FIELD: &str = "replay_for_group";
+
+/// The fields of the envelope, in the order they are written.
+pub const ENVELOPE_FIELDS: [&str; 8] = [
+    "event_id",
+    "type",
+    "version",
+    "occurred_at",
+    "producer",
+    "correlation_id",
+    "causation_id",
+    "data",
+];
+
+/// The fields of a stream entry in the order Redis returned them (names are unique in practice;
+/// the first occurrence wins). A list, not a map: eight fields are found faster by scanning than
+/// by hashing, and building it moves Redis's buffers without copying.
+pub type Fields = Vec<(String, Vec<u8>)>;
+
+/// The value of field `name`.
+pub fn field<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// One event as it travels on a stream. `data` is kept as raw JSON so that a consumer decodes
+/// only the payload it needs, into the typed struct of `crate::events`.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// Identity of the event: set once by the producer and kept through retries, outbox
+    /// re-sends and replays. The idempotency key of every consumer.
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub version: u32,
+    pub occurred_at: DateTime<Utc>,
+    pub producer: String,
+    /// Carried unchanged through every follow-up event of one request.
+    pub correlation_id: String,
+    /// The `event_id` that caused this one; empty for events caused by an HTTP request.
+    pub causation_id: String,
+    /// The JSON object payload.
+    pub data: Box<RawValue>,
+}
+
+impl PartialEq for Envelope {
+    fn eq(&self, other: &Self) -> bool {
+        self.event_id == other.event_id
+            && self.event_type == other.event_type
+            && self.version == other.version
+            && self.occurred_at == other.occurred_at
+            && self.producer == other.producer
+            && self.correlation_id == other.correlation_id
+            && self.causation_id == other.causation_id
+            && self.data.get() == other.data.get()
+    }
+}
+
+/// Why a stream entry is not a valid envelope. Poison is never retried.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PoisonError {
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{0}` is not valid UTF-8")]
+    NotUtf8(&'static str),
+    #[error("field `{field}` is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("unsupported envelope version {0} (this build reads up to {MAX_SUPPORTED_VERSION})")]
+    UnsupportedVersion(u32),
+    #[error("payload does not match `{event_type}`: {reason}")]
+    BadPayload { event_type: String, reason: String },
+}
+
+impl Envelope {
+    /// A new envelope for a payload, with a fresh UUIDv7 and the current time.
+    pub fn new<T: Serialize>(
+        event_type: &str,
+        producer: &str,
+        correlation_id: &str,
+        causation_id: &str,
+        data: &T,
+    ) -> Result<Self, serde_json::Error> {
+        let data = serde_json::value::to_raw_value(data)?;
+        Ok(Self {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            version: 1,
+            occurred_at: Utc::now(),
+            producer: producer.to_owned(),
+            correlation_id: correlation_id.to_owned(),
+            causation_id: causation_id.to_owned(),
+            data,
+        })
+    }
+
+    /// A follow-up event caused by `self`: same correlation id, causation = this event's id.
+    pub fn follow_up<T: Serialize>(
+        &self,
+        event_type: &str,
+        producer: &str,
+        data: &T,
+    ) -> Result<Self, serde_json::Error> {
+        Self::new(
+            event_type,
+            producer,
+            &self.correlation_id,
+            &self.event_id.to_string(),
+            data,
+        )
+    }
+
+    /// The stream entry fields, all strings.
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("event_id", self.event_id.to_string()),
+            ("type", self.event_type.clone()),
+            ("version", self.version.to_string()),
+            (
+                "occurred_at",
+                self.occurred_at
+                    .to_rfc3339_opts(SecondsFormat::Micros, true),
+            ),
+            ("producer", self.producer.clone()),
+            ("correlation_id", self.correlation_id.clone()),
+            ("causation_id", self.causation_id.clone()),
+            ("data", self.data.get().to_owned()),
+        ]
+    }
+
+    /// Parses the fields of a stream entry. Unknown fields are ignored.
+    pub fn from_fields(fields: &[(String, Vec<u8>)]) -> Result<Self, PoisonError> {
+        fn text<'a>(
+            fields: &'a [(String, Vec<u8>)],
+            name: &'static str,
+        ) -> Result<&'a str, PoisonError> {
+            let raw = field(fields, name).ok_or(PoisonError::MissingField(name))?;
+            std::str::from_utf8(raw).map_err(|_| PoisonError::NotUtf8(name))
+        }
+        let invalid = |field: &'static str, reason: String| PoisonError::Invalid { field, reason };
+
+        let version: u32 = text(fields, "version")?
+            .parse()
+            .map_err(|e| invalid("version", format!("{e}")))?;
+        if version == 0 || version > MAX_SUPPORTED_VERSION {
+            return Err(PoisonError::UnsupportedVersion(version));
+        }
+        let event_id = Uuid::parse_str(text(fields, "event_id")?)
+            .map_err(|e| invalid("event_id", e.to_string()))?;
+        let event_type = text(fields, "type")?;
+        if event_type.is_empty() {
+            return Err(invalid("type", "empty".into()));
+        }
+        let occurred_at = DateTime::parse_from_rfc3339(text(fields, "occurred_at")?)
+            .map_err(|e| invalid("occurred_at", e.to_string()))?
+            .with_timezone(&Utc);
+        let producer = text(fields, "producer")?;
+        let correlation_id = text(fields, "correlation_id")?;
+        let causation_id = text(fields, "causation_id")?;
+        let data_text = text(fields, "data")?;
+        let data: Box<RawValue> =
+            serde_json::from_str(data_text).map_err(|e| invalid("data", e.to_string()))?;
+        if !data.get().trim_start().starts_with('{') {
+            return Err(invalid("data", "not a JSON object".into()));
+        }
+        Ok(Self {
+            event_id,
+            event_type: event_type.to_owned(),
+            version,
+            occurred_at,
+            producer: producer.to_owned(),
+            correlation_id: correlation_id.to_owned(),
+            causation_id: causation_id.to_owned(),
+            data,
+        })
+    }
+
+    /// Decodes the payload into its typed struct. A mismatch is poison: the producer sent
+    /// something this consumer can never handle.
+    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, PoisonError> {
+        serde_json::from_str(self.data.get()).map_err(|e| PoisonError::BadPayload {
+            event_type: self.event_type.clone(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(fields: &mut Fields, name: &str, value: &[u8]) {
+        fields.retain(|(k, _)| k != name);
+        fields.push((name.to_owned(), value.to_vec()));
+    }
+
+    fn fields_of(env: &Envelope) -> Fields {
+        env.to_fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_through_stream_fields() {
+        let env = Envelope::new(
+            "order-placed",
+            "store",
+            "req-1",
+            "",
+            &serde_json::json!({"a": 1}),
+        )
+        .unwrap();
+        let back = Envelope::from_fields(&fields_of(&env)).unwrap();
+        assert_eq!(back.event_id, env.event_id);
+        assert_eq!(back.data.get(), r#"{"a":1}"#);
+        assert_eq!(back.correlation_id, "req-1");
+    }
+
+    #[test]
+    fn missing_field_bad_json_and_unknown_version_are_poison() {
+        let env = Envelope::new("x", "p", "c", "", &serde_json::json!({})).unwrap();
+        let mut f = fields_of(&env);
+        f.retain(|(k, _)| k != "producer");
+        assert_eq!(
+            Envelope::from_fields(&f),
+            Err(PoisonError::MissingField("producer"))
+        );
+        let mut f = fields_of(&env);
+        set(&mut f, "data", b"{not json");
+        assert!(matches!(
+            Envelope::from_fields(&f),
+            Err(PoisonError::Invalid { field: "data", .. })
+        ));
+        let mut f = fields_of(&env);
+        set(&mut f, "version", b"2");
+        assert_eq!(
+            Envelope::from_fields(&f),
+            Err(PoisonError::UnsupportedVersion(2))
+        );
+        let mut f = fields_of(&env);
+        set(&mut f, "extra", b"ignored");
+        assert!(Envelope::from_fields(&f).is_ok());
+    }
+}

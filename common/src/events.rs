@@ -1,0 +1,151 @@
+//! The event catalog: every stream of the mesh and the typed payload of its events (DESIGN,
+//! "Services"). Each event type has its own stream, named like the type.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+/// A payload with a fixed event type and stream.
+pub trait Event: Serialize + DeserializeOwned + Send + Sync {
+    /// The envelope `type` and the (unprefixed) stream name.
+    const TYPE: &'static str;
+}
+
+/// Every event stream of the mesh, unprefixed.
+pub const ALL_STREAMS: [&str; 10] = [
+    UserRegistered::TYPE,
+    PasswordResetRequested::TYPE,
+    ProductChanged::TYPE,
+    OrderPlaced::TYPE,
+    OrderCompleted::TYPE,
+    PaymentFailed::TYPE,
+    StockReserved::TYPE,
+    RefundOrder::TYPE,
+    OrderShipped::TYPE,
+    PaymentRefunded::TYPE,
+];
+
+/// One line of an order, priced when it was placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub product_id: Uuid,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+}
+
+/// A new account (published by user; payment opens the wallet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRegistered {
+    pub user_id: Uuid,
+    pub email: String,
+}
+
+/// A password reset was asked for (published and consumed by user, which mails the link).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordResetRequested {
+    pub user_id: Uuid,
+    pub email: String,
+    /// Id of the reset token row; the secret itself never travels on a stream.
+    pub reset_id: Uuid,
+}
+
+/// A product was created, changed or deactivated (inventory → store's catalog projection).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductChanged {
+    pub product_id: Uuid,
+    pub name: String,
+    pub price_cents: i64,
+    pub active: bool,
+    /// Monotonic per product, so a projection can ignore stale updates.
+    pub revision: i64,
+}
+
+/// An order was placed and waits for payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub items: Vec<OrderLine>,
+    pub subtotal_cents: i64,
+    pub fee_cents: i64,
+    pub total_cents: i64,
+}
+
+/// The order is placed and paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCompleted {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub payment_id: Uuid,
+    pub items: Vec<OrderLine>,
+    pub total_cents: i64,
+}
+
+/// Payment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentFailed {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub reason: String,
+}
+
+/// Every line of the order is reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockReserved {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub items: Vec<OrderLine>,
+}
+
+/// Why an order is being refunded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    InsufficientStock,
+    FulfillmentFailed,
+    CancelledByCustomer,
+}
+
+/// Compensation: give the money back and release what was reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundOrder {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub reason: RefundReason,
+}
+
+/// The shipment left the warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderShipped {
+    pub order_id: Uuid,
+    pub shipment_id: Uuid,
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+/// The captured payment of an order was refunded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRefunded {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount_cents: i64,
+}
+
+macro_rules! event_type {
+    ($($ty:ty => $name:literal),* $(,)?) => {
+        $(impl Event for $ty { const TYPE: &'static str = $name; })*
+    };
+}
+
+event_type! {
+    UserRegistered => "user-registered",
+    PasswordResetRequested => "password-reset-requested",
+    ProductChanged => "product-changed",
+    OrderPlaced => "order-placed",
+    OrderCompleted => "order-completed",
+    PaymentFailed => "payment-failed",
+    StockReserved => "stock-reserved",
+    RefundOrder => "refund-order",
+    OrderShipped => "order-shipped",
+    PaymentRefunded => "payment-refunded",
+}

@@ -1,0 +1,134 @@
+//! HTTP plumbing every service shares: `/healthz`, `/readyz`, `/metrics`, request ids, tracing,
+//! and serving with graceful drain on shutdown.
+
+use std::{sync::OnceLock, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderName, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+/// The request id header, accepted from the client or generated.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What `/readyz` checks.
+#[derive(Clone)]
+pub struct Readiness {
+    pub service: &'static str,
+    pub redis: ConnectionManager,
+    pub db: Option<DatabaseConnection>,
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (several services in one test process);
+            // then this handle renders an empty page, which is harmless.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// `/healthz`, `/readyz` and `/metrics`.
+pub fn ops_router(readiness: Readiness) -> Router {
+    let metrics = metrics_handle();
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz).with_state(readiness))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+}
+
+async fn readyz(State(r): State<Readiness>) -> Response {
+    let redis_ok = tokio::time::timeout(Duration::from_secs(2), async {
+        redis::cmd("PING")
+            .query_async::<String>(&mut r.redis.clone())
+            .await
+            .is_ok()
+    })
+    .await
+    .unwrap_or(false);
+    let db_ok = match &r.db {
+        Some(db) => tokio::time::timeout(Duration::from_secs(2), crate::db::ping(db))
+            .await
+            .unwrap_or(false),
+        None => true,
+    };
+    let body = json!({"service": r.service, "redis": redis_ok, "database": db_ok});
+    if redis_ok && db_ok {
+        (StatusCode::OK, Json(body)).into_response()
+    } else {
+        let problem = json!({
+            "type": "https://mesh.dev/problems/not-ready",
+            "title": "Service not ready",
+            "status": 503,
+            "detail": format!("redis reachable: {redis_ok}, database reachable: {db_ok}"),
+            "checks": body,
+        });
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            problem.to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// Adds request ids (accepted or generated, echoed back) and a request span.
+pub fn with_common_layers(router: Router) -> Router {
+    router
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let request_id = req
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request.id = %request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Serves until `shutdown`, then stops accepting and drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    // Connect info gives handlers the client address (the user service rate-limits failed
+    // log-ins per client).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+}

@@ -1,0 +1,34 @@
+//! Infrastructure shared by the five services of the mesh — never a service's business rules.
+//!
+//! - [`config`], [`telemetry`], [`shutdown`]: process plumbing.
+//! - [`auth`]: EdDSA access tokens, the auth extractors, dev key pairs.
+//! - [`envelope`] and [`events`]: what travels on the streams.
+//! - [`runtime`]: the stream runtime (worker, publisher, dead-letter, safe trim).
+//! - [`db`]: database connection, inbox and outbox.
+//! - [`http`]: health, readiness, metrics, request ids, graceful serving.
+//! - [`service`]: the start-up every service binary shares.
+//! - `testing` (feature `testing`): real `redis-server` and database harness for tests.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod envelope;
+pub mod events;
+pub mod http;
+pub mod keys;
+pub mod problem;
+pub mod runtime;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use envelope::Envelope;
+
+/// Every binary of the mesh allocates with mimalloc: a worker allocates and frees a few small
+/// buffers per stream entry, and glibc's allocator spent a fifth of the consumer's time on them
+/// (profile in `docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+pub use keys::Keys;

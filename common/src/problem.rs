@@ -1,0 +1,164 @@
+//! HTTP errors as `application/problem+json` (RFC 9457) with a stable `type`, `title`, `status` and
+//! `detail`. Every service returns [`ApiError`]; a 5xx is logged once here and its detail hidden.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+/// Base of the `type` URIs.
+pub const PROBLEM_BASE: &str = "https://mesh.example/problems/";
+
+/// An error answer of the API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400/422: the request is malformed or fails validation.
+    #[error("{detail}")]
+    Invalid {
+        status: StatusCode,
+        kind: &'static str,
+        detail: String,
+    },
+    /// 401: no or bad credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such resource (or not yours).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: conflicts with the current state (duplicate, wrong status).
+    #[error("{0}")]
+    Conflict(String),
+    /// 429: slow down; `retry_after` in seconds.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after: u64 },
+    /// 503: a dependency (Redis, database) is unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; the detail is logged, never shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// 422 with a problem `type` suffix such as `validation`.
+    pub fn validation(detail: impl Into<String>) -> Self {
+        Self::Invalid {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            kind: "validation",
+            detail: detail.into(),
+        }
+    }
+
+    /// 400 for a body or query that cannot be parsed.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::Invalid {
+            status: StatusCode::BAD_REQUEST,
+            kind: "bad-request",
+            detail: detail.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::Invalid { status, kind, .. } => (*status, kind, "Invalid request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+}
+
+/// The body of a problem answer.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        let detail = match &self {
+            Self::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "request failed");
+                "the server could not complete the request".to_owned()
+            }
+            Self::Unavailable(detail) => {
+                tracing::warn!(detail, "dependency unavailable");
+                detail.clone()
+            }
+            other => other.to_string(),
+        };
+        let body = Problem {
+            kind: format!("{PROBLEM_BASE}{kind}"),
+            title,
+            status: status.as_u16(),
+            detail,
+        };
+        let mut response = (status, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Self::TooManyRequests { retry_after, .. } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+/// A unique-constraint violation is a 409; any other database error is internal.
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        match error.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(detail)) => {
+                tracing::debug!(detail, "unique constraint violated");
+                Self::Conflict("a resource with these values already exists".into())
+            }
+            _ => Self::Internal(error.into()),
+        }
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(error: redis::RedisError) -> Self {
+        Self::Unavailable(format!("redis: {error}"))
+    }
+}
+
+/// JSON bodies that fail to parse are 400/422 problems, not axum's plain-text rejections.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        Self::Invalid {
+            status: rejection.status(),
+            kind: "bad-request",
+            detail: rejection.body_text(),
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The path of one batch: validate envelopes (poison straight to dead-letter), skip replays meant
+//! for other groups and events already processed, run the handlers concurrently, then ack, retry
+//! or dead-letter each entry.
+
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
+use redis::{Script, Value};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{
+    acker::Ack,
+    backoff::backoff_delay,
+    dead_letter::{self, Failure},
+    handler::{HandleError, Handler, Message},
+    redis_io::{self, RawEntry},
+    stats::WorkerStats,
+    worker::{Shared, sleep_or_cancel},
+};
+use crate::envelope::{self, Envelope, Fields, REPLAY_FOR_GROUP_FIELD};
+
+/// Hands a batch (already tracked as ours) to its own task.
+pub(crate) fn dispatch<H: Handler>(
+    shared: Arc<Shared<H>>,
+    entries: Vec<RawEntry>,
+    permit: OwnedSemaphorePermit,
+) {
+    if entries.is_empty() {
+        return;
+    }
+    let tasks = shared.tasks.clone();
+    tasks.spawn(process_batch(shared, entries, permit));
+}
+
+struct Ready {
+    stream_key: String,
+    message: Message,
+    fields: Fields,
+}
+
+fn process_batch<H: Handler>(
+    shared: Arc<Shared<H>>,
+    entries: Vec<RawEntry>,
+    mut permit: OwnedSemaphorePermit,
+) -> BoxFuture<'static, ()> {
+    async move {
+        let group = shared.cfg.group.clone();
+        let mut ready = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let RawEntry {
+                stream_key,
+                id,
+                fields,
+            } = entry;
+            let Some(fields) = fields else {
+                // Pending entry whose payload was trimmed: nothing to process. Claiming it
+                // already removed it from the PEL.
+                note_trimmed(&shared, &stream_key, &[id]).await;
+                continue;
+            };
+            if let Some(target) = envelope::field(&fields, REPLAY_FOR_GROUP_FIELD)
+                && target != group.as_bytes()
+            {
+                WorkerStats::add(&shared.stats.skipped_other_group, 1);
+                ack(&shared, stream_key, id, None);
+                continue;
+            }
+            match Envelope::from_fields(&fields) {
+                Ok(envelope) => {
+                    let stream = shared
+                        .cfg
+                        .keys
+                        .stream_name(&stream_key)
+                        .unwrap_or(&stream_key)
+                        .to_owned();
+                    ready.push(Ready {
+                        stream_key,
+                        message: Message {
+                            stream,
+                            id,
+                            envelope,
+                        },
+                        fields,
+                    });
+                }
+                Err(poison) => {
+                    WorkerStats::add(&shared.stats.poison, 1);
+                    let error = format!("poison: {poison}");
+                    send_to_dead_letter(&shared, &stream_key, &id, &fields, &error, None).await;
+                }
+            }
+        }
+
+        if shared.cfg.idempotency && !ready.is_empty() {
+            match already_processed(&shared, &ready).await {
+                Some(seen) => {
+                    let mut fresh = Vec::with_capacity(ready.len());
+                    for (item, seen) in ready.into_iter().zip(seen) {
+                        if seen {
+                            WorkerStats::add(&shared.stats.duplicates, 1);
+                            ack(&shared, item.stream_key, item.message.id, None);
+                        } else {
+                            fresh.push(item);
+                        }
+                    }
+                    ready = fresh;
+                }
+                None => {
+                    // Cannot tell what was processed: leave the entries pending; a consumer
+                    // reclaims them once Redis answers again.
+                    for item in &ready {
+                        shared.untrack(&item.stream_key, &item.message.id);
+                    }
+                    return;
+                }
+            }
+        }
+
+        let mut running = FuturesUnordered::new();
+        for item in ready {
+            let piece = permit.split(1);
+            let handler_shared = shared.clone();
+            running.push(async move {
+                let outcome = AssertUnwindSafe(handler_shared.handler.handle(&item.message))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(HandleError::Retry(anyhow::anyhow!("handler panicked")))
+                    });
+                (item, outcome, piece)
+            });
+        }
+        drop(permit);
+        while let Some((item, outcome, piece)) = running.next().await {
+            match outcome {
+                Ok(()) => {
+                    WorkerStats::add(&shared.stats.handled, 1);
+                    let event_id = item.message.envelope.event_id.to_string();
+                    ack(&shared, item.stream_key, item.message.id, Some(event_id));
+                }
+                Err(HandleError::DeadLetter(error)) => {
+                    let error = format!("{error:#}");
+                    send_to_dead_letter(
+                        &shared,
+                        &item.stream_key,
+                        &item.message.id,
+                        &item.fields,
+                        &error,
+                        None,
+                    )
+                    .await;
+                }
+                Err(HandleError::Retry(error)) => {
+                    retry_or_dead_letter(&shared, item, error).await;
+                }
+            }
+            drop(piece);
+        }
+    }
+    .boxed()
+}
+
+fn ack<H>(shared: &Shared<H>, stream_key: String, id: String, event_id: Option<String>) {
+    // The acker lives until every task is done, so the channel is open here.
+    let _ = shared.ack_tx.send(Ack {
+        stream_key,
+        id,
+        event_id,
+    });
+}
+
+/// Which of the batch's events the group already processed (the idempotency sets); `None` if
+/// Redis could not answer after a few tries.
+async fn already_processed<H>(shared: &Shared<H>, ready: &[Ready]) -> Option<Vec<bool>> {
+    let ids: Vec<String> = ready
+        .iter()
+        .map(|item| item.message.envelope.event_id.to_string())
+        .collect();
+    for attempt in 1..=3u64 {
+        match shared
+            .idempotency
+            .contains(&mut shared.cmd.clone(), &ids)
+            .await
+        {
+            Ok(seen) => return Some(seen),
+            Err(error) => {
+                if let Some(suppressed) = shared.redis_log.allow() {
+                    tracing::warn!(%error, suppressed, "idempotency check failed");
+                }
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+        }
+    }
+    None
+}
+
+/// Redis's own delivery counter of a pending entry (`XPENDING`).
+pub(crate) async fn delivery_count<H>(
+    shared: &Shared<H>,
+    stream_key: &str,
+    id: &str,
+) -> Option<u64> {
+    let reply: Value = redis::cmd("XPENDING")
+        .arg(stream_key)
+        .arg(&shared.cfg.group)
+        .arg(id)
+        .arg(id)
+        .arg(1)
+        .query_async(&mut shared.cmd.clone())
+        .await
+        .ok()?;
+    redis_io::parse_pending_range(reply)
+        .into_iter()
+        .next()
+        .map(|(_, _, _, count)| count)
+}
+
+async fn retry_or_dead_letter<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    item: Ready,
+    error: anyhow::Error,
+) {
+    let deliveries = delivery_count(shared, &item.stream_key, &item.message.id).await;
+    let error_text = format!("{error:#}");
+    match deliveries {
+        Some(n) if n >= shared.cfg.max_deliveries => {
+            send_to_dead_letter(
+                shared,
+                &item.stream_key,
+                &item.message.id,
+                &item.fields,
+                &error_text,
+                Some(n),
+            )
+            .await;
+        }
+        None if !still_pending(shared, &item).await => {
+            // Someone else acknowledged or took it; nothing of ours to retry.
+            shared.untrack(&item.stream_key, &item.message.id);
+        }
+        _ => {
+            WorkerStats::add(&shared.stats.retried, 1);
+            let attempt = deliveries.unwrap_or(1);
+            let delay = backoff_delay(shared.cfg.retry_base, shared.cfg.retry_max, attempt);
+            tracing::warn!(
+                stream = %item.message.stream,
+                entry.id = %item.message.id,
+                event.id = %item.message.envelope.event_id,
+                event.r#type = %item.message.envelope.event_type,
+                group = %shared.cfg.group,
+                deliveries = attempt,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %error_text,
+                "handler failed; will retry"
+            );
+            schedule_retry(shared.clone(), item.stream_key, item.message.id, delay);
+        }
+    }
+}
+
+/// `false` only when Redis says the entry is no longer pending at all.
+async fn still_pending<H>(shared: &Shared<H>, item: &Ready) -> bool {
+    let reply: redis::RedisResult<Value> = redis::cmd("XPENDING")
+        .arg(&item.stream_key)
+        .arg(&shared.cfg.group)
+        .arg(&item.message.id)
+        .arg(&item.message.id)
+        .arg(1)
+        .query_async(&mut shared.cmd.clone())
+        .await;
+    match reply {
+        Ok(v) => !redis_io::parse_pending_range(v).is_empty(),
+        Err(_) => true,
+    }
+}
+
+/// Claims one of our own pending entries again (incrementing Redis's delivery counter) if, and
+/// only if, we still own it.
+const RECLAIM_OWN: &str = r#"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return false end
+return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3])
+"#;
+
+/// After `delay`, redeliver the entry to this consumer. On shutdown it simply stays pending.
+fn schedule_retry<H: Handler>(
+    shared: Arc<Shared<H>>,
+    stream_key: String,
+    id: String,
+    delay: Duration,
+) {
+    let tasks = shared.tasks.clone();
+    tasks.spawn(async move {
+        sleep_or_cancel(delay, &shared.stopping).await;
+        if shared.stopping.is_cancelled() {
+            shared.untrack(&stream_key, &id);
+            return;
+        }
+        let permit = tokio::select! {
+            p = shared.permits.clone().acquire_owned() => p.ok(),
+            _ = shared.stopping.cancelled() => None,
+        };
+        let Some(permit) = permit else {
+            shared.untrack(&stream_key, &id);
+            return;
+        };
+        let reply: redis::RedisResult<Value> = Script::new(RECLAIM_OWN)
+            .key(&stream_key)
+            .arg(&shared.cfg.group)
+            .arg(&shared.cfg.consumer)
+            .arg(&id)
+            .invoke_async(&mut shared.cmd.clone())
+            .await;
+        match reply {
+            Ok(Value::Nil) => {
+                WorkerStats::add(&shared.stats.lost_claims, 1);
+                shared.untrack(&stream_key, &id);
+            }
+            Ok(v) => {
+                let entries = redis_io::parse_entries(&stream_key, v);
+                if entries.is_empty() {
+                    // XCLAIM found the payload gone and dropped it from the PEL.
+                    note_trimmed(&shared, &stream_key, std::slice::from_ref(&id)).await;
+                } else {
+                    process_batch(shared.clone(), entries, permit).await;
+                }
+            }
+            Err(error) => {
+                // Leave it pending; the reclaim scan picks it up once Redis is back.
+                if let Some(suppressed) = shared.redis_log.allow() {
+                    tracing::warn!(%error, suppressed, "retry claim failed");
+                }
+                shared.untrack(&stream_key, &id);
+            }
+        }
+    });
+}
+
+/// Dead-letters (and atomically acks) one entry. If Redis refuses, the entry stays pending and
+/// is dealt with on a later delivery.
+async fn send_to_dead_letter<H>(
+    shared: &Shared<H>,
+    stream_key: &str,
+    id: &str,
+    fields: &[(String, Vec<u8>)],
+    error: &str,
+    deliveries: Option<u64>,
+) {
+    let deliveries = match deliveries {
+        Some(n) => n,
+        None => delivery_count(shared, stream_key, id).await.unwrap_or(1),
+    };
+    let origin_stream = shared
+        .cfg
+        .keys
+        .stream_name(stream_key)
+        .unwrap_or(stream_key);
+    let failure = Failure {
+        origin_stream,
+        origin_id: id,
+        group: &shared.cfg.group,
+        consumer: &shared.cfg.consumer,
+        delivery_count: deliveries,
+        last_error: error,
+    };
+    let mut conn = shared.cmd.clone();
+    for attempt in 1..=3u64 {
+        match dead_letter::dead_letter(&mut conn, &shared.cfg.keys, fields, &failure).await {
+            Ok(dl_id) => {
+                WorkerStats::add(&shared.stats.dead_lettered, 1);
+                metrics::counter!("mesh_dead_lettered_total", "group" => shared.cfg.group.clone())
+                    .increment(1);
+                tracing::error!(
+                    stream = %origin_stream,
+                    entry.id = %id,
+                    group = %shared.cfg.group,
+                    deliveries,
+                    dead_letter.id = %dl_id,
+                    error,
+                    "entry dead-lettered"
+                );
+                shared.untrack(stream_key, id);
+                return;
+            }
+            Err(e) => {
+                if let Some(suppressed) = shared.redis_log.allow() {
+                    tracing::warn!(error = %e, suppressed, "dead-letter write failed");
+                }
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+        }
+    }
+    shared.untrack(stream_key, id);
+}
+
+/// Counts (in Redis and locally) and logs pending entries whose payload was trimmed.
+pub(crate) async fn note_trimmed<H>(shared: &Shared<H>, stream_key: &str, ids: &[String]) {
+    if ids.is_empty() {
+        return;
+    }
+    for id in ids {
+        shared.untrack(stream_key, id);
+    }
+    WorkerStats::add(&shared.stats.trimmed, ids.len() as u64);
+    let counted: redis::RedisResult<i64> = redis::cmd("INCRBY")
+        .arg(shared.cfg.keys.trimmed_counter(&shared.cfg.group))
+        .arg(ids.len())
+        .query_async(&mut shared.cmd.clone())
+        .await;
+    tracing::warn!(
+        stream = %stream_key,
+        group = %shared.cfg.group,
+        ids = ?ids,
+        counted = counted.is_ok(),
+        "pending entries lost their payload to trimming; dropped from the pending list"
+    );
+}

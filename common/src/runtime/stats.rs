@@ -1,0 +1,44 @@
+//! Counters of one worker, readable by tests and exported as Prometheus metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// What a worker did. Every field only grows.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Handler returned `Ok`.
+    pub handled: AtomicU64,
+    /// Skipped because the idempotency set already had the `event_id`.
+    pub duplicates: AtomicU64,
+    /// Replays meant for another group, acknowledged without handling.
+    pub skipped_other_group: AtomicU64,
+    /// Handler failures left pending for a later delivery.
+    pub retried: AtomicU64,
+    /// Entries written to the dead-letter stream (failures and poison).
+    pub dead_lettered: AtomicU64,
+    /// Of `dead_lettered`, entries that were not valid envelopes.
+    pub poison: AtomicU64,
+    /// Pending entries whose payload was trimmed, dropped from the PEL.
+    pub trimmed: AtomicU64,
+    /// Entries taken over from other (dead or stuck) consumers.
+    pub reclaimed: AtomicU64,
+    /// Entries acknowledged.
+    pub acked: AtomicU64,
+    /// Times a vanished group was recreated.
+    pub groups_recreated: AtomicU64,
+    /// In-flight entries another consumer took over before we refreshed them.
+    pub lost_claims: AtomicU64,
+    /// Failed reads (Redis unreachable and the like).
+    pub read_errors: AtomicU64,
+}
+
+impl WorkerStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Relaxed);
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Integration tests of the stream runtime, against a real `redis-server` (and SQLite, or
+//! PostgreSQL when `TEST_DATABASE_URL` is set). One binary, one module per promise.
+
+mod support;
+
+mod basics;
+mod claims;
+mod crash;
+mod meshctl;
+mod poison;
+mod replay;
+mod restart;
+mod retry;
+mod scale;
+mod shutdown;
+mod trim;

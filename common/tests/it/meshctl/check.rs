@@ -1,0 +1,131 @@
+//! `check` exits 0 below every threshold, 1 at a warning threshold and 2 at a critical one — for
+//! lag, the age of the oldest pending entry and the dead-letter size; `top` refreshes.
+
+use std::time::Duration;
+
+use common::{
+    Keys,
+    runtime::WorkerConfig,
+    testing::{RedisServer, unique_prefix, wait_drained},
+};
+
+use super::{dlq::RejectsOne, read_without_ack, run};
+use crate::support::{InProcessWorker, Recorder, publish_n};
+
+/// Thresholds that nothing here reaches; each case overrides one metric.
+const RELAXED: [&str; 12] = [
+    "--lag-warn",
+    "100",
+    "--lag-crit",
+    "200",
+    "--pending-age-warn",
+    "1d",
+    "--pending-age-crit",
+    "2d",
+    "--dead-letter-warn",
+    "100",
+    "--dead-letter-crit",
+    "200",
+];
+
+/// `check` with [`RELAXED`] thresholds, some replaced by `overrides` (flag, value pairs).
+fn check_args(overrides: &[&'static str]) -> Vec<&'static str> {
+    let mut args = vec!["check"];
+    for pair in RELAXED.chunks(2) {
+        let value = overrides
+            .chunks(2)
+            .find(|o| o[0] == pair[0])
+            .map_or(pair[1], |o| o[1]);
+        args.extend([pair[0], value]);
+    }
+    args
+}
+
+#[tokio::test]
+async fn check_exit_codes_follow_each_threshold() {
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let mut conn = redis.connection();
+    let key = keys.stream("payments");
+    let events = publish_n(&redis, &keys, "payments", 5).await;
+    // One dead letter, from a handler that rejects one event.
+    let w = InProcessWorker::start(
+        &redis,
+        WorkerConfig::new(keys.clone(), "audit", &["payments"]),
+        RejectsOne {
+            bad_event: events[0].clone(),
+            recorder: Recorder::default(),
+        },
+    );
+    wait_drained(&mut conn, &key, "audit", Duration::from_secs(30)).await;
+    w.stop().await;
+    // `ledger` has read 2 entries without acking them: lag 3, 2 pending.
+    read_without_ack(&mut conn, &key, "ledger", 2).await;
+
+    let check = |overrides: &'static [&'static str]| {
+        let (redis, keys) = (&redis, &keys);
+        async move { run(redis, keys, &check_args(overrides)).await }
+    };
+    let cases: [(&[&str], i32, &str); 7] = [
+        (&[], 0, "OK"),
+        (&["--lag-warn", "3"], 1, "WARNING"),
+        (&["--lag-warn", "2", "--lag-crit", "3"], 2, "CRITICAL"),
+        (&["--dead-letter-warn", "1"], 1, "WARNING"),
+        (
+            &["--dead-letter-warn", "1", "--dead-letter-crit", "1"],
+            2,
+            "CRITICAL",
+        ),
+        (&["--pending-age-warn", "1ms"], 1, "WARNING"),
+        (
+            &["--pending-age-warn", "1ms", "--pending-age-crit", "1ms"],
+            2,
+            "CRITICAL",
+        ),
+    ];
+    for (overrides, code, word) in cases {
+        let out = check(overrides).await;
+        assert_eq!(out.code, code, "check {overrides:?}: {out:?}");
+        assert_eq!(out.stdout.lines().count(), 1, "one-line summary: {out:?}");
+        assert!(out.stdout.starts_with(word), "{out:?}");
+    }
+
+    let mut all = vec!["--json"];
+    all.extend(check_args(&["--lag-warn", "2", "--lag-crit", "3"]));
+    let out = run(&redis, &keys, &all).await;
+    assert_eq!(out.code, 2);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["status"], "critical");
+    assert_eq!(report["exit_code"], 2);
+    assert_eq!(report["max_lag"], 3);
+    assert_eq!(report["dead_letters"], 1);
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report:#}");
+    assert_eq!(findings[0]["subject"], "payments/ledger");
+    assert_eq!(findings[0]["metric"], "lag");
+    assert_eq!(findings[0]["value"], 3);
+    assert_eq!(findings[0]["threshold"], 3);
+    assert_eq!(findings[0]["level"], "critical");
+
+    // top: two refreshes as JSON lines; the second has rates.
+    let frames = super::run(
+        &redis,
+        &keys,
+        &["--json", "top", "--iterations", "2", "--interval", "200ms"],
+    )
+    .await
+    .json_lines();
+    assert_eq!(frames.len(), 2);
+    let s = super::find(&frames[1]["streams"], "stream", "payments");
+    assert_eq!(s["length"], 5);
+    assert_eq!(s["rate_in"], 0.0);
+    let g = super::find(&s["groups"], "group", "ledger");
+    assert_eq!(
+        (g["lag"].as_u64(), g["pending"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(
+        super::find(&s["groups"], "group", "audit")["dead_letters"],
+        1
+    );
+}

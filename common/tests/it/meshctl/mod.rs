@@ -1,0 +1,125 @@
+//! `meshctl`, the real binary, against a real `redis-server` whose state was made by the runtime:
+//! groups read by workers, entries left pending by a `kill -9`ed consumer, entries dead-lettered by
+//! a failing handler. Each command's JSON is asserted field by field; exit codes are asserted for
+//! `check` and for every error the operator can make.
+
+mod check;
+mod dlq;
+mod errors;
+mod inspect;
+mod mutate;
+
+use std::{process::Stdio, time::Duration};
+
+use common::{Keys, testing::RedisServer};
+use redis::aio::ConnectionManager;
+use serde_json::Value;
+
+/// What one run of meshctl printed and returned.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// stdout as one JSON document; panics (with stderr) if the command failed.
+    pub fn json(&self) -> Value {
+        assert_eq!(self.code, 0, "meshctl failed: {self:?}");
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+
+    /// stdout as JSON lines.
+    pub fn json_lines(&self) -> Vec<Value> {
+        assert_eq!(self.code, 0, "meshctl failed: {self:?}");
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+            .collect()
+    }
+}
+
+/// Runs `meshctl --redis-url <url> --prefix <prefix> <args>` (environment fallbacks removed, so
+/// the flags alone decide), without blocking the test's runtime.
+pub async fn run_url(url: &str, prefix: &str, args: &[&str]) -> Out {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .env_remove("REDIS_URL")
+        .env_remove("MESH_STREAM_PREFIX")
+        .args(["--redis-url", url, "--prefix", prefix])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn meshctl");
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("meshctl {args:?} did not finish in 60 s"))
+        .expect("meshctl output");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs meshctl against this test's server and prefix.
+pub async fn run(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Out {
+    run_url(&redis.url(), keys.prefix(), args).await
+}
+
+/// Runs meshctl with `--json` and parses its output.
+pub async fn json(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    run(redis, keys, &all).await.json()
+}
+
+/// The ids of a stream's entries, oldest first.
+pub async fn ids_of(conn: &mut ConnectionManager, stream_key: &str) -> Vec<String> {
+    crate::support::stream_entries(conn, stream_key)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Creates `group` at `0` and reads `count` entries as `<group>-1` without acking them.
+pub async fn read_without_ack(
+    conn: &mut ConnectionManager,
+    stream_key: &str,
+    group: &str,
+    count: usize,
+) {
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream_key)
+        .arg(group)
+        .arg("0")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg(format!("{group}-1"))
+        .arg("COUNT")
+        .arg(count)
+        .arg("STREAMS")
+        .arg(stream_key)
+        .arg(">")
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// The row of `list` whose `key` is `value`.
+pub fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .find(|row| row[key] == value)
+        .unwrap_or_else(|| panic!("no row with {key} = {value} in {list:#}"))
+}

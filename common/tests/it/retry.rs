@@ -1,0 +1,217 @@
+//! Retries: a retryable failure is redelivered after growing backoff, counted by Redis's own
+//! delivery counter, and after `max_deliveries` moved to the dead-letter stream (and acked); a
+//! failure that clears up has its effect once.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use common::{
+    Envelope, Keys,
+    runtime::{
+        HandleError, Handler, Message, Publisher, WorkerConfig, WorkerStats, dead_letter::fields,
+    },
+    testing::{RedisServer, unique_prefix, wait_drained, wait_until, xlen},
+};
+use redis::aio::ConnectionManager;
+
+use crate::support::{InProcessWorker, pending, publish_n, stream_entries};
+
+/// Always fails with a retryable error; records when each attempt started and the delivery count
+/// Redis reported for the entry at that moment.
+#[derive(Clone)]
+struct AlwaysRetry {
+    conn: ConnectionManager,
+    stream_key: String,
+    group: String,
+    attempts: Arc<Mutex<Vec<(Instant, u64)>>>,
+}
+
+impl Handler for AlwaysRetry {
+    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
+        let at = Instant::now();
+        let deliveries = pending(&mut self.conn.clone(), &self.stream_key, &self.group)
+            .await
+            .into_iter()
+            .find(|(id, ..)| *id == message.id)
+            .map_or(0, |(_, _, _, n)| n);
+        self.attempts.lock().unwrap().push((at, deliveries));
+        Err(HandleError::retry(anyhow::anyhow!(
+            "ledger unavailable on delivery {deliveries}"
+        )))
+    }
+}
+
+#[tokio::test]
+async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered() {
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let mut conn = redis.connection();
+    let stream_key = keys.stream("payments");
+    let envelope = Envelope::new(
+        "payment-requested",
+        "test",
+        "corr-retry",
+        "",
+        &serde_json::json!({"amount": 12}),
+    )
+    .unwrap();
+    let entry_id = Publisher::new(conn.clone(), keys.clone())
+        .publish("payments", &envelope)
+        .await
+        .unwrap();
+
+    let base = Duration::from_millis(200);
+    let mut cfg = WorkerConfig::new(keys.clone(), "billing", &["payments"]);
+    cfg.retry_base = base;
+    cfg.retry_max = Duration::from_secs(10);
+    cfg.max_deliveries = 5;
+    let consumer = cfg.consumer.clone();
+    let handler = AlwaysRetry {
+        conn: conn.clone(),
+        stream_key: stream_key.clone(),
+        group: "billing".into(),
+        attempts: Arc::default(),
+    };
+    let started = chrono::Utc::now();
+    let worker = InProcessWorker::start(&redis, cfg, handler.clone());
+
+    wait_until(Duration::from_secs(20), "entry dead-lettered", || {
+        let mut conn = conn.clone();
+        let key = keys.dead_letter();
+        async move { xlen(&mut conn, &key).await == 1 }
+    })
+    .await;
+    let stats = worker.stats.clone();
+    // Stopping waits for every task, so no later attempt can sneak in after the asserts.
+    worker.stop().await;
+
+    let attempts = handler.attempts.lock().unwrap().clone();
+    let deliveries: Vec<u64> = attempts.iter().map(|(_, n)| *n).collect();
+    assert_eq!(
+        deliveries,
+        vec![1, 2, 3, 4, 5],
+        "one handler call per delivery, counted by Redis (XPENDING)"
+    );
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    for (i, gap) in gaps.iter().enumerate() {
+        // After delivery n = i + 1 the delay is drawn from [w/2, w], w = base·2^(n-1).
+        let lower = base * 2u32.pow(i as u32) / 2;
+        assert!(
+            *gap >= lower,
+            "gap after delivery {}: {gap:?} < {lower:?} (all gaps {gaps:?})",
+            i + 1
+        );
+    }
+    assert!(
+        gaps[3] > gaps[0] * 2,
+        "backoff grows: last gap {:?}, first gap {:?}",
+        gaps[3],
+        gaps[0]
+    );
+
+    // The dead-letter entry: the original envelope plus where, who, how often, why and when.
+    let dead = stream_entries(&mut conn, &keys.dead_letter()).await;
+    assert_eq!(dead.len(), 1);
+    let (_, dl) = &dead[0];
+    for (name, value) in envelope.to_fields() {
+        assert_eq!(dl.get(name), Some(&value), "original field {name}");
+    }
+    for name in fields::ALL {
+        assert!(dl.contains_key(name), "dead-letter field {name} missing");
+    }
+    assert_eq!(dl[fields::ORIGIN_STREAM], "payments");
+    assert_eq!(dl[fields::ORIGIN_ID], entry_id);
+    assert_eq!(dl[fields::GROUP], "billing");
+    assert_eq!(dl[fields::CONSUMER], consumer);
+    assert_eq!(dl[fields::DELIVERY_COUNT], "5");
+    assert!(
+        dl[fields::LAST_ERROR].contains("ledger unavailable on delivery 5"),
+        "last error: {}",
+        dl[fields::LAST_ERROR]
+    );
+    let failed_at = chrono::DateTime::parse_from_rfc3339(&dl[fields::FAILED_AT])
+        .expect("dlq_failed_at is RFC 3339");
+    assert!(failed_at >= started - chrono::Duration::seconds(1));
+    assert!(failed_at <= chrono::Utc::now());
+    assert!(!dl.contains_key("replay_for_group"));
+
+    // Acked at the origin; nothing handled, four retries, one dead-letter.
+    assert!(pending(&mut conn, &stream_key, "billing").await.is_empty());
+    assert_eq!(xlen(&mut conn, &stream_key).await, 1, "origin entry kept");
+    assert_eq!(WorkerStats::get(&stats.handled), 0);
+    assert_eq!(WorkerStats::get(&stats.retried), 4);
+    assert_eq!(WorkerStats::get(&stats.dead_lettered), 1);
+    assert_eq!(WorkerStats::get(&stats.poison), 0);
+}
+
+/// Fails the first two deliveries of every event, then applies it.
+#[derive(Clone, Default)]
+struct FailsTwice {
+    attempts: Arc<Mutex<HashMap<String, u64>>>,
+    effects: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Handler for FailsTwice {
+    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
+        let event_id = message.envelope.event_id.to_string();
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(event_id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        if attempt <= 2 {
+            return Err(HandleError::retry(anyhow::anyhow!("not yet ({attempt})")));
+        }
+        *self.effects.lock().unwrap().entry(event_id).or_default() += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn entry_that_fails_twice_then_succeeds_has_its_effect_once() {
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let mut conn = redis.connection();
+    let ids = publish_n(&redis, &keys, "flaky", 5).await;
+
+    let mut cfg = WorkerConfig::new(keys.clone(), "g", &["flaky"]);
+    cfg.retry_base = Duration::from_millis(50);
+    cfg.max_deliveries = 5;
+    let handler = FailsTwice::default();
+    let worker = InProcessWorker::start(&redis, cfg, handler.clone());
+
+    wait_until(Duration::from_secs(20), "every event applied", || {
+        let effects = handler.effects.clone();
+        async move { effects.lock().unwrap().len() == 5 }
+    })
+    .await;
+    wait_drained(
+        &mut conn,
+        &keys.stream("flaky"),
+        "g",
+        Duration::from_secs(20),
+    )
+    .await;
+    let stats = worker.stats.clone();
+    worker.stop().await;
+
+    let attempts = handler.attempts.lock().unwrap().clone();
+    let effects = handler.effects.lock().unwrap().clone();
+    for id in &ids {
+        assert_eq!(attempts.get(id), Some(&3), "attempts of {id}");
+        assert_eq!(effects.get(id), Some(&1), "effects of {id}");
+    }
+    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert!(
+        pending(&mut conn, &keys.stream("flaky"), "g")
+            .await
+            .is_empty()
+    );
+    assert_eq!(WorkerStats::get(&stats.handled), 5);
+    assert_eq!(WorkerStats::get(&stats.retried), 10);
+    assert_eq!(WorkerStats::get(&stats.dead_lettered), 0);
+}

@@ -1,0 +1,621 @@
+//! `bench-orders`: the ordering saga end to end, against a running mesh (issue 5, "Benchmark").
+//!
+//! `scripts/bench-orders.sh` starts a private mesh and runs this against it. It registers and logs
+//! in `--shoppers` shoppers (and waits until payment opened their wallets), creates products with
+//! plenty of stock, then runs two phases:
+//!
+//! 1. **max throughput**: every shopper places orders back to back for `--duration` seconds, with
+//!    at most `--max-in-flight` orders placed but not yet shipped (so the backlog stays bounded);
+//!    the figure is the rate of orders that reach `shipped`, in a window that skips `--warmup`;
+//! 2. **latency**: orders at a fixed rate (`--rate`, default half the measured maximum) for
+//!    `--latency-duration` seconds, open loop (an order is sent at its scheduled time whatever the
+//!    previous ones do); p50/p95/p99 from sending `POST /orders` to the `order-shipped` entry.
+//!
+//! Shipping is observed by one task reading the `<prefix>order-shipped` stream (and, to count
+//! failures, `payment-failed` and `refund-order`) with `XREAD BLOCK`, never by polling orders.
+//! With `--pid name=PID` it also prints each process's CPU share per phase (`/proc/PID/stat`) and
+//! its peak RSS (`VmHWM`) at the end.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use redis::streams::StreamReadReply;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(about = "End-to-end ordering benchmark against a running mesh")]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:8001")]
+    user_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8002")]
+    inventory_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8003")]
+    store_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8004")]
+    payment_url: String,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// The mesh's stream key prefix (`MESH_STREAM_PREFIX`).
+    #[arg(long, env = "MESH_STREAM_PREFIX", default_value = "")]
+    prefix: String,
+    #[arg(long, env = "MESH_ADMIN_EMAIL")]
+    admin_email: String,
+    #[arg(long, env = "MESH_ADMIN_PASSWORD")]
+    admin_password: String,
+    /// Concurrent shoppers.
+    #[arg(long, default_value_t = 32)]
+    shoppers: usize,
+    /// Products to spread the orders over.
+    #[arg(long, default_value_t = 8)]
+    products: usize,
+    /// Seconds of the max-throughput phase.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Seconds at the start of the max-throughput phase left out of the rate.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Orders placed but not yet shipped, at most, in the max-throughput phase.
+    #[arg(long, default_value_t = 2000)]
+    max_in_flight: usize,
+    /// Orders per second of the latency phase (default: half the measured maximum).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds of the latency phase (default: `--duration`).
+    #[arg(long)]
+    latency_duration: Option<u64>,
+    /// Seconds to wait, after a phase, for its orders to ship.
+    #[arg(long, default_value_t = 60)]
+    drain_timeout: u64,
+    /// `name=PID` of a process to report CPU and peak RSS for (repeatable).
+    #[arg(long = "pid", value_parser = parse_pid)]
+    pids: Vec<(String, u32)>,
+}
+
+fn parse_pid(s: &str) -> Result<(String, u32), String> {
+    let (name, pid) = s.split_once('=').ok_or("expected name=PID")?;
+    Ok((name.to_owned(), pid.parse().map_err(|e| format!("{e}"))?))
+}
+
+/// What the shipping tracker knows about one order.
+enum Track {
+    /// Placed at this instant (the `POST /orders` was sent); the permit bounds the backlog.
+    Placed(Instant, Option<OwnedSemaphorePermit>),
+    /// Seen on a stream before the `POST` answered (shipped, or failed when `false`).
+    Early(Instant, bool),
+}
+
+#[derive(Default)]
+struct Tracker {
+    orders: Mutex<HashMap<Uuid, Track>>,
+    /// (placed → shipped) of every shipped order, with the shipping instant.
+    shipped: Mutex<Vec<(Instant, Duration)>>,
+    failed: AtomicU64,
+}
+
+impl Tracker {
+    fn placed(&self, id: Uuid, sent: Instant, permit: Option<OwnedSemaphorePermit>) {
+        let mut orders = self.orders.lock().unwrap();
+        match orders.remove(&id) {
+            Some(Track::Early(at, true)) => {
+                self.shipped.lock().unwrap().push((at, at - sent));
+            }
+            Some(Track::Early(_, false)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                orders.insert(id, Track::Placed(sent, permit));
+            }
+        }
+    }
+
+    fn seen(&self, id: Uuid, at: Instant, shipped: bool) {
+        let mut orders = self.orders.lock().unwrap();
+        match orders.remove(&id) {
+            Some(Track::Placed(sent, _permit)) => {
+                if shipped {
+                    self.shipped.lock().unwrap().push((at, at - sent));
+                } else {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Some(early @ Track::Early(..)) => {
+                orders.insert(id, early);
+            }
+            None => {
+                orders.insert(id, Track::Early(at, shipped));
+            }
+        }
+    }
+
+    fn outstanding(&self) -> usize {
+        self.orders
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|t| matches!(t, Track::Placed(..)))
+            .count()
+    }
+
+    /// Forgets orders still outstanding (and releases their permits); returns how many.
+    fn abandon(&self) -> usize {
+        let mut orders = self.orders.lock().unwrap();
+        let n = orders
+            .values()
+            .filter(|t| matches!(t, Track::Placed(..)))
+            .count();
+        orders.retain(|_, t| matches!(t, Track::Early(..)));
+        n
+    }
+
+    fn take_shipped(&self) -> Vec<(Instant, Duration)> {
+        std::mem::take(&mut *self.shipped.lock().unwrap())
+    }
+}
+
+/// Reads the order-shipped (and failure) streams from their current end, until `stop`.
+async fn follow(
+    mut conn: redis::aio::MultiplexedConnection,
+    prefix: String,
+    tracker: Arc<Tracker>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<()> {
+    let streams = ["order-shipped", "payment-failed", "refund-order"];
+    let keys: Vec<String> = streams.iter().map(|s| format!("{prefix}{s}")).collect();
+    let mut last: Vec<String> = vec!["$".to_owned(); keys.len()];
+    while !stop.load(Ordering::Relaxed) {
+        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(2000)
+            .arg("BLOCK")
+            .arg(200)
+            .arg("STREAMS")
+            .arg(&keys)
+            .arg(&last)
+            .query_async(&mut conn)
+            .await
+            .context("XREAD")?;
+        let now = Instant::now();
+        let Some(reply) = reply else { continue };
+        for key in reply.keys {
+            let Some(i) = keys.iter().position(|k| *k == key.key) else {
+                continue;
+            };
+            for entry in key.ids {
+                last[i] = entry.id.clone();
+                let order_id = entry
+                    .get::<String>("data")
+                    .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+                    .and_then(|d| d["order_id"].as_str().and_then(|s| s.parse().ok()));
+                if let Some(order_id) = order_id {
+                    tracker.seen(order_id, now, i == 0);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Mesh {
+    http: reqwest::Client,
+    args: Args,
+}
+
+impl Mesh {
+    async fn call(
+        &self,
+        url: String,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut req = if body.is_some() {
+            self.http.post(&url)
+        } else {
+            self.http.get(&url)
+        };
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.with_context(|| url.clone())?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    async fn login(&self, email: &str, password: &str) -> Result<String> {
+        let (status, body) = self
+            .call(
+                format!("{}/auth/login", self.args.user_url),
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await?;
+        if status != 200 {
+            bail!("login {email}: {status} {body}");
+        }
+        Ok(body["access_token"]
+            .as_str()
+            .context("no access_token")?
+            .to_owned())
+    }
+
+    async fn shopper(&self) -> Result<String> {
+        let email = format!("bench-{}@mesh.test", Uuid::new_v4().simple());
+        let password = "bench-password-123";
+        let (status, body) = self
+            .call(
+                format!("{}/auth/register", self.args.user_url),
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await?;
+        if status != 201 {
+            bail!("register: {status} {body}");
+        }
+        self.login(&email, password).await
+    }
+
+    async fn wallet_open(&self, token: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, _) = self
+                .call(
+                    format!("{}/wallet", self.args.payment_url),
+                    Some(token),
+                    None,
+                )
+                .await?;
+            if status == 200 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("wallet never opened");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `POST /orders` of one unit of `product`; the order id.
+    async fn order(&self, token: &str, product: &str) -> Result<Uuid> {
+        let (status, body) = self
+            .call(
+                format!("{}/orders", self.args.store_url),
+                Some(token),
+                Some(json!({"items": [{"product_id": product, "quantity": 1}]})),
+            )
+            .await?;
+        if status != 201 {
+            bail!("POST /orders: {status} {body}");
+        }
+        body["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .context("order without id")
+    }
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime field 14, stime field 15 (1-based in proc(5)).
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU ticks of every `--pid`, to diff over a phase.
+fn cpu_snapshot(pids: &[(String, u32)]) -> Vec<Option<u64>> {
+    pids.iter().map(|(_, pid)| cpu_ticks(*pid)).collect()
+}
+
+/// Clock ticks per second: 100 on every Linux this runs on (`getconf CLK_TCK`).
+const CLK_TCK: f64 = 100.0;
+
+fn print_cpu(pids: &[(String, u32)], before: &[Option<u64>], elapsed: Duration) {
+    if pids.is_empty() {
+        return;
+    }
+    let after = cpu_snapshot(pids);
+    let mut parts = Vec::new();
+    for (i, (name, _)) in pids.iter().enumerate() {
+        if let (Some(a), Some(b)) = (after[i], before[i]) {
+            let pct = (a - b) as f64 / CLK_TCK / elapsed.as_secs_f64() * 100.0;
+            parts.push(format!("{name} {pct:.0}%"));
+        }
+    }
+    println!("  CPU (100% = one core): {}", parts.join(", "));
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Waits (bounded) until nothing placed is outstanding; abandons what is left.
+async fn drain(tracker: &Tracker, timeout: Duration) -> (Duration, usize) {
+    let start = Instant::now();
+    while tracker.outstanding() > 0 && start.elapsed() < timeout {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (start.elapsed(), tracker.abandon())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let mesh = Arc::new(Mesh { http, args });
+    let args = &mesh.args;
+
+    // --- set-up ------------------------------------------------------------------------------
+    let setup = Instant::now();
+    let admin = mesh.login(&args.admin_email, &args.admin_password).await?;
+    let mut products = Vec::new();
+    for i in 0..args.products {
+        let (status, body) = mesh
+            .call(
+                format!("{}/products", args.inventory_url),
+                Some(&admin),
+                Some(json!({"name": format!("bench product {i}"), "price_cents": 100, "stock": 1_000_000_000})),
+            )
+            .await?;
+        if status != 201 {
+            bail!("create product: {status} {body}");
+        }
+        products.push(body["id"].as_str().context("product id")?.to_owned());
+    }
+    // Registration hashes a password (argon2id): a few at a time.
+    let mut tokens = Vec::new();
+    for chunk in (0..args.shoppers).collect::<Vec<_>>().chunks(4) {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in chunk {
+            let mesh = mesh.clone();
+            set.spawn(async move { mesh.shopper().await });
+        }
+        while let Some(t) = set.join_next().await {
+            tokens.push(t??);
+        }
+    }
+    for token in &tokens {
+        mesh.wallet_open(token).await?;
+    }
+    let tokens = Arc::new(tokens);
+    let products = Arc::new(products);
+
+    let client = redis::Client::open(args.redis_url.as_str())?;
+    let conn = client.get_multiplexed_async_connection().await?;
+    let tracker = Arc::new(Tracker::default());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = tokio::spawn(follow(
+        conn,
+        args.prefix.clone(),
+        tracker.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await; // the first XREAD is in place
+
+    // The store learns products from `product-changed`: one order per product until accepted.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for product in products.iter() {
+        loop {
+            let sent = Instant::now();
+            match mesh.order(&tokens[0], product).await {
+                Ok(id) => {
+                    tracker.placed(id, sent, None);
+                    break;
+                }
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    let (_, lost) = drain(&tracker, Duration::from_secs(args.drain_timeout)).await;
+    if lost > 0 {
+        bail!("{lost} warm-up orders never shipped");
+    }
+    tracker.take_shipped();
+    println!(
+        "set-up: {} shoppers, {} products, {} warm-up orders shipped, in {:.1} s",
+        args.shoppers,
+        args.products,
+        args.products,
+        setup.elapsed().as_secs_f64()
+    );
+
+    // --- phase 1: max throughput ------------------------------------------------------------
+    let duration = Duration::from_secs(args.duration);
+    let warmup = Duration::from_secs(args.warmup.min(args.duration.saturating_sub(1)));
+    let permits = Arc::new(Semaphore::new(args.max_in_flight));
+    let placed = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_snapshot(&args.pids);
+    let start = Instant::now();
+    let end = start + duration;
+    let mut set = tokio::task::JoinSet::new();
+    for s in 0..args.shoppers {
+        let (mesh, tracker, tokens, products) = (
+            mesh.clone(),
+            tracker.clone(),
+            tokens.clone(),
+            products.clone(),
+        );
+        let (permits, placed, errors) = (permits.clone(), placed.clone(), errors.clone());
+        set.spawn(async move {
+            let mut n = s;
+            while Instant::now() < end {
+                let Ok(Ok(permit)) =
+                    tokio::time::timeout_at(end.into(), permits.clone().acquire_owned()).await
+                else {
+                    break;
+                };
+                let sent = Instant::now();
+                match mesh.order(&tokens[s], &products[n % products.len()]).await {
+                    Ok(id) => {
+                        tracker.placed(id, sent, Some(permit));
+                        placed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                            eprintln!("bench-orders: {e:#}");
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                n += 1;
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let placing = start.elapsed();
+    print_cpu(&args.pids, &cpu0, placing);
+    let outstanding_at_end = tracker.outstanding();
+    let (drained_in, lost1) = drain(&tracker, Duration::from_secs(args.drain_timeout)).await;
+    let shipped1 = tracker.take_shipped();
+    let window = duration - warmup;
+    let in_window = shipped1
+        .iter()
+        .filter(|(at, _)| *at >= start + warmup && *at < end)
+        .count();
+    let max_rate = in_window as f64 / window.as_secs_f64();
+    let placed1 = placed.load(Ordering::Relaxed);
+    println!(
+        "max throughput ({} shoppers, {} s, at most {} in flight):",
+        args.shoppers, args.duration, args.max_in_flight
+    );
+    println!(
+        "  placed {placed1} orders ({:.0}/s accepted), {} POST errors",
+        placed1 as f64 / placing.as_secs_f64(),
+        errors.load(Ordering::Relaxed)
+    );
+    println!(
+        "  shipped {:.0} orders/s (seconds {}-{}: {in_window} orders)",
+        max_rate,
+        warmup.as_secs(),
+        args.duration
+    );
+    println!(
+        "  at the end {outstanding_at_end} placed but not shipped; all shipped {:.1} s later; {} failed, {lost1} never shipped",
+        drained_in.as_secs_f64(),
+        tracker.failed.swap(0, Ordering::Relaxed)
+    );
+    let mut lat1: Vec<Duration> = shipped1.iter().map(|(_, d)| *d).collect();
+    lat1.sort();
+    println!(
+        "  (placed → shipped under saturation: p50 {}, p99 {})",
+        ms(percentile(&lat1, 50.0)),
+        ms(percentile(&lat1, 99.0))
+    );
+
+    // --- phase 2: latency at a fixed rate -----------------------------------------------------
+    let rate = args.rate.unwrap_or((max_rate / 2.0).max(1.0));
+    let secs = args.latency_duration.unwrap_or(args.duration);
+    let total = (rate * secs as f64).round() as u64;
+    let post_times = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let errors = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_snapshot(&args.pids);
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let at = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(at.into()).await;
+        let (mesh, tracker, tokens, products) = (
+            mesh.clone(),
+            tracker.clone(),
+            tokens.clone(),
+            products.clone(),
+        );
+        let (post_times, errors) = (post_times.clone(), errors.clone());
+        set.spawn(async move {
+            let i = i as usize;
+            let sent = Instant::now();
+            match mesh
+                .order(&tokens[i % tokens.len()], &products[i % products.len()])
+                .await
+            {
+                Ok(id) => {
+                    post_times.lock().unwrap().push(sent.elapsed());
+                    tracker.placed(id, sent, None);
+                }
+                Err(e) => {
+                    if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                        eprintln!("bench-orders: {e:#}");
+                    }
+                }
+            }
+        });
+        // Reap finished requests as we go, so the set stays small.
+        while set.try_join_next().is_some() {}
+    }
+    while set.join_next().await.is_some() {}
+    let (_, lost2) = drain(&tracker, Duration::from_secs(args.drain_timeout)).await;
+    let elapsed = start.elapsed();
+    print_cpu(&args.pids, &cpu0, elapsed);
+    let mut lat: Vec<Duration> = tracker.take_shipped().iter().map(|(_, d)| *d).collect();
+    lat.sort();
+    let mut post = post_times.lock().unwrap().clone();
+    post.sort();
+    println!("latency at {rate:.0} orders/s for {secs} s ({total} orders):");
+    println!(
+        "  POST /orders → order-shipped: p50 {}, p95 {}, p99 {}, max {} ({} shipped, {} failed, {lost2} never shipped, {} POST errors)",
+        ms(percentile(&lat, 50.0)),
+        ms(percentile(&lat, 95.0)),
+        ms(percentile(&lat, 99.0)),
+        ms(lat.last().copied().unwrap_or_default()),
+        lat.len(),
+        tracker.failed.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed)
+    );
+    println!(
+        "  POST /orders response alone: p50 {}, p95 {}, p99 {}",
+        ms(percentile(&post, 50.0)),
+        ms(percentile(&post, 95.0)),
+        ms(percentile(&post, 99.0))
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let _ = tokio::time::timeout(Duration::from_secs(2), follower).await;
+
+    if !args.pids.is_empty() {
+        let rss: Vec<String> = args
+            .pids
+            .iter()
+            .map(|(name, pid)| match status_kb(*pid, "VmHWM:") {
+                Some(kb) => format!("{name} {:.1} MB", kb as f64 / 1024.0),
+                None => format!("{name} ?"),
+            })
+            .collect();
+        println!("peak RSS (VmHWM): {}", rss.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! The ordering saga end to end: five real binaries, one real Redis, driven over HTTP. After each
+//! scenario the mesh must be settled (nothing pending, dead-letter empty) and conserve money and
+//! stock, computed from what the services answer.
+
+mod mesh;
+
+use std::{collections::HashMap, time::Duration};
+
+use common::testing::wait_until;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use mesh::{Mesh, Options, Shopper};
+
+const TERMINAL_OR_SHIPPED: [&str; 4] = ["shipped", "payment_failed", "refunded", "cancelled"];
+
+impl Mesh {
+    async fn place(&self, shopper: &Shopper, items: Value, key: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.url("store", "/orders"))
+            .bearer_auth(&shopper.token)
+            .json(&json!({ "items": items }));
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn order(&self, shopper: &Shopper, id: &str) -> Value {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                "store",
+                &format!("/orders/{id}"),
+                Some(&shopper.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "GET order: {body}");
+        body
+    }
+
+    /// Waits until the order reaches `status`; panics with its history otherwise.
+    async fn wait_status(&self, shopper: &Shopper, id: &str, status: &str) -> Value {
+        let mut last = Value::Null;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            last = self.order(shopper, id).await;
+            if last["status"] == status {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("order {id} never reached {status}: {last:#}");
+    }
+
+    async fn balance(&self, shopper: &Shopper) -> i64 {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                "payment",
+                "/wallet",
+                Some(&shopper.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "wallet: {body}");
+        body["balance_cents"].as_i64().unwrap()
+    }
+
+    async fn stock(&self, product: &str) -> i64 {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                "inventory",
+                &format!("/products/{product}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "product: {body}");
+        body["stock"].as_i64().unwrap()
+    }
+
+    /// Waits until the store's catalog projection knows the product (orders price from it).
+    async fn wait_catalog(&self, shopper: &Shopper, product: &str) {
+        let mut conn = self.redis.connection();
+        common::testing::wait_drained(
+            &mut conn,
+            &self.keys.stream("product-changed"),
+            "store",
+            Duration::from_secs(30),
+        )
+        .await;
+        let _ = (shopper, product);
+    }
+
+    /// Every order of `shoppers` is terminal or shipped; money and stock are conserved.
+    async fn assert_conserved(&self, shoppers: &[(&Shopper, i64)], products: &[(&str, i64)]) {
+        self.assert_settled().await;
+        let mut sold: HashMap<String, i64> = HashMap::new();
+        for (shopper, deposits) in shoppers {
+            let (status, page) = self
+                .call(
+                    Method::GET,
+                    "store",
+                    "/orders?per_page=100",
+                    Some(&shopper.token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            let mut charged = 0;
+            for order in page["items"].as_array().unwrap() {
+                let s = order["status"].as_str().unwrap();
+                assert!(
+                    TERMINAL_OR_SHIPPED.contains(&s),
+                    "order stuck in {s}: {order:#}"
+                );
+                if s == "shipped" {
+                    charged += order["total_cents"].as_i64().unwrap();
+                    for line in order["items"].as_array().unwrap() {
+                        *sold
+                            .entry(line["product_id"].as_str().unwrap().to_owned())
+                            .or_default() += line["quantity"].as_i64().unwrap();
+                    }
+                }
+            }
+            // credit + deposits = balance + captured − refunded, per wallet.
+            assert_eq!(
+                self.balance(shopper).await,
+                self.options.starting_credit_cents + deposits - charged,
+                "money conserved"
+            );
+        }
+        for (product, initial) in products {
+            let out = sold.get(*product).copied().unwrap_or(0);
+            assert_eq!(
+                self.stock(product).await,
+                initial - out,
+                "stock conserved for {product}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_saga_ships_paid_orders_and_compensates_every_failure() {
+    let mesh = Mesh::start(Options::default()).await;
+    let shopper = mesh.shopper().await;
+    let poor = mesh.shopper().await;
+    let mug = mesh.product("mug", 1_000, 10).await;
+    let rare = mesh.product("rare", 500, 1).await;
+    let gold = mesh.product("gold", 200_000, 5).await;
+    mesh.wait_catalog(&shopper, &gold).await;
+
+    // Happy path: placed → paid → reserved → shipped, priced with the 20 % fee.
+    let (status, order) = mesh
+        .place(&shopper, json!([{"product_id": mug, "quantity": 2}]), None)
+        .await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["subtotal_cents"], 2_000);
+    assert_eq!(order["fee_cents"], 400);
+    assert_eq!(order["total_cents"], 2_400);
+    let id = order["id"].as_str().unwrap().to_owned();
+    let shipped = mesh.wait_status(&shopper, &id, "shipped").await;
+    let statuses: Vec<&str> = shipped["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    for expected in ["pending", "paid", "reserved", "shipped"] {
+        assert!(statuses.contains(&expected), "history {statuses:?}");
+    }
+    // A shipped order cannot be cancelled.
+    let (status, _) = mesh
+        .call(
+            Method::POST,
+            "store",
+            &format!("/orders/{id}/cancel"),
+            Some(&shopper.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    // Not enough stock: paid, then refunded; the wallet is whole again.
+    let (_, order) = mesh
+        .place(&shopper, json!([{"product_id": rare, "quantity": 2}]), None)
+        .await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    mesh.wait_status(&shopper, &id, "refunded").await;
+
+    // Not enough money: payment_failed, stock untouched.
+    let (_, order) = mesh
+        .place(&poor, json!([{"product_id": gold, "quantity": 1}]), None)
+        .await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    mesh.wait_status(&poor, &id, "payment_failed").await;
+    assert_eq!(mesh.stock(&gold).await, 5);
+
+    // A retried request with the same Idempotency-Key makes one order.
+    let items = json!([{"product_id": mug, "quantity": 1}]);
+    let (s1, first) = mesh.place(&shopper, items.clone(), Some("retry-1")).await;
+    let (s2, again) = mesh.place(&shopper, items, Some("retry-1")).await;
+    assert!(s1 == 201 && (s2 == 200 || s2 == 201), "{s1} {s2}");
+    assert_eq!(first["id"], again["id"]);
+    let id = first["id"].as_str().unwrap().to_owned();
+    mesh.wait_status(&shopper, &id, "shipped").await;
+
+    // Cancelled at once: whichever state it was in, it ends cancelled or refunded, never charged.
+    let (_, order) = mesh
+        .place(&shopper, json!([{"product_id": mug, "quantity": 1}]), None)
+        .await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let (status, body) = mesh
+        .call(
+            Method::POST,
+            "store",
+            &format!("/orders/{id}/cancel"),
+            Some(&shopper.token),
+            None,
+        )
+        .await;
+    assert!(
+        status == 200 || status == 202 || status == 409,
+        "{status} {body}"
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "cancelled order settles",
+        || async {
+            let o = mesh.order(&shopper, &id).await;
+            matches!(
+                o["status"].as_str(),
+                Some("cancelled" | "refunded" | "shipped")
+            )
+        },
+    )
+    .await;
+
+    mesh.assert_conserved(
+        &[(&shopper, 0), (&poor, 0)],
+        &[(&mug, 10), (&rare, 1), (&gold, 5)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn without_auto_dispatch_a_failed_shipment_or_a_cancel_refunds_and_restocks() {
+    let mesh = Mesh::start(Options {
+        auto_dispatch: false,
+        ..Options::default()
+    })
+    .await;
+    let shopper = mesh.shopper().await;
+    let lamp = mesh.product("lamp", 2_500, 10).await;
+    mesh.wait_catalog(&shopper, &lamp).await;
+    let (status, _) = mesh
+        .call(
+            Method::POST,
+            "payment",
+            "/wallet/deposit",
+            Some(&shopper.token),
+            Some(json!({"amount_cents": 5_000})),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "deposit: {status}");
+
+    // Three orders stop at `reserved` (nobody ships them).
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, order) = mesh
+            .place(&shopper, json!([{"product_id": lamp, "quantity": 1}]), None)
+            .await;
+        assert_eq!(status, 201, "{order}");
+        let id = order["id"].as_str().unwrap().to_owned();
+        mesh.wait_status(&shopper, &id, "reserved").await;
+        ids.push(id);
+    }
+    assert_eq!(mesh.stock(&lamp).await, 7);
+
+    let shipment_of = |order_id: String| {
+        let mesh = &mesh;
+        async move {
+            let (status, page) = mesh
+                .call(
+                    Method::GET,
+                    "warehouse",
+                    &format!("/shipments?order_id={order_id}"),
+                    Some(&mesh.admin_token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            page["items"][0]["id"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // 1: the admin ships it.
+    let s = shipment_of(ids[0].clone()).await;
+    let (status, body) = mesh
+        .call(
+            Method::POST,
+            "warehouse",
+            &format!("/shipments/{s}/ship"),
+            Some(&mesh.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    mesh.wait_status(&shopper, &ids[0], "shipped").await;
+
+    // 2: the shipment fails: refunded, money and stock back.
+    let s = shipment_of(ids[1].clone()).await;
+    let (status, body) = mesh
+        .call(
+            Method::POST,
+            "warehouse",
+            &format!("/shipments/{s}/fail"),
+            Some(&mesh.admin_token),
+            Some(json!({"reason": "box crushed"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    mesh.wait_status(&shopper, &ids[1], "refunded").await;
+
+    // 3: the customer cancels a reserved order: refunded, restocked, shipment cancelled.
+    let (status, body) = mesh
+        .call(
+            Method::POST,
+            "store",
+            &format!("/orders/{}/cancel", ids[2]),
+            Some(&shopper.token),
+            None,
+        )
+        .await;
+    assert!(status == 200 || status == 202, "{status} {body}");
+    mesh.wait_status(&shopper, &ids[2], "refunded").await;
+
+    mesh.assert_conserved(&[(&shopper, 5_000)], &[(&lamp, 10)])
+        .await;
+}

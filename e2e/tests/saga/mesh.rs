@@ -1,0 +1,326 @@
+//! A whole mesh for one test: a real `redis-server`, one database per service (SQLite files, or
+//! PostgreSQL databases when `TEST_DATABASE_URL` is set), and the five real service binaries on
+//! free ports, sharing a data dir (so they share the dev signing key) and a key prefix.
+
+use std::{
+    collections::BTreeMap,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{
+    Keys,
+    events::ALL_STREAMS,
+    runtime::inspect::group_state,
+    testing::{RedisServer, TestDb, free_port, unique_prefix, wait_until, workspace_bin, xlen},
+};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const SERVICES: [&str; 5] = ["user", "inventory", "store", "payment", "warehouse"];
+pub const ADMIN_EMAIL: &str = "admin@mesh.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+
+/// How a mesh is started.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub auto_dispatch: bool,
+    pub starting_credit_cents: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            auto_dispatch: true,
+            starting_credit_cents: 100_000,
+        }
+    }
+}
+
+/// Every (group, stream) the mesh consumes.
+const GROUPS: [(&str, &str); 15] = [
+    ("user", "password-reset-requested"),
+    ("payment", "user-registered"),
+    ("payment", "order-placed"),
+    ("payment", "refund-order"),
+    ("inventory", "order-completed"),
+    ("inventory", "refund-order"),
+    ("warehouse", "stock-reserved"),
+    ("warehouse", "refund-order"),
+    ("store", "product-changed"),
+    ("store", "order-completed"),
+    ("store", "payment-failed"),
+    ("store", "stock-reserved"),
+    ("store", "refund-order"),
+    ("store", "order-shipped"),
+    ("store", "payment-refunded"),
+];
+
+pub struct Node {
+    pub base_url: String,
+    _db: TestDb,
+    child: Child,
+}
+
+pub struct Mesh {
+    pub redis: RedisServer,
+    pub keys: Keys,
+    pub nodes: BTreeMap<&'static str, Node>,
+    pub http: reqwest::Client,
+    pub data: TempDir,
+    pub admin_token: String,
+    pub options: Options,
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+}
+
+impl Mesh {
+    pub async fn start(options: Options) -> Self {
+        let redis = RedisServer::start();
+        let keys = Keys::new(unique_prefix());
+        let data = tempfile::Builder::new()
+            .prefix("mesh-e2e-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(data.path().join("logs")).unwrap();
+        let mut mesh = Self {
+            redis,
+            keys,
+            nodes: BTreeMap::new(),
+            http: reqwest::Client::new(),
+            data,
+            admin_token: String::new(),
+            options,
+        };
+        // user first: it creates the dev key pair every other service verifies with.
+        for name in SERVICES {
+            mesh.spawn(name).await;
+        }
+        mesh.admin_token = mesh.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        mesh
+    }
+
+    async fn spawn(&mut self, name: &'static str) {
+        let bin = workspace_bin(name);
+        assert!(
+            bin.exists(),
+            "{} is missing: build the services first (`cargo build --workspace`; `scripts/test.sh` does)",
+            bin.display()
+        );
+        let db = TestDb::new().await;
+        let port = free_port();
+        let log = std::fs::File::create(self.data.path().join(format!("logs/{name}.log"))).unwrap();
+        let mut cmd = Command::new(&bin);
+        cmd.env("REDIS_URL", self.redis.url())
+            .env("DATABASE_URL", &db.url)
+            .env("MESH_DATA_DIR", self.data.path())
+            .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("MESH_STREAM_PREFIX", self.keys.prefix())
+            .env("MESH_LOG_FORMAT", "json")
+            .env("MESH_PROCESSING_TIMEOUT_MS", "5000")
+            .env("RUST_LOG", "warn")
+            .env("MESH_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("MESH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env(
+                "MESH_STARTING_CREDIT_CENTS",
+                self.options.starting_credit_cents.to_string(),
+            )
+            .env(
+                "MESH_WAREHOUSE_AUTO_DISPATCH",
+                self.options.auto_dispatch.to_string(),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let base_url = format!("http://127.0.0.1:{port}");
+        self.nodes.insert(
+            name,
+            Node {
+                base_url,
+                _db: db,
+                child,
+            },
+        );
+        let url = format!("{}/readyz", self.nodes[name].base_url);
+        let http = self.http.clone();
+        wait_until(Duration::from_secs(60), &format!("{name} ready"), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { matches!(http.get(&url).send().await, Ok(r) if r.status() == 200) }
+        })
+        .await;
+    }
+
+    pub fn url(&self, service: &str, path: &str) -> String {
+        format!("{}{path}", self.nodes[service].base_url)
+    }
+
+    /// `method` `path` on `service` with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        service: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method.clone(), self.url(service, path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {service}{path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "user",
+                "/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 200, "login {email}: {body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers a shopper, logs in, and waits until payment opened the wallet.
+    pub async fn shopper(&self) -> Shopper {
+        let email = format!("{}@mesh.test", uuid::Uuid::new_v4().simple());
+        let password = "shopper-password-123";
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "user",
+                "/auth/register",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 201, "register: {body}");
+        let token = self.login(&email, password).await;
+        wait_until(Duration::from_secs(30), "wallet opened", || async {
+            self.call(
+                reqwest::Method::GET,
+                "payment",
+                "/wallet",
+                Some(&token),
+                None,
+            )
+            .await
+            .0 == 200
+        })
+        .await;
+        Shopper { token }
+    }
+
+    /// Creates an active product with `stock` units at `price_cents`; returns its id.
+    pub async fn product(&self, name: &str, price_cents: i64, stock: i64) -> String {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "inventory",
+                "/products",
+                Some(&self.admin_token),
+                Some(json!({"name": name, "price_cents": price_cents, "stock": stock})),
+            )
+            .await;
+        assert_eq!(status, 201, "create product: {body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Events still in some service's outbox (not yet on a stream).
+    pub async fn unsent(&self) -> u64 {
+        let mut total = 0;
+        for node in self.nodes.values() {
+            let db = common::db::connect(&node._db.url).await.unwrap();
+            total += common::db::outbox::unsent(&db).await.unwrap();
+            let _ = db.close().await;
+        }
+        total
+    }
+
+    /// Nothing in any outbox, nothing pending or unread in any group of any stream (twice in a
+    /// row: a handler may publish while we look), and the dead-letter stream empty.
+    pub async fn assert_settled(&self) {
+        let mut quiet_rounds = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while quiet_rounds < 2 {
+            assert!(std::time::Instant::now() < deadline, "mesh never settled");
+            if self.unsent().await == 0 && self.groups_drained().await {
+                quiet_rounds += 1;
+            } else {
+                quiet_rounds = 0;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.assert_drained().await;
+    }
+
+    async fn groups_drained(&self) -> bool {
+        let mut conn = self.redis.connection();
+        for (group, stream) in GROUPS {
+            let drained = group_state(&mut conn, &self.keys.stream(stream), group)
+                .await
+                .is_some_and(|g| g.is_drained());
+            if !drained {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Nothing pending in any group of any stream, and the dead-letter stream empty.
+    pub async fn assert_drained(&self) {
+        let mut conn = self.redis.connection();
+        let groups = GROUPS;
+        for (group, stream) in groups {
+            assert!(ALL_STREAMS.contains(&stream));
+            let key = self.keys.stream(stream);
+            let mut c = conn.clone();
+            wait_until(
+                Duration::from_secs(30),
+                &format!("{group} drained on {stream}"),
+                || {
+                    let (mut c, key) = (c.clone(), key.clone());
+                    async move {
+                        group_state(&mut c, &key, group)
+                            .await
+                            .is_some_and(|g| g.is_drained())
+                    }
+                },
+            )
+            .await;
+            let _ = &mut c;
+        }
+        assert_eq!(
+            xlen(&mut conn, &self.keys.dead_letter()).await,
+            0,
+            "dead-letter stream must be empty"
+        );
+    }
+}
+
+pub struct Shopper {
+    pub token: String,
+}

@@ -1,0 +1,109 @@
+//! The Redis cache of the public product list. Every page is stored under a key that contains
+//! the catalog's *version*, a counter bumped after every committed write (catalog or stock). A
+//! read after a write therefore looks under a new key and goes to the database: no stale page is
+//! ever served once the write has returned, and old pages simply expire.
+//!
+//! The cache is an optimisation only: when Redis fails, reads go to the database and a failed
+//! bump is logged (old pages then live at most [`TTL`]).
+
+use std::time::Duration;
+
+use common::Keys;
+use redis::aio::ConnectionManager;
+
+/// How long a cached page lives (also the bound on staleness if a version bump was lost).
+pub const TTL: Duration = Duration::from_secs(30);
+
+/// Cached pages of `GET /products`, under the mesh prefix.
+#[derive(Clone)]
+pub struct ProductCache {
+    redis: ConnectionManager,
+    prefix: String,
+}
+
+/// The version a page was read under, to store the fresh page under the same one.
+#[derive(Debug, Clone, Copy)]
+pub struct Version(i64);
+
+impl ProductCache {
+    pub fn new(redis: ConnectionManager, keys: &Keys) -> Self {
+        Self {
+            redis,
+            prefix: format!("{}inventory:products:", keys.prefix()),
+        }
+    }
+
+    fn version_key(&self) -> String {
+        format!("{}version", self.prefix)
+    }
+
+    fn page_key(&self, version: Version, page: u64, per_page: u64) -> String {
+        format!("{}v{}:p{page}:n{per_page}", self.prefix, version.0)
+    }
+
+    /// The cached page, or the version to store it under once read from the database.
+    /// `Err(None)` when Redis is unavailable (do not cache).
+    pub async fn get(&self, page: u64, per_page: u64) -> Result<String, Option<Version>> {
+        let mut conn = self.redis.clone();
+        let version: Option<i64> = match redis::cmd("GET")
+            .arg(self.version_key())
+            .query_async(&mut conn)
+            .await
+        {
+            Ok(v) => v,
+            Err(error) => {
+                tracing::warn!(%error, "product cache unavailable; reading the database");
+                return Err(None);
+            }
+        };
+        let version = Version(version.unwrap_or(0));
+        let cached: redis::RedisResult<Option<String>> = redis::cmd("GET")
+            .arg(self.page_key(version, page, per_page))
+            .query_async(&mut conn)
+            .await;
+        match cached {
+            Ok(Some(body)) => {
+                metrics::counter!("inventory_product_cache_hits_total").increment(1);
+                Ok(body)
+            }
+            Ok(None) => {
+                metrics::counter!("inventory_product_cache_misses_total").increment(1);
+                Err(Some(version))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "product cache unavailable; reading the database");
+                Err(None)
+            }
+        }
+    }
+
+    /// Stores a page read from the database under the version it was looked up with. If a
+    /// write bumped the version meanwhile, the page lands under the old key and is never read.
+    pub async fn put(&self, version: Version, page: u64, per_page: u64, body: &str) {
+        let result: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(self.page_key(version, page, per_page))
+            .arg(body)
+            .arg("PX")
+            .arg(TTL.as_millis() as u64)
+            .query_async(&mut self.redis.clone())
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "cannot store a product page in the cache");
+        }
+    }
+
+    /// Makes every cached page unreachable. Call after the write has committed.
+    pub async fn invalidate(&self) {
+        let result: redis::RedisResult<i64> = redis::cmd("INCR")
+            .arg(self.version_key())
+            .query_async(&mut self.redis.clone())
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(
+                %error,
+                ttl_s = TTL.as_secs(),
+                "cannot invalidate the product cache; pages may be stale until they expire"
+            );
+        }
+    }
+}

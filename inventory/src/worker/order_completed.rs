@@ -1,0 +1,105 @@
+//! `order-completed`: the order is paid, take its stock. All lines or none, in one transaction
+//! with the inbox record: every line is a conditional update inside a savepoint; if any line is
+//! short the savepoint is rolled back (no stock taken) and `refund-order` with reason
+//! `insufficient_stock` is enqueued instead of `stock-reserved`.
+
+use anyhow::{Context as _, anyhow};
+use common::{
+    Envelope,
+    db::{inbox, outbox},
+    events::{Event as _, OrderCompleted, RefundOrder, RefundReason, StockReserved},
+    runtime::HandleError,
+};
+use sea_orm::TransactionTrait;
+
+use super::{GROUP, InventoryHandler};
+use crate::{
+    SERVICE,
+    stock::{self, Reserve},
+};
+
+pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<(), HandleError> {
+    let order: OrderCompleted = envelope.payload()?;
+    if order.items.is_empty() {
+        return Err(HandleError::dead_letter(anyhow!(
+            "order {} has no lines",
+            order.order_id
+        )));
+    }
+    if let Some(line) = order.items.iter().find(|l| l.quantity <= 0) {
+        return Err(HandleError::dead_letter(anyhow!(
+            "order {} asks for {} of product {}",
+            order.order_id,
+            line.quantity,
+            line.product_id
+        )));
+    }
+    let lines = stock::merge_lines(order.items.iter().map(|l| (l.product_id, l.quantity)));
+
+    let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
+        tracing::debug!(order.id = %order.order_id, "already handled");
+        return Ok(());
+    };
+    stock::lock_order(&txn, order.order_id).await?;
+    // The same order announced again under another event id (a producer that lost its outbox
+    // row, say) is reserved already: its outcome was published the first time.
+    if stock::has_reservations(&txn, order.order_id).await? {
+        tracing::info!(order.id = %order.order_id, "order already reserved; nothing to do");
+        txn.commit().await?;
+        return Ok(());
+    }
+
+    // Refunded before it reached us (cancelled while its payment was under way): payment
+    // refunds it; taking stock now would strand it in a reservation nobody releases.
+    if stock::is_withdrawn(&txn, order.order_id).await? {
+        tracing::info!(order.id = %order.order_id, "order was refunded before its stock was reserved; taking none");
+        txn.commit().await?;
+        return Ok(());
+    }
+
+    let attempt = txn.begin().await?;
+    let outcome = stock::reserve(&attempt, order.order_id, &lines).await?;
+    let (stream, event) = match outcome {
+        Reserve::Reserved => {
+            attempt.commit().await?;
+            let payload = StockReserved {
+                order_id: order.order_id,
+                user_id: order.user_id,
+                items: order.items.clone(),
+            };
+            (
+                StockReserved::TYPE,
+                envelope.follow_up(StockReserved::TYPE, SERVICE, &payload),
+            )
+        }
+        Reserve::Short(product_id) => {
+            attempt.rollback().await?;
+            tracing::info!(
+                order.id = %order.order_id,
+                product.id = %product_id,
+                "insufficient stock; refunding the order"
+            );
+            metrics::counter!("inventory_orders_short_total").increment(1);
+            let payload = RefundOrder {
+                order_id: order.order_id,
+                user_id: order.user_id,
+                reason: RefundReason::InsufficientStock,
+            };
+            (
+                RefundOrder::TYPE,
+                envelope.follow_up(RefundOrder::TYPE, SERVICE, &payload),
+            )
+        }
+    };
+    let event = event.context("encode follow-up event")?;
+    outbox::enqueue(&txn, stream, &event).await?;
+    txn.commit().await?;
+    h.notifier.notify();
+    if outcome == Reserve::Reserved {
+        // The public list shows stock: the next read must see it taken.
+        h.cache.invalidate().await;
+        metrics::counter!("inventory_orders_reserved_total").increment(1);
+        tracing::info!(order.id = %order.order_id, lines = lines.len(), "stock reserved");
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! The public product list: pagination and its checks, and the Redis cache serving a write's
+//! result to the very next read.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::{assert_problem, spawn_app};
+
+fn id_of(product: &Value) -> Uuid {
+    product["id"].as_str().expect("id").parse().expect("uuid")
+}
+
+#[tokio::test]
+async fn the_product_list_is_paginated_and_checks_its_query() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(id_of(
+            &app.create_product(&format!("Item {i}"), 100 + i, 1).await,
+        ));
+    }
+    let page: Value = app
+        .get("/products?page=2&per_page=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            page["page"].as_u64(),
+            page["per_page"].as_u64(),
+            page["total"].as_u64()
+        ),
+        (Some(2), Some(2), Some(5))
+    );
+    let got: Vec<Uuid> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
+    assert_eq!(got, ids[2..4]);
+    let last: Value = app
+        .get("/products?page=3&per_page=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["items"].as_array().unwrap().len(), 1);
+    let beyond: Value = app
+        .get("/products?page=9&per_page=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(beyond["items"].as_array().unwrap().is_empty());
+    let default: Value = app.get("/products").await.json().await.unwrap();
+    assert_eq!(default["per_page"], 20);
+    assert_eq!(default["items"].as_array().unwrap().len(), 5);
+
+    for query in [
+        "page=0",
+        "per_page=0",
+        "per_page=101",
+        "page=abc",
+        "per_page=-1",
+    ] {
+        assert_problem(app.get(&format!("/products?{query}")).await, 422).await;
+    }
+}
+
+#[tokio::test]
+async fn the_cached_list_shows_a_write_to_the_very_next_read() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let id = id_of(&app.create_product("Jug", 1500, 4).await);
+
+    let first = app.get("/products").await;
+    assert_eq!(first.headers()["x-cache"], "miss");
+    let second = app.get("/products").await;
+    assert_eq!(second.headers()["x-cache"], "hit");
+    let cached: Value = second.json().await.unwrap();
+    assert_eq!(cached["items"][0]["name"], "Jug");
+
+    // Catalog write, then read at once.
+    let response = app
+        .send(
+            Method::PATCH,
+            &format!("/products/{id}"),
+            Some(&admin),
+            Some(json!({"name": "Big jug"})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let fresh: Value = app.get("/products").await.json().await.unwrap();
+    assert_eq!(fresh["items"][0]["name"], "Big jug");
+
+    // Stock write, then read at once.
+    let response = app
+        .send(
+            Method::POST,
+            &format!("/products/{id}/stock"),
+            Some(&admin),
+            Some(json!({"delta": 6, "reason": "restock"})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let fresh: Value = app.get("/products").await.json().await.unwrap();
+    assert_eq!(fresh["items"][0]["stock"], 10);
+
+    // A new product, then read at once.
+    app.create_product("Bowl", 800, 1).await;
+    let fresh: Value = app.get("/products").await.json().await.unwrap();
+    assert_eq!(fresh["total"], 2);
+
+    // Pages live under the mesh prefix.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut app.redis.clone())
+        .await
+        .unwrap();
+    let cache_keys: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.contains("inventory:products:"))
+        .collect();
+    assert!(!cache_keys.is_empty());
+    assert!(
+        cache_keys.iter().all(|k| k.starts_with(app.keys.prefix())),
+        "{cache_keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_list_is_served_from_the_database_while_redis_is_down() {
+    let mut app = spawn_app().await;
+    app.create_product("Lamp", 3000, 2).await;
+    assert_eq!(app.get("/products").await.headers()["x-cache"], "miss");
+
+    app.redis_server.stop();
+    let started = std::time::Instant::now();
+    let response = app.get("/products").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-cache"], "miss");
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(page["items"][0]["name"], "Lamp");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Admin writes fail closed: the token denylist cannot be checked.
+    let write = app
+        .send(
+            Method::POST,
+            "/products",
+            Some(&app.admin()),
+            Some(json!({"name": "Desk", "price_cents": 1})),
+        )
+        .await;
+    assert_problem(write, 503).await;
+    assert_eq!(app.all_products().await.len(), 1);
+}

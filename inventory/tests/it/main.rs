@@ -1,0 +1,51 @@
+//! Integration tests of the inventory service, against a real `redis-server` and a real database
+//! (a SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set). One test
+//! binary per crate; `support::spawn_app` runs the library's `run` in process, like `main` does,
+//! and `oversell` runs the real binary twice.
+
+mod auth;
+mod listing;
+mod oversell;
+mod products;
+mod stock;
+mod support;
+mod worker;
+
+use std::time::Duration;
+
+use support::spawn_app;
+
+#[tokio::test]
+async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
+    let app = spawn_app().await;
+
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(app.get(path).await.status(), 200, "GET {path}");
+    }
+    let index: serde_json::Value = app.get("/").await.json().await.expect("JSON body");
+    assert_eq!(index["service"], inventory::SERVICE);
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+
+    // The client still holds a keep-alive connection: shutdown must not wait for it.
+    let result = app.stop(Duration::from_secs(5)).await;
+    assert!(result.is_ok(), "run returned {result:?}");
+}
+
+#[tokio::test]
+async fn serves_its_openapi_document_and_vendored_swagger_ui() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.expect("JSON");
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in [
+        "/products",
+        "/products/{id}",
+        "/products/{id}/stock",
+        "/products/{id}/movements",
+    ] {
+        assert!(paths.contains_key(path), "{path} documented");
+    }
+    assert!(doc["components"]["schemas"]["Product"].is_object());
+    let docs = app.get("/docs/").await;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+}

@@ -1,0 +1,219 @@
+//! Oversell: two real inventory processes (the binary, as deployed) share one database and one
+//! consumer group; 200 single-unit orders race for 50 units. Exactly 50 are reserved.
+
+use std::{
+    collections::HashSet,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{
+    Keys,
+    db::outbox,
+    events::{Event, OrderCompleted, RefundOrder, RefundReason, StockReserved},
+    runtime::Publisher,
+    testing::{RedisServer, TestDb, free_port, unique_prefix, wait_drained, wait_until, xlen},
+};
+use inventory::entity::reservation;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::{
+    support::{events, movements, seed_product},
+    worker::paid_order,
+};
+
+/// A spawned service process, killed if still running when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Proc {
+    /// `SIGTERM`, then a clean exit within `timeout`.
+    async fn stop_cleanly(mut self, timeout: Duration) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn spawn_inventory(redis: &RedisServer, db_url: &str, keys: &Keys, data: &Path, port: u16) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_inventory"))
+        .env("REDIS_URL", redis.url())
+        .env("DATABASE_URL", db_url)
+        .env("MESH_DATA_DIR", data)
+        .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MESH_STREAM_PREFIX", keys.prefix())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the inventory binary");
+    Proc(child)
+}
+
+#[tokio::test]
+async fn two_replicas_never_oversell() {
+    let redis = RedisServer::start();
+    let test_db = TestDb::new().await;
+    let db = test_db.connect::<inventory::Migrator>().await;
+    let keys = Keys::new(unique_prefix());
+    let product = seed_product(&db, 50).await;
+
+    let data = tempfile::tempdir().expect("data dir");
+    let ports = [free_port(), free_port()];
+    let replicas: Vec<Proc> = ports
+        .iter()
+        .map(|&port| spawn_inventory(&redis, &test_db.url, &keys, data.path(), port))
+        .collect();
+    let http = reqwest::Client::new();
+    for port in ports {
+        wait_until(Duration::from_secs(30), "replica ready", || {
+            let http = http.clone();
+            async move {
+                matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await,
+                    Ok(r) if r.status() == 200)
+            }
+        })
+        .await;
+    }
+
+    // 200 single-unit orders at once.
+    let orders: Vec<_> = (0..200).map(|_| paid_order(&[(product.id, 1)])).collect();
+    let items: Vec<(String, common::Envelope)> = orders
+        .iter()
+        .map(|(envelope, _)| (OrderCompleted::TYPE.to_owned(), envelope.clone()))
+        .collect();
+    Publisher::new(redis.connection(), keys.clone())
+        .publish_many(&items)
+        .await
+        .expect("publish orders");
+
+    let mut conn = redis.connection();
+    let (reserved_key, refund_key) = (
+        keys.stream(StockReserved::TYPE),
+        keys.stream(RefundOrder::TYPE),
+    );
+    wait_until(
+        Duration::from_secs(90),
+        "an outcome for every order",
+        || {
+            let mut conn = conn.clone();
+            let (a, b) = (reserved_key.clone(), refund_key.clone());
+            async move { xlen(&mut conn, &a).await + xlen(&mut conn, &b).await >= 200 }
+        },
+    )
+    .await;
+    for stream in [OrderCompleted::TYPE, RefundOrder::TYPE] {
+        wait_drained(
+            &mut conn,
+            &keys.stream(stream),
+            "inventory",
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    wait_until(Duration::from_secs(10), "outbox drained", || async {
+        outbox::unsent(&db).await.unwrap() == 0
+    })
+    .await;
+
+    // Both replicas took part in the group.
+    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(keys.stream(OrderCompleted::TYPE))
+        .arg("inventory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(consumers.len(), 2, "two consumers in the group");
+
+    let stock = inventory::entity::product::Entity::find_by_id(product.id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap()
+        .stock;
+    assert_eq!(stock, 0);
+    let held = reservation::Entity::find()
+        .filter(reservation::Column::ProductId.eq(product.id))
+        .filter(reservation::Column::Status.eq(reservation::RESERVED))
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 50);
+    assert!(held.iter().all(|r| r.quantity == 1));
+
+    // Both replicas run an outbox relay over the same table; the relay claims rows
+    // (`DELETE … RETURNING` in a transaction, `SKIP LOCKED` on PostgreSQL), so with no crash
+    // every event goes out exactly once — and one outcome per order, never both.
+    let reserved_all = events::<StockReserved>(&mut conn, &keys).await;
+    let refunds_all = events::<RefundOrder>(&mut conn, &keys).await;
+    assert_eq!(
+        reserved_all.len(),
+        50,
+        "stock-reserved entries on the stream"
+    );
+    assert_eq!(refunds_all.len(), 150, "refund-order entries on the stream");
+    let reserved = distinct(reserved_all);
+    let refunds = distinct(refunds_all);
+    assert_eq!(reserved.len(), 50);
+    assert_eq!(refunds.len(), 150);
+    assert!(
+        refunds
+            .iter()
+            .all(|(_, r)| r.reason == RefundReason::InsufficientStock)
+    );
+    let reserved_ids: HashSet<_> = reserved.iter().map(|(_, e)| e.order_id).collect();
+    let refunded_ids: HashSet<_> = refunds.iter().map(|(_, e)| e.order_id).collect();
+    assert_eq!(
+        (reserved_ids.len(), refunded_ids.len()),
+        (50, 150),
+        "one event per order"
+    );
+    let held_ids: HashSet<_> = held.iter().map(|r| r.order_id).collect();
+    let all_ids: HashSet<_> = orders.iter().map(|(_, o)| o.order_id).collect();
+    assert_eq!(reserved_ids, held_ids);
+    assert!(reserved_ids.is_disjoint(&refunded_ids));
+    assert_eq!(&reserved_ids | &refunded_ids, all_ids);
+
+    // The ledger sums to the stock: +50 initial, fifty -1 reservations.
+    let ledger = movements(&db, product.id).await;
+    assert_eq!(ledger.iter().map(|m| m.delta).sum::<i64>(), stock);
+    assert_eq!(ledger.len(), 51);
+
+    for replica in replicas {
+        replica.stop_cleanly(Duration::from_secs(30)).await;
+    }
+}
+
+/// The events with distinct `event_id`s (outbox re-sends removed), in stream order.
+fn distinct<T>(events: Vec<(common::Envelope, T)>) -> Vec<(common::Envelope, T)> {
+    let mut seen = HashSet::new();
+    events
+        .into_iter()
+        .filter(|(envelope, _)| seen.insert(envelope.event_id))
+        .collect()
+}

@@ -1,0 +1,115 @@
+//! `POST /orders/{id}/cancel`. A `pending` order is cancelled at once and `refund-order`
+//! (`cancelled_by_customer`) tells payment never to charge it — it keeps a tombstone, so a
+//! payment already on its way is refunded. A `paid` or `reserved` order needs its money back
+//! and its stock released first: the request is recorded in the history and `refund-order`
+//! published; the final status comes from the events (`refunded`). Shipped or finished → 409.
+//! The order's row is locked for the transaction, so the status cannot change under it.
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    routing::post,
+};
+use common::{
+    Envelope,
+    auth::{AuthUser, Role},
+    db::outbox,
+    events::{Event as _, RefundOrder, RefundReason},
+    problem::ApiError,
+};
+use sea_orm::TransactionTrait;
+
+use super::{AppState, OrderView, correlation_id, order_id};
+use crate::{
+    SERVICE,
+    orders::{self, Transition, parse_status},
+    status::OrderStatus,
+};
+
+/// History reason of a cancelled pending order.
+pub const CANCELLED: &str = "cancelled_by_customer";
+/// History reason of a cancellation asked for on a paid order.
+pub const CANCELLATION_REQUESTED: &str = "cancellation requested by customer";
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/orders/{id}/cancel", post(cancel))
+}
+
+/// Cancels the caller's order (an admin may cancel any).
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", params(("id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = OrderView, description = "a pending order, now cancelled"),
+              (status = 202, body = OrderView, description = "a paid order: refund requested"),
+              (status = 401, description = "no valid access token"),
+              (status = 404, description = "no such order, or not yours"),
+              (status = 409, description = "shipped or already finished")))]
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+    let id = order_id(&id)?;
+    let txn = state.db.begin().await?;
+    let order = match orders::lock(&txn, id).await? {
+        Some(o) if o.user_id == user.sub || user.role == Role::Admin => o,
+        _ => return Err(ApiError::NotFound(format!("no order {id}"))),
+    };
+    let status = parse_status(&order.status)?;
+    let refund = || {
+        let payload = RefundOrder {
+            order_id: id,
+            user_id: order.user_id,
+            reason: RefundReason::CancelledByCustomer,
+        };
+        Envelope::new(
+            RefundOrder::TYPE,
+            SERVICE,
+            &correlation_id(&headers),
+            "",
+            &payload,
+        )
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("encode refund-order: {e}")))
+    };
+    let answer = match status {
+        OrderStatus::Pending => {
+            let moved =
+                orders::transition(&txn, id, OrderStatus::Cancelled, CANCELLED, None).await?;
+            if moved != Transition::Applied {
+                return Err(ApiError::Internal(anyhow::anyhow!(
+                    "locked pending order {id} did not cancel: {moved:?}"
+                )));
+            }
+            outbox::enqueue(&txn, RefundOrder::TYPE, &refund()?).await?;
+            StatusCode::OK
+        }
+        OrderStatus::Paid | OrderStatus::Reserved => {
+            let asked = orders::history(&txn, id)
+                .await?
+                .iter()
+                .any(|h| h.reason == CANCELLATION_REQUESTED);
+            // Asking twice changes nothing: the refund is already on its way.
+            if !asked {
+                orders::note(&txn, id, CANCELLATION_REQUESTED, None).await?;
+                outbox::enqueue(&txn, RefundOrder::TYPE, &refund()?).await?;
+            }
+            StatusCode::ACCEPTED
+        }
+        OrderStatus::Shipped => {
+            return Err(ApiError::Conflict(format!(
+                "order {id} has shipped and can no longer be cancelled"
+            )));
+        }
+        terminal => {
+            return Err(ApiError::Conflict(format!(
+                "order {id} is already {terminal}"
+            )));
+        }
+    };
+    txn.commit().await?;
+    state.notifier.notify();
+    tracing::info!(order.id = %id, user.id = %user.sub, from = %status, "cancellation");
+    let order = super::visible_order(&state.db, &user, id).await?;
+    Ok((answer, Json(OrderView::load(&state.db, order).await?)))
+}

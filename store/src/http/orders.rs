@@ -1,0 +1,320 @@
+//! `/orders`: place an order (priced from the catalog projection, `order-placed` through the
+//! outbox in the same transaction, `Idempotency-Key` for safe client retries), list orders (own;
+//! admins all, with filters) and show one with its history.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State, rejection::JsonRejection, rejection::QueryRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use common::{
+    auth::{AuthUser, Role},
+    problem::ApiError,
+};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
+    TransactionTrait,
+};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{AppState, OrderPage, OrderView, correlation_id, order_id, visible_order};
+use crate::{
+    entity::order,
+    orders::{self, NewOrder, PlaceError},
+    status::OrderStatus,
+};
+
+/// Most units of one product in an order.
+pub const MAX_QUANTITY: i64 = 1_000;
+/// Most lines in an order.
+pub const MAX_LINES: usize = 50;
+/// Longest `Idempotency-Key`, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// The header a client retries with.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Largest page a client may ask for.
+pub const MAX_PER_PAGE: u64 = 100;
+/// Page size when none is asked for.
+pub const DEFAULT_PER_PAGE: u64 = 20;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(list).post(create))
+        .route("/orders/{id}", get(show))
+}
+
+/// `POST /orders`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    /// 1 to 50 lines; lines of the same product are merged (their total at most 1000).
+    pub items: Vec<ItemRequest>,
+}
+
+/// One product and how many.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRequest {
+    pub product_id: Uuid,
+    /// 1 to 1000.
+    pub quantity: i64,
+}
+
+impl PlaceOrder {
+    /// The lines merged by product; 422 on anything out of bounds.
+    fn validate(self) -> Result<BTreeMap<Uuid, i64>, ApiError> {
+        if self.items.is_empty() || self.items.len() > MAX_LINES {
+            return Err(ApiError::validation(format!(
+                "`items` must have 1 to {MAX_LINES} lines"
+            )));
+        }
+        let mut merged = BTreeMap::new();
+        for item in self.items {
+            if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+                return Err(ApiError::validation(format!(
+                    "`quantity` must be between 1 and {MAX_QUANTITY} (product {})",
+                    item.product_id
+                )));
+            }
+            let total: &mut i64 = merged.entry(item.product_id).or_default();
+            *total += item.quantity;
+            if *total > MAX_QUANTITY {
+                return Err(ApiError::validation(format!(
+                    "at most {MAX_QUANTITY} units of product {} per order",
+                    item.product_id
+                )));
+            }
+        }
+        Ok(merged)
+    }
+}
+
+/// The request's identity for `Idempotency-Key`: a hash of the merged lines, so a retry that
+/// lists the same lines in another order or split differently is the same request.
+fn request_hash(items: &BTreeMap<Uuid, i64>) -> String {
+    let mut hasher = Sha256::new();
+    for (product_id, quantity) in items {
+        hasher.update(format!("{product_id}:{quantity};"));
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = raw.to_str().map(str::trim).unwrap_or_default();
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(ApiError::validation(format!(
+            "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+        )));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+async fn find_by_key<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    key: &str,
+) -> Result<Option<order::Model>, ApiError> {
+    Ok(order::Entity::find()
+        .filter(order::Column::UserId.eq(user_id))
+        .filter(order::Column::IdempotencyKey.eq(key))
+        .one(conn)
+        .await?)
+}
+
+/// The answer to a retry: the first order (200), or 422 if the key came with another request.
+async fn replay(
+    state: &AppState,
+    existing: order::Model,
+    hash: &str,
+) -> Result<Response, ApiError> {
+    if existing.request_hash.as_deref() != Some(hash) {
+        return Err(ApiError::validation(
+            "this `Idempotency-Key` was used with a different request",
+        ));
+    }
+    let view = OrderView::load(&state.db, existing).await?;
+    let mut response = (StatusCode::OK, Json(view)).into_response();
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+/// Places an order for the caller: priced from the catalog, fee added, status `pending`.
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key and body return the same order")),
+    security(("bearer" = [])),
+    responses((status = 201, body = OrderView, description = "placed"),
+              (status = 200, body = OrderView, description = "a retry with the same `Idempotency-Key`"),
+              (status = 401, description = "no valid access token"),
+              (status = 422, description = "invalid items, unknown or inactive product, or a reused key")))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    body: Result<Json<PlaceOrder>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let items = body.validate()?;
+    let key = idempotency_key(&headers)?;
+    let hash = request_hash(&items);
+    if let Some(key) = &key
+        && let Some(existing) = find_by_key(&state.db, user.sub, key).await?
+    {
+        return replay(&state, existing, &hash).await;
+    }
+    let new = NewOrder {
+        user_id: user.sub,
+        items,
+        request_hash: key.as_ref().map(|_| hash.clone()),
+        idempotency_key: key.clone(),
+        correlation_id: correlation_id(&headers),
+    };
+    let txn = state.db.begin().await?;
+    let (order, lines) = match orders::place(&state.db, &txn, new, state.fee_percent).await {
+        Ok(placed) => placed,
+        Err(PlaceError::UnknownProduct(id)) => {
+            return Err(ApiError::validation(format!("unknown product {id}")));
+        }
+        Err(PlaceError::Inactive(id)) => {
+            return Err(ApiError::validation(format!(
+                "product {id} is no longer sold"
+            )));
+        }
+        Err(PlaceError::Db(e)) => {
+            // A concurrent retry with the same key won the race: answer as its retry.
+            if let (Some(key), Some(SqlErr::UniqueConstraintViolation(_))) = (&key, e.sql_err()) {
+                drop(txn);
+                if let Some(existing) = find_by_key(&state.db, user.sub, key).await? {
+                    return replay(&state, existing, &hash).await;
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    txn.commit().await?;
+    state.notifier.notify();
+    metrics::counter!("store_orders_placed_total").increment(1);
+    tracing::info!(
+        order.id = %order.id,
+        user.id = %order.user_id,
+        total_cents = order.total_cents,
+        lines = lines.len(),
+        "order placed"
+    );
+    let location = format!("/orders/{}", order.id);
+    let view = OrderView::new(order, lines, None)?;
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// `GET /orders` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only orders in this status.
+    pub status: Option<String>,
+    /// Only this user's orders (admin; a user may only name themselves).
+    pub user_id: Option<String>,
+    /// 1-based page number (default 1).
+    pub page: Option<u64>,
+    /// Items per page, 1 to 100 (default 20).
+    pub per_page: Option<u64>,
+}
+
+/// The caller's orders, newest first; an admin sees everyone's.
+#[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, body = OrderPage), (status = 401, description = "no valid access token"),
+              (status = 403, description = "another user's orders, not being an admin"),
+              (status = 422, description = "bad filter or page")))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let Query(q) =
+        query.map_err(|e| ApiError::validation(format!("bad query string: {}", e.body_text())))?;
+    let page = q.page.unwrap_or(1);
+    let per_page = q.per_page.unwrap_or(DEFAULT_PER_PAGE);
+    if page == 0 {
+        return Err(ApiError::validation("`page` starts at 1"));
+    }
+    if per_page == 0 || per_page > MAX_PER_PAGE {
+        return Err(ApiError::validation(format!(
+            "`per_page` must be between 1 and {MAX_PER_PAGE}"
+        )));
+    }
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            OrderStatus::parse(s).ok_or_else(|| ApiError::validation(format!("no status `{s}`")))
+        })
+        .transpose()?;
+    let user_filter = q
+        .user_id
+        .as_deref()
+        .map(|s| {
+            Uuid::parse_str(s)
+                .map_err(|_| ApiError::validation(format!("`user_id` `{s}` is not a UUID")))
+        })
+        .transpose()?;
+    let user_filter = match (user.role, user_filter) {
+        (Role::Admin, filter) => filter,
+        (_, Some(other)) if other != user.sub => {
+            return Err(ApiError::Forbidden(
+                "only admins may list other users' orders".into(),
+            ));
+        }
+        _ => Some(user.sub),
+    };
+    let mut select = order::Entity::find();
+    if let Some(user_id) = user_filter {
+        select = select.filter(order::Column::UserId.eq(user_id));
+    }
+    if let Some(status) = status {
+        select = select.filter(order::Column::Status.eq(status.as_str()));
+    }
+    let paginator = select
+        .order_by_desc(order::Column::Id)
+        .paginate(&state.db, per_page);
+    let total = paginator.num_items().await?;
+    let list = paginator.fetch_page(page - 1).await?;
+    Ok(Json(OrderPage {
+        items: OrderView::load_many(&state.db, list).await?,
+        page,
+        per_page,
+        total,
+    }))
+}
+
+/// One order with its full status history (the owner's or, for an admin, anyone's).
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = OrderView), (status = 401, description = "no valid access token"),
+              (status = 404, description = "no such order, or not yours")))]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    let id = order_id(&id)?;
+    let order = visible_order(&state.db, &user, id).await?;
+    Ok(Json(OrderView::load(&state.db, order).await?))
+}

@@ -1,0 +1,18 @@
+//! `stock-reserved`: every line of the paid order is reserved.
+
+use common::{Envelope, events::StockReserved, runtime::HandleError};
+
+use super::{StoreHandler, advance};
+use crate::status::OrderStatus;
+
+pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
+    let reserved: StockReserved = envelope.payload()?;
+    advance(
+        h,
+        envelope,
+        reserved.order_id,
+        OrderStatus::Reserved,
+        "stock reserved",
+    )
+    .await
+}

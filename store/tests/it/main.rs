@@ -1,0 +1,75 @@
+//! Integration tests of the store service, against a real `redis-server` and a real database
+//! (a SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set). One test
+//! binary per crate; `support::spawn_app` runs the library's `run` in process, like `main` does.
+//!
+//! - [`orders`]: placing, validating, idempotent retries, listing and ownership;
+//! - [`cancel`]: cancelling in every status;
+//! - [`worker`]: the status machine under every arrival order, duplicates, the catalog
+//!   projection.
+
+mod cancel;
+mod orders;
+mod support;
+mod worker;
+
+use std::time::Duration;
+
+use support::spawn_app;
+
+#[tokio::test]
+async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
+    let app = spawn_app().await;
+
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(app.get(path).await.status(), 200, "GET {path}");
+    }
+    let index: serde_json::Value = app.get("/").await.json().await.expect("JSON body");
+    assert_eq!(index["service"], store::SERVICE);
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+
+    // The client still holds a keep-alive connection: shutdown must not wait for it.
+    let result = app.stop(Duration::from_secs(5)).await;
+    assert!(result.is_ok(), "run returned {result:?}");
+}
+
+#[tokio::test]
+async fn readyz_reports_redis_down_and_recovers_without_a_restart() {
+    let mut app = spawn_app().await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    app.redis.stop();
+    let down = app.get("/readyz").await;
+    assert_eq!(down.status(), 503);
+    assert_eq!(
+        down.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let problem: serde_json::Value = down.json().await.expect("problem body");
+    assert_eq!(problem["status"], 503);
+    assert_eq!(problem["checks"]["redis"], false);
+    assert_eq!(problem["checks"]["database"], true);
+    // Alive all the same, and the service did not stop.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert!(!app.task.is_finished());
+
+    app.redis.start_again();
+    common::testing::wait_until(Duration::from_secs(15), "readyz back to 200", || async {
+        app.get("/readyz").await.status() == 200
+    })
+    .await;
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn serves_its_openapi_document_and_vendored_swagger_ui() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.expect("JSON");
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in ["/orders", "/orders/{id}", "/orders/{id}/cancel"] {
+        assert!(paths.contains_key(path), "{path} documented");
+    }
+    assert!(doc["components"]["schemas"]["Order"].is_object());
+    let docs = app.get("/docs/").await;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+}

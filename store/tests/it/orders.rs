@@ -1,0 +1,405 @@
+//! `POST /orders`, `GET /orders`, `GET /orders/{id}`: pricing from the projection, every
+//! rejection as problem+json with nothing changed, `Idempotency-Key` retries, and who sees what.
+
+use common::events::{Event as _, OrderLine, OrderPlaced, ProductChanged};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::{assert_problem, id_of, items, spawn_app};
+
+#[tokio::test]
+async fn placing_an_order_prices_it_from_the_catalog_and_publishes_order_placed() {
+    let app = spawn_app().await;
+    let cup = app.seed_product("cup", 1_250).await;
+    let pot = app.seed_product("pot", 333).await;
+    let shopper = app.shopper();
+
+    // Two lines of the same product are merged.
+    let response = app
+        .post(
+            "/orders",
+            Some(&shopper.token),
+            Some(items(&[(cup, 2), (pot, 1), (cup, 1)])),
+            &[("x-request-id", "req-order-1")],
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let order: Value = response.json().await.unwrap();
+    let id = id_of(&order);
+    assert_eq!(location, format!("/orders/{id}"));
+    // 3 × 12.50 + 3.33 = 40.83; fee 20 % = 8.166 → 8.17 (half up); total 49.00.
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["user_id"], shopper.id.to_string());
+    assert_eq!(order["subtotal_cents"], 4_083);
+    assert_eq!(order["fee_cents"], 817);
+    assert_eq!(order["total_cents"], 4_900);
+    let lines = order["items"].as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    let cup_line = lines
+        .iter()
+        .find(|l| l["product_id"] == cup.to_string())
+        .unwrap();
+    assert_eq!(cup_line["quantity"], 3);
+    assert_eq!(cup_line["unit_price_cents"], 1_250);
+    assert_eq!(cup_line["line_total_cents"], 3_750);
+    assert_eq!(cup_line["name"], "cup");
+
+    let placed = app.events::<OrderPlaced>().await;
+    assert_eq!(placed.len(), 1);
+    let (envelope, payload) = &placed[0];
+    assert_eq!(envelope.event_type, OrderPlaced::TYPE);
+    assert_eq!(envelope.producer, store::SERVICE);
+    assert_eq!(envelope.correlation_id, "req-order-1");
+    assert_eq!(payload.order_id, id);
+    assert_eq!(payload.user_id, shopper.id);
+    assert_eq!(
+        (
+            payload.subtotal_cents,
+            payload.fee_cents,
+            payload.total_cents
+        ),
+        (4_083, 817, 4_900)
+    );
+    let mut expected = vec![
+        OrderLine {
+            product_id: cup,
+            quantity: 3,
+            unit_price_cents: 1_250,
+        },
+        OrderLine {
+            product_id: pot,
+            quantity: 1,
+            unit_price_cents: 333,
+        },
+    ];
+    expected.sort_by_key(|l| l.product_id);
+    let mut got = payload.items.clone();
+    got.sort_by_key(|l| l.product_id);
+    assert_eq!(got, expected);
+
+    // The owner reads it back with its history.
+    let shown: Value = app
+        .get_as(&shopper.token, &location)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["total_cents"], 4_900);
+    let history = shown["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["status"], "pending");
+    assert_eq!(history[0]["reason"], "placed");
+    assert!(history[0]["event_id"].is_null());
+    assert!(history[0]["at"].is_string());
+}
+
+#[tokio::test]
+async fn invalid_orders_are_rejected_with_problem_json_and_change_nothing() {
+    let app = spawn_app().await;
+    let cup = app.seed_product("cup", 100).await;
+    let gone = Uuid::now_v7();
+    app.catalog(&ProductChanged {
+        product_id: gone,
+        name: "gone".into(),
+        price_cents: 100,
+        active: false,
+        revision: 1,
+    })
+    .await;
+    let shopper = app.shopper();
+    let too_many: Vec<(Uuid, i64)> = (0..51).map(|_| (Uuid::now_v7(), 1)).collect();
+
+    let cases: Vec<(&str, Value, u16)> = vec![
+        ("no items", json!({"items": []}), 422),
+        ("51 lines", items(&too_many), 422),
+        ("quantity 0", items(&[(cup, 0)]), 422),
+        ("negative quantity", items(&[(cup, -1)]), 422),
+        ("quantity 1001", items(&[(cup, 1_001)]), 422),
+        ("merged over 1000", items(&[(cup, 600), (cup, 401)]), 422),
+        (
+            "unknown product",
+            items(&[(cup, 1), (Uuid::now_v7(), 1)]),
+            422,
+        ),
+        ("inactive product", items(&[(gone, 1)]), 422),
+        ("unknown field", json!({"items": [], "coupon": "FREE"}), 422),
+        (
+            "not a uuid",
+            json!({"items": [{"product_id": "cup", "quantity": 1}]}),
+            422,
+        ),
+        ("missing items", json!({}), 422),
+    ];
+    for (what, body, status) in cases {
+        let response = app
+            .post("/orders", Some(&shopper.token), Some(body), &[])
+            .await;
+        let problem = assert_problem(response, status).await;
+        assert!(!problem["detail"].as_str().unwrap().is_empty(), "{what}");
+    }
+    // Not JSON at all.
+    let response = app
+        .http
+        .post(app.url("/orders"))
+        .bearer_auth(&shopper.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400).await;
+    // A bad idempotency key.
+    let response = app
+        .post(
+            "/orders",
+            Some(&shopper.token),
+            Some(items(&[(cup, 1)])),
+            &[("idempotency-key", " ")],
+        )
+        .await;
+    assert_problem(response, 422).await;
+    // No token, a bad token.
+    assert_problem(
+        app.post("/orders", None, Some(items(&[(cup, 1)])), &[])
+            .await,
+        401,
+    )
+    .await;
+    assert_problem(
+        app.post(
+            "/orders",
+            Some("not-a-token"),
+            Some(items(&[(cup, 1)])),
+            &[],
+        )
+        .await,
+        401,
+    )
+    .await;
+    assert_problem(app.get("/orders").await, 401).await;
+
+    assert_eq!(app.order_count().await, 0);
+    assert!(app.events::<OrderPlaced>().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_returns_the_same_order() {
+    let app = spawn_app().await;
+    let cup = app.seed_product("cup", 500).await;
+    let pot = app.seed_product("pot", 700).await;
+    let shopper = app.shopper();
+    let key = [("idempotency-key", "checkout-7f3a")];
+
+    let first = app
+        .post(
+            "/orders",
+            Some(&shopper.token),
+            Some(items(&[(cup, 2), (pot, 1)])),
+            &key,
+        )
+        .await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+
+    // The same request again, lines in another order: the same order, 200.
+    let retry = app
+        .post(
+            "/orders",
+            Some(&shopper.token),
+            Some(items(&[(pot, 1), (cup, 1), (cup, 1)])),
+            &key,
+        )
+        .await;
+    assert_eq!(retry.status(), 200);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(retry["id"], first["id"]);
+    assert_eq!(retry["total_cents"], first["total_cents"]);
+
+    // The same key with another body is a client bug.
+    let other = app
+        .post(
+            "/orders",
+            Some(&shopper.token),
+            Some(items(&[(cup, 3)])),
+            &key,
+        )
+        .await;
+    assert_problem(other, 422).await;
+
+    // Keys are per user: someone else's identical key is their own order.
+    let neighbour = app.shopper();
+    let theirs = app
+        .post(
+            "/orders",
+            Some(&neighbour.token),
+            Some(items(&[(cup, 2), (pot, 1)])),
+            &key,
+        )
+        .await;
+    assert_eq!(theirs.status(), 201);
+    let theirs: Value = theirs.json().await.unwrap();
+    assert_ne!(theirs["id"], first["id"]);
+
+    // Concurrent retries of a fresh key: still one order.
+    let racers = (0..8).map(|_| {
+        app.post(
+            "/orders",
+            Some(&shopper.token),
+            Some(items(&[(pot, 4)])),
+            &[("idempotency-key", "checkout-race")],
+        )
+    });
+    let answers = futures::future::join_all(racers).await;
+    let mut ids = Vec::new();
+    for response in answers {
+        assert!(
+            matches!(response.status().as_u16(), 200 | 201),
+            "{}",
+            response.status()
+        );
+        let body: Value = response.json().await.unwrap();
+        ids.push(body["id"].clone());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one order for one key: {ids:?}");
+
+    assert_eq!(app.order_count().await, 3);
+    assert_eq!(app.events::<OrderPlaced>().await.len(), 3);
+}
+
+#[tokio::test]
+async fn orders_are_visible_to_their_owner_and_admins_only() {
+    let app = spawn_app().await;
+    let cup = app.seed_product("cup", 100).await;
+    let alice = app.shopper();
+    let bob = app.shopper();
+    let admin = app.admin();
+    let a1 = id_of(&app.place(&alice, &[(cup, 1)]).await);
+    let a2 = id_of(&app.place(&alice, &[(cup, 2)]).await);
+    let b1 = id_of(&app.place(&bob, &[(cup, 3)]).await);
+    // One of Alice's orders is cancelled, for the status filter.
+    let cancelled = app
+        .post(
+            &format!("/orders/{a1}/cancel"),
+            Some(&alice.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+
+    // Someone else's order does not exist for you; a malformed id neither.
+    assert_problem(
+        app.get_as(&alice.token, &format!("/orders/{b1}")).await,
+        404,
+    )
+    .await;
+    assert_problem(app.get_as(&alice.token, "/orders/not-an-id").await, 404).await;
+    assert_problem(
+        app.get_as(&alice.token, &format!("/orders/{}", Uuid::now_v7()))
+            .await,
+        404,
+    )
+    .await;
+    assert_eq!(
+        app.get_as(&bob.token, &format!("/orders/{b1}"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get_as(&admin.token, &format!("/orders/{a1}"))
+            .await
+            .status(),
+        200
+    );
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mine: Value = app
+        .get_as(&alice.token, "/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&mine),
+        vec![a2.to_string(), a1.to_string()],
+        "own orders, newest first"
+    );
+    assert_eq!(mine["total"], 2);
+    assert_eq!(mine["items"][0]["items"][0]["quantity"], 2);
+
+    let all: Value = app
+        .get_as(&admin.token, "/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["total"], 3);
+    let bobs: Value = app
+        .get_as(&admin.token, &format!("/orders?user_id={}", bob.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&bobs), vec![b1.to_string()]);
+    let pending: Value = app
+        .get_as(&admin.token, "/orders?status=pending")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&pending), vec![b1.to_string(), a2.to_string()]);
+    let alice_cancelled: Value = app
+        .get_as(&alice.token, "/orders?status=cancelled")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&alice_cancelled), vec![a1.to_string()]);
+    let page2: Value = app
+        .get_as(&admin.token, "/orders?per_page=2&page=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&page2), vec![a1.to_string()]);
+    assert_eq!(page2["total"], 3);
+
+    // A user may not look at someone else's list; bad filters and pages are 422.
+    assert_problem(
+        app.get_as(&alice.token, &format!("/orders?user_id={}", bob.id))
+            .await,
+        403,
+    )
+    .await;
+    let own: Value = app
+        .get_as(&alice.token, &format!("/orders?user_id={}", alice.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(own["total"], 2);
+    for query in [
+        "status=lost",
+        "user_id=nobody",
+        "page=0",
+        "per_page=101",
+        "page=x",
+    ] {
+        assert_problem(
+            app.get_as(&admin.token, &format!("/orders?{query}")).await,
+            422,
+        )
+        .await;
+    }
+}

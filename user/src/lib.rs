@@ -1,0 +1,128 @@
+//! The user service: accounts, log-in and JWTs (DESIGN.md, "Services" and "Auth").
+//!
+//! - [`http`]: the API (register, log-in, refresh, log-out, me, admin users, password reset,
+//!   JWKS, OpenAPI and Swagger UI).
+//! - [`worker`]: group `user` on `password-reset-requested`, mailing reset links.
+//! - [`accounts`], [`session`], [`password`], [`rate_limit`]: the rules behind them.
+//! - [`entity`] and [`migration`]: the database.
+//!
+//! [`run`] connects and migrates, makes sure the configured admin exists, and serves the API, the
+//! outbox relay and the worker until `shutdown`.
+
+pub mod accounts;
+pub mod config;
+pub mod entity;
+pub mod http;
+pub mod migration;
+pub mod password;
+pub mod rate_limit;
+pub mod session;
+pub mod worker;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use common::{
+    auth::{JwtSigner, JwtVerifier},
+    config::MeshArgs,
+    service::{Part, Service},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::UserArgs;
+pub use migration::Migrator;
+
+/// Name of the service: its consumer group, its database, the `producer` of its events.
+pub const SERVICE: &str = "user";
+
+/// Port of the HTTP API when `MESH_LISTEN` is not set.
+pub const DEFAULT_PORT: u16 = 8001;
+
+/// [`run_with`] the default user settings (what the tests use).
+pub async fn run(
+    args: MeshArgs,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_with(args, UserArgs::default(), listener, shutdown).await
+}
+
+/// Connects and migrates, ensures the configured admin, then serves on `listener` until
+/// `shutdown` is cancelled and everything has drained.
+pub async fn run_with(
+    args: MeshArgs,
+    user: UserArgs,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let service = Service::connect::<Migrator>(SERVICE, args).await?;
+    if let Some(email) = &user.admin_email {
+        let password = user
+            .admin_password
+            .as_deref()
+            .context("MESH_ADMIN_EMAIL is set but MESH_ADMIN_PASSWORD is not")?;
+        let (admin, created) = accounts::ensure_admin(&service.db, email, password).await?;
+        tracing::info!(user.id = %admin.id, created, "admin account ready");
+        service.relay.notifier().notify();
+    }
+    let state = app_state(&service, &user)?;
+    let handler = worker::PasswordResetHandler {
+        db: service.db.clone(),
+        mailer: worker::mailer::Mailer::new(
+            user.smtp_url.as_deref(),
+            &user.mail_from,
+            &service.args.data_dir,
+        )?,
+        reset_url: user.password_reset_url.clone(),
+    };
+    let worker = worker::worker(&service, handler);
+    let parts: Vec<Part> = vec![(
+        "password-reset worker",
+        Box::pin(worker.run(shutdown.clone())),
+    )];
+    service
+        .run(listener, http::router(state), parts, shutdown)
+        .await
+}
+
+/// The handlers' state for a connected service. The user service verifies with its own signing
+/// key, so a configured public key can never disagree with what it signs.
+pub fn app_state(service: &Service, user: &UserArgs) -> anyhow::Result<http::AppState> {
+    let auth = &service.args.auth;
+    let signer = JwtSigner::load(auth, &service.args.data_dir)?;
+    let verifier: JwtVerifier = signer
+        .verifier()
+        .with_denylist(service.redis.clone(), service.keys.clone());
+    Ok(http::AppState {
+        db: service.db.clone(),
+        redis: service.redis.clone(),
+        keys: service.keys.clone(),
+        signer,
+        verifier,
+        outbox: service.relay.notifier(),
+        limiter: rate_limit::LoginLimiter::new(
+            service.redis.clone(),
+            service.keys.clone(),
+            user.login_max_failures,
+            user.login_max_failures_per_ip,
+            user.login_window_secs,
+        ),
+        settings: Arc::new(http::Settings {
+            refresh_ttl: auth.refresh_token_ttl(),
+            password_reset_ttl: user.password_reset_ttl(),
+            password_reset_max_requests: user.password_reset_max_requests,
+            cookie_secure: user.cookie_secure,
+        }),
+    })
+}
+
+/// `user create-admin`: migrates, then creates (or promotes) the admin account. Its
+/// `user-registered` event waits in the outbox until the service runs.
+pub async fn create_admin(args: MeshArgs, email: &str, password: &str) -> anyhow::Result<()> {
+    let db = common::service::connect_and_migrate::<Migrator>(SERVICE, &args).await?;
+    let (admin, created) = accounts::ensure_admin(&db, email, password).await?;
+    tracing::info!(user.id = %admin.id, email = %admin.email, created, "admin account ready");
+    let _ = db.close().await;
+    Ok(())
+}

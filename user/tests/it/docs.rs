@@ -1,0 +1,134 @@
+//! OpenAPI, Swagger UI, ops routes and a clean stop.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::spawn_app;
+
+#[tokio::test]
+async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
+    let app = spawn_app().await;
+
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(app.get(path).await.status(), 200, "GET {path}");
+    }
+    let index: Value = app.get("/").await.json().await.expect("JSON body");
+    assert_eq!(index["service"], user::SERVICE);
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+
+    // The client still holds a keep-alive connection: shutdown must not wait for it.
+    let result = app.stop(Duration::from_secs(5)).await;
+    assert!(result.is_ok(), "run returned {result:?}");
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_endpoint() {
+    let app = spawn_app().await;
+    let response = app.get("/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/auth/register",
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+        "/auth/password-reset",
+        "/auth/password-reset/confirm",
+        "/users/me",
+        "/users",
+        "/users/{id}",
+        "/.well-known/jwks.json",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from /openapi.json"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_from_vendored_assets() {
+    let app = spawn_app().await;
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger"), "not the Swagger UI page");
+    for asset in [
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-initializer.js",
+    ] {
+        let response = app.get(asset).await;
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(
+            !response.bytes().await.unwrap().is_empty(),
+            "{asset} is empty"
+        );
+    }
+    let initializer = app
+        .get("/docs/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("/openapi.json"));
+}
+
+#[tokio::test]
+async fn jwks_publishes_the_ed25519_key() {
+    let app = spawn_app().await;
+    let jwks: Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    // Other services verify with it: a token of the service checks out with the JWKS alone.
+    let verifier = common::auth::JwtVerifier::from_jwks_json(&jwks.to_string()).unwrap();
+    let session = app.session("jwks@example.com").await;
+    let claims = verifier.verify(&session.access).unwrap();
+    assert_eq!(claims.role, common::auth::Role::User);
+}
+
+#[tokio::test]
+async fn another_service_verifies_through_the_jwks_url_and_shares_the_denylist() {
+    let app = spawn_app().await;
+    let auth = common::auth::AuthArgs {
+        jwks_url: Some(app.url("/.well-known/jwks.json")),
+        ..Default::default()
+    };
+    let elsewhere = tempfile::tempdir().unwrap();
+    let verifier = common::auth::JwtVerifier::load(
+        &auth,
+        elsewhere.path(),
+        app.redis.connection(),
+        common::Keys::new(app.prefix.clone()),
+    )
+    .await
+    .unwrap();
+    let session = app.session("uma@example.com").await;
+    assert!(verifier.authenticate(&session.access).await.is_ok());
+    let response = app
+        .http
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&session.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let error = verifier.authenticate(&session.access).await.unwrap_err();
+    assert!(
+        matches!(error, common::problem::ApiError::Unauthorized(_)),
+        "{error:?}"
+    );
+    // It did not fall back to generating a key pair of its own.
+    assert!(!elsewhere.path().join("jwt-ed25519.key.pem").exists());
+}

@@ -1,0 +1,185 @@
+//! Password reset: 202 for everyone, a mailed link (read from the mail drop), a new request
+//! invalidates older links, and confirming revokes every session.
+
+use std::{path::Path, time::Duration};
+
+use common::testing::wait_until;
+use serde_json::{Value, json};
+
+use crate::{PASSWORD, TestApp, problem, spawn_app};
+
+fn mails(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("maildrop")) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+fn token_of(mail: &str) -> String {
+    let start = mail.find("#token=").expect("link in mail") + "#token=".len();
+    mail[start..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Asks for a reset and returns the token of the `n`-th mail.
+async fn request_and_read(app: &TestApp, email: &str, n: usize) -> String {
+    let response = app
+        .post("/auth/password-reset", &json!({"email": email}))
+        .await;
+    assert_eq!(response.status(), 202);
+    let dir = app.data.path().to_path_buf();
+    wait_until(Duration::from_secs(15), "reset mail dropped", || {
+        let dir = dir.clone();
+        async move { mails(&dir).len() >= n }
+    })
+    .await;
+    let mail = mails(&dir)[n - 1].clone();
+    assert!(mail.contains(&format!("To: {email}")), "{mail}");
+    token_of(&mail)
+}
+
+async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+    app.post(
+        "/auth/password-reset/confirm",
+        &json!({"token": token, "new_password": password}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_reset_sets_the_new_password_and_revokes_sessions() {
+    let app = spawn_app().await;
+    let session = app.session("quinn@example.com").await;
+    let token = request_and_read(&app, "quinn@example.com", 1).await;
+
+    assert_eq!(
+        confirm(&app, &token, "brand new password").await.status(),
+        204
+    );
+    problem(
+        app.post("/auth/refresh", &json!({"refresh_token": session.refresh}))
+            .await,
+        401,
+    )
+    .await;
+    problem(app.login("quinn@example.com", PASSWORD).await, 401).await;
+    app.session_with("quinn@example.com", "brand new password")
+        .await;
+    // A token works once.
+    problem(confirm(&app, &token, "yet another password").await, 400).await;
+}
+
+#[tokio::test]
+async fn a_new_request_invalidates_earlier_links() {
+    let app = spawn_app().await;
+    app.register("rose@example.com", PASSWORD).await;
+    let first = request_and_read(&app, "rose@example.com", 1).await;
+    let second = request_and_read(&app, "rose@example.com", 2).await;
+    assert_ne!(first, second);
+    let body = problem(confirm(&app, &first, "brand new password").await, 400).await;
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/invalid-reset-token")
+    );
+    app.session_with("rose@example.com", PASSWORD).await;
+    assert_eq!(
+        confirm(&app, &second, "brand new password").await.status(),
+        204
+    );
+}
+
+#[tokio::test]
+async fn unknown_emails_get_202_and_no_mail() {
+    let app = spawn_app().await;
+    for email in ["nobody@example.com", "not an email"] {
+        let response = app
+            .post("/auth/password-reset", &json!({"email": email}))
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+    // A known account's request goes through the same worker: once its mail is there, the
+    // unknown ones would have been too.
+    app.register("sam@example.com", PASSWORD).await;
+    request_and_read(&app, "sam@example.com", 1).await;
+    assert_eq!(mails(app.data.path()).len(), 1);
+}
+
+#[tokio::test]
+async fn bad_confirmations_are_4xx_and_change_nothing() {
+    let app = spawn_app().await;
+    let session = app.session("tina@example.com").await;
+    let token = request_and_read(&app, "tina@example.com", 1).await;
+
+    problem(
+        confirm(&app, "made-up-token", "brand new password").await,
+        400,
+    )
+    .await;
+    problem(confirm(&app, &token, "short").await, 422).await;
+    problem(
+        app.post("/auth/password-reset/confirm", &json!({"token": token}))
+            .await,
+        422,
+    )
+    .await;
+    problem(app.post("/auth/password-reset", &json!({})).await, 422).await;
+
+    // Nothing changed: the old password and the session still work, the token is still good.
+    app.session_with("tina@example.com", PASSWORD).await;
+    let refreshed: Value = app
+        .post("/auth/refresh", &json!({"refresh_token": session.refresh}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(refreshed["access_token"].is_string());
+    assert_eq!(
+        confirm(&app, &token, "brand new password").await.status(),
+        204
+    );
+}
+
+#[tokio::test]
+async fn the_mailed_link_opens_a_form_that_keeps_the_token_out_of_the_url() {
+    let app = spawn_app().await;
+    let response = app.get("/auth/password-reset/confirm").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    let html = response.text().await.unwrap();
+    assert!(html.contains("<form") && html.contains("location.hash"));
+}
+
+#[tokio::test]
+async fn reset_mails_are_throttled_per_account() {
+    let app = spawn_app().await;
+    app.register("uri@example.com", PASSWORD).await;
+    for n in 1..=3 {
+        request_and_read(&app, "uri@example.com", n).await;
+    }
+    let response = app
+        .post("/auth/password-reset", &json!({"email": "uri@example.com"}))
+        .await;
+    assert_eq!(response.status(), 202);
+    // A fourth mail would have arrived by the time another account's first one does.
+    app.register("vera@example.com", PASSWORD).await;
+    request_and_read(&app, "vera@example.com", 4).await;
+    let to_uri = mails(app.data.path())
+        .iter()
+        .filter(|m| m.contains("To: uri@example.com"))
+        .count();
+    assert_eq!(to_uri, 3);
+}

@@ -1,0 +1,180 @@
+//! Refresh-token rotation and reuse detection, log-out, and the failed log-in limits.
+
+use serde_json::{Value, json};
+use user::UserArgs;
+
+use crate::{PASSWORD, problem, spawn_app, spawn_app_with};
+
+async fn refresh(app: &crate::TestApp, token: &str) -> reqwest::Response {
+    app.post("/auth/refresh", &json!({"refresh_token": token}))
+        .await
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_token() {
+    let app = spawn_app().await;
+    let session = app.session("frank@example.com").await;
+    let response = refresh(&app, &session.refresh).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly")
+    );
+    let body: Value = response.json().await.unwrap();
+    let rotated = body["refresh_token"].as_str().unwrap();
+    assert_ne!(rotated, session.refresh);
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(app.get_as("/users/me", access).await.status(), 200);
+    // The new one works in turn.
+    assert_eq!(refresh(&app, rotated).await.status(), 200);
+}
+
+#[tokio::test]
+async fn refresh_works_from_the_cookie_alone() {
+    let app = spawn_app().await;
+    let session = app.session("grace@example.com").await;
+    let cookie = session.set_cookie.split(';').next().unwrap().to_owned();
+    let response = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_the_family() {
+    let app = spawn_app().await;
+    let session = app.session("heidi@example.com").await;
+    let first: Value = refresh(&app, &session.refresh).await.json().await.unwrap();
+    let current = first["refresh_token"].as_str().unwrap().to_owned();
+
+    // An attacker replays the stolen, already rotated token.
+    let body = problem(refresh(&app, &session.refresh).await, 401).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("already used"),
+        "{body}"
+    );
+    // The legitimate holder's current token died with the family.
+    problem(refresh(&app, &current).await, 401).await;
+    // Another log-in (another family) is unaffected.
+    let other = app.session_with("heidi@example.com", PASSWORD).await;
+    assert_eq!(refresh(&app, &other.refresh).await.status(), 200);
+}
+
+#[tokio::test]
+async fn invalid_refresh_tokens_are_401() {
+    let app = spawn_app().await;
+    problem(refresh(&app, "made-up").await, 401).await;
+    problem(app.post("/auth/refresh", &json!({})).await, 401).await;
+    let garbage = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    problem(garbage, 400).await;
+}
+
+#[tokio::test]
+async fn logout_denylists_the_access_token_and_revokes_the_session() {
+    let app = spawn_app().await;
+    let session = app.session("ivan@example.com").await;
+    let other = app.session_with("ivan@example.com", PASSWORD).await;
+    let response = app
+        .http
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&session.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+
+    let body = problem(app.get_as("/users/me", &session.access).await, 401).await;
+    assert_eq!(body["detail"], "token revoked");
+    problem(refresh(&app, &session.refresh).await, 401).await;
+    // The denylist entry expires with the token.
+    let mut redis = app.redis.connection();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}auth:denylist:*", app.prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys[0])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 15 * 60 + 10, "ttl {ttl}");
+    // The other device's session lives on.
+    assert_eq!(app.get_as("/users/me", &other.access).await.status(), 200);
+    assert_eq!(refresh(&app, &other.refresh).await.status(), 200);
+    // Logging out needs a token.
+    problem(app.post("/auth/logout", &json!({})).await, 401).await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_account() {
+    let app = spawn_app().await;
+    app.register("judy@example.com", PASSWORD).await;
+    for _ in 0..5 {
+        problem(app.login("judy@example.com", "wrong password").await, 401).await;
+    }
+    let response = app.login("judy@example.com", PASSWORD).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    let body = problem(response, 429).await;
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/too-many-requests")
+    );
+    // Other accounts are not locked out.
+    app.session("ken@example.com").await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_client() {
+    let app = spawn_app_with(UserArgs {
+        login_max_failures_per_ip: 3,
+        ..UserArgs::default()
+    })
+    .await;
+    app.register("leo@example.com", PASSWORD).await;
+    for i in 0..3 {
+        problem(
+            app.login(&format!("guess{i}@example.com"), "whatever1")
+                .await,
+            401,
+        )
+        .await;
+    }
+    problem(app.login("leo@example.com", PASSWORD).await, 429).await;
+}
+
+#[tokio::test]
+async fn a_successful_login_resets_the_account_counter() {
+    let app = spawn_app().await;
+    app.register("mia@example.com", PASSWORD).await;
+    for _ in 0..4 {
+        problem(app.login("mia@example.com", "wrong password").await, 401).await;
+    }
+    app.session_with("mia@example.com", PASSWORD).await;
+    for _ in 0..4 {
+        problem(app.login("mia@example.com", "wrong password").await, 401).await;
+    }
+    app.session_with("mia@example.com", PASSWORD).await;
+}

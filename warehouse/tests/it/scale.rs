@@ -1,0 +1,223 @@
+//! The warehouse binary as deployed. `--scale warehouse=2`: two real processes share one
+//! database, one Redis and one consumer group; 100 reserved orders arrive at once. Every order
+//! gets exactly one shipment, shipped once and announced once. And `MESH_WAREHOUSE_AUTO_DISPATCH`
+//! switches auto-dispatch off.
+
+use std::{
+    collections::HashSet,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{
+    Envelope, Keys,
+    db::outbox,
+    events::{Event, OrderShipped, RefundOrder, StockReserved},
+    runtime::Publisher,
+    testing::{RedisServer, TestDb, free_port, unique_prefix, wait_drained, wait_until, xlen},
+};
+use sea_orm::EntityTrait;
+use warehouse::entity::shipment;
+
+use crate::support::{events, reserved_order};
+
+/// A spawned service process, killed if still running when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Proc {
+    /// `SIGTERM`, then a clean exit within `timeout`.
+    async fn stop_cleanly(mut self, timeout: Duration) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn spawn_warehouse(
+    redis: &RedisServer,
+    db_url: &str,
+    keys: &Keys,
+    data: &Path,
+    port: u16,
+    auto_dispatch: &str,
+) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_warehouse"))
+        .env("REDIS_URL", redis.url())
+        .env("DATABASE_URL", db_url)
+        .env("MESH_DATA_DIR", data)
+        .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MESH_STREAM_PREFIX", keys.prefix())
+        .env("MESH_WAREHOUSE_AUTO_DISPATCH", auto_dispatch)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the warehouse binary");
+    Proc(child)
+}
+
+#[tokio::test]
+async fn two_replicas_ship_every_order_exactly_once() {
+    let redis = RedisServer::start();
+    let test_db = TestDb::new().await;
+    // Migrated up front: on SQLite the two processes would otherwise race to create the tables.
+    let db = test_db.connect::<warehouse::Migrator>().await;
+    let keys = Keys::new(unique_prefix());
+
+    let data = tempfile::tempdir().expect("data dir");
+    let ports = [free_port(), free_port()];
+    let replicas: Vec<Proc> = ports
+        .iter()
+        .map(|&port| spawn_warehouse(&redis, &test_db.url, &keys, data.path(), port, "true"))
+        .collect();
+    let http = reqwest::Client::new();
+    for port in ports {
+        wait_until(Duration::from_secs(30), "replica ready", || {
+            let http = http.clone();
+            async move {
+                matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await,
+                    Ok(r) if r.status() == 200)
+            }
+        })
+        .await;
+    }
+
+    let orders: Vec<_> = (0..100).map(|_| reserved_order()).collect();
+    let items: Vec<(String, Envelope)> = orders
+        .iter()
+        .map(|(envelope, _)| (StockReserved::TYPE.to_owned(), envelope.clone()))
+        .collect();
+    Publisher::new(redis.connection(), keys.clone())
+        .publish_many(&items)
+        .await
+        .expect("publish reserved orders");
+
+    let mut conn = redis.connection();
+    let shipped_key = keys.stream(OrderShipped::TYPE);
+    wait_until(
+        Duration::from_secs(90),
+        "an order-shipped per order",
+        || {
+            let mut conn = conn.clone();
+            let key = shipped_key.clone();
+            async move { xlen(&mut conn, &key).await >= 100 }
+        },
+    )
+    .await;
+    for stream in [StockReserved::TYPE, RefundOrder::TYPE] {
+        wait_drained(
+            &mut conn,
+            &keys.stream(stream),
+            warehouse::worker::GROUP,
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    wait_until(Duration::from_secs(10), "outbox drained", || async {
+        outbox::unsent(&db).await.unwrap() == 0
+    })
+    .await;
+
+    // Both replicas joined the group.
+    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(keys.stream(StockReserved::TYPE))
+        .arg(warehouse::worker::GROUP)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(consumers.len(), 2, "two consumers in the group");
+
+    let all_orders: HashSet<_> = orders.iter().map(|(_, o)| o.order_id).collect();
+    let shipments = shipment::Entity::find().all(&db).await.unwrap();
+    assert_eq!(shipments.len(), 100, "one shipment per order");
+    assert!(shipments.iter().all(|s| s.status == "shipped"));
+    let shipped_orders: HashSet<_> = shipments.iter().map(|s| s.order_id).collect();
+    assert_eq!(shipped_orders, all_orders);
+
+    // Both replicas run an outbox relay over the same table; the relay claims rows, so with no
+    // crash every event goes out exactly once.
+    let announced = events::<OrderShipped>(&mut conn, &keys).await;
+    assert_eq!(announced.len(), 100, "order-shipped entries on the stream");
+    let event_ids: HashSet<_> = announced.iter().map(|(e, _)| e.event_id).collect();
+    assert_eq!(event_ids.len(), 100);
+    let announced_orders: HashSet<_> = announced.iter().map(|(_, p)| p.order_id).collect();
+    assert_eq!(announced_orders, all_orders, "each order announced once");
+    let shipment_ids: HashSet<_> = shipments.iter().map(|s| s.id).collect();
+    assert!(
+        announced
+            .iter()
+            .all(|(_, p)| shipment_ids.contains(&p.shipment_id))
+    );
+    assert_eq!(xlen(&mut conn, &keys.stream(RefundOrder::TYPE)).await, 0);
+    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+
+    for replica in replicas {
+        replica.stop_cleanly(Duration::from_secs(30)).await;
+    }
+}
+
+#[tokio::test]
+async fn auto_dispatch_off_by_env_leaves_shipments_pending() {
+    let redis = RedisServer::start();
+    let test_db = TestDb::new().await;
+    let db = test_db.connect::<warehouse::Migrator>().await;
+    let keys = Keys::new(unique_prefix());
+    let data = tempfile::tempdir().expect("data dir");
+    let port = free_port();
+    let replica = spawn_warehouse(&redis, &test_db.url, &keys, data.path(), port, "false");
+    let http = reqwest::Client::new();
+    wait_until(Duration::from_secs(30), "replica ready", || {
+        let http = http.clone();
+        async move {
+            matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await,
+                Ok(r) if r.status() == 200)
+        }
+    })
+    .await;
+
+    let (envelope, order) = reserved_order();
+    Publisher::new(redis.connection(), keys.clone())
+        .publish(StockReserved::TYPE, &envelope)
+        .await
+        .expect("publish");
+    let mut conn = redis.connection();
+    wait_drained(
+        &mut conn,
+        &keys.stream(StockReserved::TYPE),
+        warehouse::worker::GROUP,
+        Duration::from_secs(30),
+    )
+    .await;
+    let shipments = shipment::Entity::find().all(&db).await.unwrap();
+    assert_eq!(shipments.len(), 1);
+    assert_eq!(shipments[0].order_id, order.order_id);
+    assert_eq!(shipments[0].status, "pending");
+    assert_eq!(xlen(&mut conn, &keys.stream(OrderShipped::TYPE)).await, 0);
+    replica.stop_cleanly(Duration::from_secs(30)).await;
+}
