@@ -165,6 +165,9 @@ pub fn unique_prefix() -> String {
 pub struct TestDb {
     pub url: String,
     _dir: Option<TempDir>,
+    /// On PostgreSQL: the server's URL and the database's name, dropped with the `TestDb` so that
+    /// a full run does not leave hundreds of databases (and GBs of disk) behind.
+    postgres: Option<(String, String)>,
 }
 
 impl TestDb {
@@ -182,6 +185,7 @@ impl TestDb {
                 Self {
                     url: replace_db_name(&base, &name),
                     _dir: None,
+                    postgres: Some((base, name)),
                 }
             }
             _ => {
@@ -193,6 +197,7 @@ impl TestDb {
                 Self {
                     url: format!("sqlite://{}?mode=rwc", path.display()),
                     _dir: Some(dir),
+                    postgres: None,
                 }
             }
         }
@@ -207,6 +212,38 @@ impl TestDb {
         let conn = db::connect(&self.url).await.expect("connect test database");
         M::up(&conn, None).await.expect("migrate test database");
         conn
+    }
+}
+
+impl Drop for TestDb {
+    /// Drops the PostgreSQL database, closing the connections still open on it (the test's pools,
+    /// a service binary being torn down). Runs on a thread of its own with its own runtime, as
+    /// `Drop` cannot await and may run inside the test's runtime; failures are only reported.
+    fn drop(&mut self) {
+        let Some((base, name)) = self.postgres.take() else {
+            return;
+        };
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                use sea_orm::ConnectionTrait;
+                let admin = db::connect(&base).await.map_err(|e| e.to_string())?;
+                let result = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+                let _ = admin.close().await;
+                result.map(|_| ()).map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: could not drop a test database: {e}"),
+            Err(_) => eprintln!("warning: dropping a test database panicked"),
+        }
     }
 }
 
