@@ -1,4 +1,4 @@
-//! The rules of orders shared by the API and the worker: pricing ([`fee_cents`], [`place`]),
+//! The rules of orders shared by the API and the worker: pricing ([`fee_cents`], [`price`], [`insert`]),
 //! status changes as one conditional `UPDATE … WHERE status IN (…)` plus a history row
 //! ([`transition`]), and history entries that do not change the status ([`note`]). Callers pass
 //! their transaction, so the change commits with its inbox record or outbox event.
@@ -51,19 +51,27 @@ pub struct NewOrder {
     pub correlation_id: String,
 }
 
-/// Prices `new` from the catalog projection (read through `catalog`), then inserts the order,
-/// its lines and its first history row, and enqueues `order-placed` — all inside `txn`.
+/// An order priced from the catalog projection, ready for [`insert`].
+#[derive(Debug, Clone)]
+pub struct PricedOrder {
+    pub order: order::Model,
+    pub lines: Vec<order_line::Model>,
+    pub correlation_id: String,
+}
+
+/// Prices `new` from the catalog projection: every product must be known and active.
 ///
-/// The prices are read before the transaction writes anything: on SQLite a transaction that
-/// reads first and writes later fails at once (`SQLITE_BUSY`, no busy wait) if another writer —
-/// the outbox relay, the worker — committed in between. A price changing between the read and
+/// Done before the order's transaction begins, on its own connection: on SQLite a transaction
+/// that reads first and writes later fails at once (`SQLITE_BUSY`, no busy wait) if another
+/// writer — the outbox relay, the worker — committed in between; and a request holding a
+/// transaction must never wait for a second pooled connection (under load every pooled
+/// connection is such a transaction, and they all wait). A price changing between this read and
 /// the commit is the projection's ordinary staleness.
-pub async fn place<R: ConnectionTrait, C: ConnectionTrait>(
-    catalog: &R,
-    txn: &C,
+pub async fn price<C: ConnectionTrait>(
+    catalog: &C,
     new: NewOrder,
     fee_percent: u32,
-) -> Result<(order::Model, Vec<order_line::Model>), PlaceError> {
+) -> Result<PricedOrder, PlaceError> {
     let products: BTreeMap<Uuid, catalog_product::Model> = catalog_product::Entity::find()
         .filter(catalog_product::Column::ProductId.is_in(new.items.keys().copied()))
         .all(catalog)
@@ -106,6 +114,25 @@ pub async fn place<R: ConnectionTrait, C: ConnectionTrait>(
         created_at: now,
         updated_at: now,
     };
+    Ok(PricedOrder {
+        order: model,
+        lines,
+        correlation_id: new.correlation_id,
+    })
+}
+
+/// Inserts a priced order, its lines and its first history row, and enqueues `order-placed` —
+/// all inside `txn`.
+pub async fn insert<C: ConnectionTrait>(
+    txn: &C,
+    priced: PricedOrder,
+) -> Result<(order::Model, Vec<order_line::Model>), DbErr> {
+    let PricedOrder {
+        order: model,
+        lines,
+        correlation_id,
+    } = priced;
+    let order_id = model.id;
     // The order first: with an `Idempotency-Key`, a concurrent retry fails here on the unique
     // index, before anything else is written.
     order::Entity::insert(order::ActiveModel::from(model.clone()))
@@ -131,14 +158,8 @@ pub async fn place<R: ConnectionTrait, C: ConnectionTrait>(
         fee_cents: model.fee_cents,
         total_cents: model.total_cents,
     };
-    let envelope = Envelope::new(
-        OrderPlaced::TYPE,
-        SERVICE,
-        &new.correlation_id,
-        "",
-        &payload,
-    )
-    .map_err(|e| DbErr::Custom(format!("encode order-placed: {e}")))?;
+    let envelope = Envelope::new(OrderPlaced::TYPE, SERVICE, &correlation_id, "", &payload)
+        .map_err(|e| DbErr::Custom(format!("encode order-placed: {e}")))?;
     outbox::enqueue(txn, OrderPlaced::TYPE, &envelope).await?;
     Ok((model, lines))
 }

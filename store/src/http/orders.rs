@@ -183,9 +183,8 @@ pub(crate) async fn create(
         idempotency_key: key.clone(),
         correlation_id: correlation_id(&headers),
     };
-    let txn = state.db.begin().await?;
-    let (order, lines) = match orders::place(&state.db, &txn, new, state.fee_percent).await {
-        Ok(placed) => placed,
+    let priced = match orders::price(&state.db, new, state.fee_percent).await {
+        Ok(priced) => priced,
         Err(PlaceError::UnknownProduct(id)) => {
             return Err(ApiError::validation(format!("unknown product {id}")));
         }
@@ -194,7 +193,12 @@ pub(crate) async fn create(
                 "product {id} is no longer sold"
             )));
         }
-        Err(PlaceError::Db(e)) => {
+        Err(PlaceError::Db(e)) => return Err(e.into()),
+    };
+    let txn = state.db.begin().await?;
+    let (order, lines) = match orders::insert(&txn, priced).await {
+        Ok(placed) => placed,
+        Err(e) => {
             // A concurrent retry with the same key won the race: answer as its retry.
             if let (Some(key), Some(SqlErr::UniqueConstraintViolation(_))) = (&key, e.sql_err()) {
                 drop(txn);
