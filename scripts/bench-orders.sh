@@ -7,6 +7,8 @@
 #
 # Usage: scripts/bench-orders.sh [bench-orders flags]   e.g. --shoppers 32 --duration 20 --rate 200
 # (see `target/release/bench-orders --help`). BENCH_KEEP=1 keeps the temp dir (logs) afterwards.
+# BENCH_POSTGRES_URL=postgres://user:pw@host:port/db runs the services on PostgreSQL instead: a
+# fresh database per service (bench_<service>, dropped and re-created) on that server.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -57,9 +59,14 @@ pid_flags=(--pid "redis=$redis_pid")
 url_flags=()
 for name in user inventory store payment warehouse; do
   port=$(free_port)
+  database_url="sqlite://$dir/$name.db?mode=rwc"
+  if [[ -n ${BENCH_POSTGRES_URL:-} ]]; then
+    psql -X -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS bench_$name WITH (FORCE)" -c "CREATE DATABASE bench_$name"
+    database_url="${BENCH_POSTGRES_URL%/*}/bench_$name"
+  fi
   # user first, and each one ready before the next: user writes the dev key pair the others use.
   REDIS_URL=$REDIS_URL \
-    DATABASE_URL="sqlite://$dir/$name.db?mode=rwc" \
+    DATABASE_URL="$database_url" \
     MESH_DATA_DIR="$dir" \
     MESH_LISTEN="127.0.0.1:$port" \
     MESH_LOG_FORMAT=json \
@@ -79,7 +86,7 @@ for name in user inventory store payment warehouse; do
 done
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "redis:   $(redis-server --version | awk '{print $3}'); date: $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "redis:   $(redis-server --version | awk '{print $3}'); database: ${BENCH_POSTGRES_URL:+PostgreSQL }${BENCH_POSTGRES_URL:-SQLite files (WAL)}; date: $(date -u +%Y-%m-%dT%H:%MZ)"
 # The warehouse URL is not needed by the benchmark itself.
 bench_urls=()
 for ((i = 0; i < ${#url_flags[@]}; i += 2)); do

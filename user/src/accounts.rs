@@ -13,7 +13,7 @@ use common::{
 };
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel as _, QueryFilter, TransactionTrait,
+    IntoActiveModel as _, QueryFilter,
 };
 use uuid::Uuid;
 
@@ -71,7 +71,7 @@ pub async fn create(
         },
     )
     .context("encode user-registered")?;
-    let txn = db.begin().await?;
+    let txn = common::db::begin(db).await?;
     // A concurrent registration of the same e-mail loses on the unique index: 409 as well.
     user::Entity::insert(account.clone().into_active_model())
         .exec_without_returning(&txn)

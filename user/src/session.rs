@@ -13,7 +13,7 @@ use common::{
 use rand::RngCore as _;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    sea_query::Expr,
 };
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
@@ -95,7 +95,7 @@ pub async fn rotate(
     presented: &str,
     refresh_ttl: Duration,
 ) -> Result<Session, ApiError> {
-    let txn = db.begin().await?;
+    let txn = common::db::begin(db).await?;
     let Some(row) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash_secret(presented)))
         .one(&txn)

@@ -2,8 +2,8 @@
 //! so that a crash between commit and ack can never apply an event twice.
 
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
-    TransactionTrait, TryInsertResult, entity::prelude::*,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr, TryInsertResult,
+    entity::prelude::*,
 };
 
 use crate::envelope::Envelope;
@@ -49,8 +49,8 @@ pub async fn begin_once(
     db: &DatabaseConnection,
     group: &str,
     envelope: &Envelope,
-) -> Result<Option<DatabaseTransaction>, DbErr> {
-    let txn = db.begin().await?;
+) -> Result<Option<super::WriteTxn>, DbErr> {
+    let txn = super::begin(db).await?;
     if record(&txn, group, &envelope.event_id.to_string()).await? {
         Ok(Some(txn))
     } else {

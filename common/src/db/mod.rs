@@ -4,10 +4,13 @@
 pub mod inbox;
 pub mod migration;
 pub mod outbox;
+mod write;
 
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+pub use write::{WriteTxn, begin};
 
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout
 /// so concurrent handlers queue for the write lock instead of failing.

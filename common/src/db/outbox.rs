@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement,
     entity::prelude::*,
 };
 use tokio::sync::Notify;
@@ -132,7 +132,7 @@ impl OutboxRelay {
              (SELECT id FROM mesh_outbox ORDER BY id LIMIT {BATCH}{lock}) \
              RETURNING id, stream, fields"
         );
-        let txn = self.db.begin().await?;
+        let txn = super::begin(&self.db).await?;
         let rows = txn
             .query_all_raw(Statement::from_string(backend, sql))
             .await?;

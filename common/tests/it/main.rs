@@ -14,3 +14,4 @@ mod retry;
 mod scale;
 mod shutdown;
 mod trim;
+mod write;

@@ -9,7 +9,7 @@ mod stock;
 
 use axum::{Router, extract::FromRef, http::HeaderMap};
 use common::{auth::JwtVerifier, db::outbox::OutboxNotifier, http::REQUEST_ID, problem::ApiError};
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ impl FromRef<AppState> for JwtVerifier {
 impl AppState {
     /// Commits a write, then wakes the outbox relay and invalidates the product cache, in that
     /// order: the event goes out at once and the next read sees the change.
-    async fn commit(&self, txn: DatabaseTransaction) -> Result<(), ApiError> {
+    async fn commit(&self, txn: common::db::WriteTxn) -> Result<(), ApiError> {
         txn.commit().await?;
         self.notifier.notify();
         self.cache.invalidate().await;

@@ -12,7 +12,6 @@ use axum::{
 use common::{auth::AdminUser, problem::ApiError};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -216,7 +215,7 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let new = body.validate()?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     let model = catalog::create(&txn, new, &correlation_id(&headers)).await?;
     state.commit(txn).await?;
     tracing::info!(product.id = %model.id, user.id = %admin.sub, "product created");
@@ -245,7 +244,7 @@ pub(crate) async fn update(
     let id = product_id(&id)?;
     let Json(body) = body?;
     let patch = body.validate()?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     let Some(model) = catalog::update(&txn, id, patch, &correlation_id(&headers)).await? else {
         return Err(ApiError::NotFound(format!("no product {id}")));
     };
@@ -266,7 +265,7 @@ pub(crate) async fn remove(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let id = product_id(&id)?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     if catalog::deactivate(&txn, id, &correlation_id(&headers))
         .await?
         .is_none()

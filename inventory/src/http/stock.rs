@@ -8,9 +8,7 @@ use axum::{
     routing::{get, post},
 };
 use common::{auth::AdminUser, problem::ApiError};
-use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -84,7 +82,7 @@ pub(crate) async fn adjust(
     let id = product_id(&id)?;
     let Json(body) = body?;
     let (delta, reason) = body.validate()?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     let model = stock::adjust(&txn, id, delta, &reason)
         .await
         .map_err(|e| match e {

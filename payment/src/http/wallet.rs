@@ -10,7 +10,7 @@ use axum::{
     routing::{get, post},
 };
 use common::{auth::AuthUser, problem::ApiError};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -85,7 +85,7 @@ pub(crate) async fn deposit(
             "`amount_cents` must be between {MIN_DEPOSIT_CENTS} and {MAX_DEPOSIT_CENTS}"
         )));
     }
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     let Some(deposit) = ledger::deposit(&txn, claims.sub, body.amount_cents).await? else {
         return Err(not_open());
     };

@@ -18,7 +18,6 @@ use common::{
     events::{Event as _, RefundOrder, RefundReason},
     problem::ApiError,
 };
-use sea_orm::TransactionTrait;
 
 use super::{AppState, OrderView, correlation_id, order_id};
 use crate::{
@@ -51,7 +50,7 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let id = order_id(&id)?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     let order = match orders::lock(&txn, id).await? {
         Some(o) if o.user_id == user.sub || user.role == Role::Admin => o,
         _ => return Err(ApiError::NotFound(format!("no order {id}"))),

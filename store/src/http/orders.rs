@@ -17,7 +17,6 @@ use common::{
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
-    TransactionTrait,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -195,7 +194,7 @@ pub(crate) async fn create(
         }
         Err(PlaceError::Db(e)) => return Err(e.into()),
     };
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     let (order, lines) = match orders::insert(&txn, priced).await {
         Ok(placed) => placed,
         Err(e) => {

@@ -17,9 +17,7 @@ use common::{
     events::{Event as _, PasswordResetRequested},
     problem::ApiError,
 };
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -97,7 +95,7 @@ pub async fn request_reset(
         },
     )
     .context("encode password-reset-requested")?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     // A new request invalidates every earlier link.
     invalidate_resets(&txn, account.id).await?;
     password_reset::Entity::insert(password_reset::ActiveModel {
@@ -146,7 +144,7 @@ pub async fn confirm_reset(
         return Err(invalid());
     }
     let password_hash = hash_password(req.new_password).await?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     // Conditional: of two confirmations racing with the same token, one wins.
     let claimed = password_reset::Entity::update_many()
         .col_expr(password_reset::Column::UsedAt, Expr::value(now))

@@ -15,7 +15,7 @@ use common::{
 };
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel as _,
-    PaginatorTrait as _, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    PaginatorTrait as _, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -146,7 +146,7 @@ pub async fn set_role(
 ) -> Result<Json<UserView>, ApiError> {
     let Path(id) = id.map_err(|_| ApiError::NotFound("no such account".into()))?;
     let Json(req) = body?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     let account = user::Entity::find_by_id(id)
         .one(&txn)
         .await?

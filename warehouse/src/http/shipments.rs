@@ -19,7 +19,6 @@ use common::{
 };
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -167,7 +166,7 @@ pub(crate) async fn ship(
     Path(id): Path<String>,
 ) -> Result<Json<shipment::Model>, ApiError> {
     let id = shipment_id(&id)?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     let dispatch = Dispatch::with_carrier(&state.settings.carrier);
     let Some(shipped) = shipping::ship(&txn, id, &dispatch).await? else {
         txn.rollback().await?;
@@ -207,7 +206,7 @@ pub(crate) async fn fail(
     let id = shipment_id(&id)?;
     let Json(body) = body?;
     let reason = body.validate()?;
-    let txn = state.db.begin().await?;
+    let txn = common::db::begin(&state.db).await?;
     let Some(failed) = shipping::fail(&txn, id, &reason).await? else {
         txn.rollback().await?;
         return Err(not_pending(&state.db, id, "failed").await);

@@ -1,0 +1,129 @@
+//! Write transactions: [`begin`] and [`WriteTxn`].
+//!
+//! SQLite has one writer at a time per file. Left to itself, a connection that finds the write
+//! lock taken waits in SQLite's busy handler, which *sleeps* (1, 2, 5, 10, … ms) and retries: with
+//! a few dozen requests and handlers writing at once, most of their time goes to those sleeps,
+//! the CPU idles, and latency climbs to a hundred milliseconds and more. So on SQLite every write
+//! transaction of this process first takes its turn on an async FIFO mutex of that database
+//! file, then begins with `BEGIN IMMEDIATE`: writers of one process queue without sleeping, in
+//! arrival order, and the busy handler is left to arbitrate only between processes (two replicas
+//! on one file, a migration). PostgreSQL needs no turn: [`begin`] is a plain `BEGIN` there.
+//!
+//! Rules for callers: begin write transactions with [`begin`] (or `inbox::begin_once`), read
+//! outside them where possible, and never begin a second one while holding one (on SQLite that
+//! would wait for itself).
+
+use std::{
+    collections::HashMap,
+    ops::Deref,
+    path::PathBuf,
+    sync::{Arc, LazyLock, Mutex},
+};
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    QueryResult, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+use tokio::sync::OwnedMutexGuard;
+
+/// The write turn of each SQLite file this process has open.
+static TURNS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Default::default);
+
+fn turn_of(db: &DatabaseConnection) -> Option<Arc<tokio::sync::Mutex<()>>> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_path_buf();
+    let mut turns = TURNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Some(turns.entry(file).or_default().clone())
+}
+
+/// Begins a write transaction on `db` (see the module docs).
+pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
+    let Some(turn) = turn_of(db) else {
+        return Ok(WriteTxn {
+            txn: db.begin().await?,
+            _turn: None,
+        });
+    };
+    let turn = turn.lock_owned().await;
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?;
+    Ok(WriteTxn {
+        txn,
+        _turn: Some(turn),
+    })
+}
+
+/// A write transaction that holds this process's write turn (SQLite) until it commits, rolls
+/// back or is dropped. Use it wherever a connection is expected; it derefs to the
+/// [`DatabaseTransaction`] for the rest (savepoints with `begin`).
+pub struct WriteTxn {
+    // Declared first: dropped (rolled back) before the turn is released.
+    txn: DatabaseTransaction,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+impl Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl std::fmt::Debug for WriteTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTxn")
+            .field("turn", &self._turn.is_some())
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteTxn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.txn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.txn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.txn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.txn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.txn.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.txn.support_returning()
+    }
+}
