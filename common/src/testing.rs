@@ -310,6 +310,38 @@ pub async fn wait_drained(
     .await;
 }
 
+/// Waits until at least `n` clients are blocked in `XREADGROUP` on this server (`CLIENT LIST`).
+///
+/// A replica joins a group only when a read first hands it entries (Redis 7.0 creates the
+/// consumer then), and its `/readyz` may answer a moment before its first read. Tests that assert
+/// replicas shared the work wait for every replica's reader to block before publishing: each
+/// `XADD` then wakes a waiting reader, so every replica gets entries.
+pub async fn wait_blocked_readers(conn: &mut ConnectionManager, n: usize, timeout: Duration) {
+    let what = format!("{n} readers blocked in XREADGROUP");
+    wait_until(timeout, &what, || {
+        let mut conn = conn.clone();
+        async move {
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            let blocked = clients
+                .lines()
+                .filter(|line| {
+                    let mut fields = line.split(' ');
+                    let flags_blocked = fields
+                        .clone()
+                        .any(|f| f.strip_prefix("flags=").is_some_and(|v| v.contains('b')));
+                    flags_blocked && fields.any(|f| f == "cmd=xreadgroup")
+                })
+                .count();
+            blocked >= n
+        }
+    })
+    .await;
+}
+
 /// Length of a stream.
 pub async fn xlen(conn: &mut ConnectionManager, stream_key: &str) -> u64 {
     redis::cmd("XLEN")

@@ -6,7 +6,7 @@ use std::time::Duration;
 use common::{
     Keys,
     runtime::{Worker, WorkerConfig},
-    testing::{RedisServer, group_state, unique_prefix, wait_drained, wait_until},
+    testing::{RedisServer, group_state, unique_prefix, wait_blocked_readers, wait_drained},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -42,15 +42,7 @@ async fn three_worker_processes_share_ten_thousand_entries_each_applied_once() {
     // All three are reading before anything is published. (Redis before 7.2 adds a consumer to
     // the group only when it is first delivered something, so count the blocked readers.)
     let mut conn = redis.connection();
-    wait_until(
-        Duration::from_secs(15),
-        "3 processes reading the group",
-        || {
-            let mut conn = conn.clone();
-            async move { readers(&mut conn).await == 3 }
-        },
-    )
-    .await;
+    wait_blocked_readers(&mut conn, 3, Duration::from_secs(15)).await;
 
     let ids = publish_n(&redis, &keys, "scale", N).await;
     wait_drained(&mut conn, &stream_key, "g", Duration::from_secs(25)).await;
@@ -85,17 +77,6 @@ async fn three_worker_processes_share_ten_thousand_entries_each_applied_once() {
 }
 
 /// Connections whose last command is `XREADGROUP`: one per running worker.
-async fn readers(conn: &mut redis::aio::ConnectionManager) -> usize {
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query_async(conn)
-        .await
-        .unwrap();
-    list.lines()
-        .filter(|l| l.contains("cmd=xreadgroup"))
-        .count()
-}
-
 #[tokio::test]
 async fn every_group_on_a_stream_gets_every_entry() {
     let redis = RedisServer::start();

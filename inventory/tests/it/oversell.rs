@@ -13,7 +13,10 @@ use common::{
     db::outbox,
     events::{Event, OrderCompleted, RefundOrder, RefundReason, StockReserved},
     runtime::Publisher,
-    testing::{RedisServer, TestDb, free_port, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{
+        RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
+        wait_until, xlen,
+    },
 };
 use inventory::entity::reservation;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -100,6 +103,9 @@ async fn two_replicas_never_oversell() {
         .await;
     }
 
+    let mut conn = redis.connection();
+    wait_blocked_readers(&mut conn, 2, Duration::from_secs(30)).await;
+
     // 200 single-unit orders at once.
     let orders: Vec<_> = (0..200).map(|_| paid_order(&[(product.id, 1)])).collect();
     let items: Vec<(String, common::Envelope)> = orders
@@ -111,7 +117,6 @@ async fn two_replicas_never_oversell() {
         .await
         .expect("publish orders");
 
-    let mut conn = redis.connection();
     let (reserved_key, refund_key) = (
         keys.stream(StockReserved::TYPE),
         keys.stream(RefundOrder::TYPE),

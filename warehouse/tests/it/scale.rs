@@ -15,7 +15,10 @@ use common::{
     db::outbox,
     events::{Event, OrderShipped, RefundOrder, StockReserved},
     runtime::Publisher,
-    testing::{RedisServer, TestDb, free_port, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{
+        RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
+        wait_until, xlen,
+    },
 };
 use sea_orm::EntityTrait;
 use warehouse::entity::shipment;
@@ -107,6 +110,9 @@ async fn two_replicas_ship_every_order_exactly_once() {
         .await;
     }
 
+    let mut conn = redis.connection();
+    wait_blocked_readers(&mut conn, 2, Duration::from_secs(30)).await;
+
     let orders: Vec<_> = (0..100).map(|_| reserved_order()).collect();
     let items: Vec<(String, Envelope)> = orders
         .iter()
@@ -117,7 +123,6 @@ async fn two_replicas_ship_every_order_exactly_once() {
         .await
         .expect("publish reserved orders");
 
-    let mut conn = redis.connection();
     let shipped_key = keys.stream(OrderShipped::TYPE);
     wait_until(
         Duration::from_secs(90),
