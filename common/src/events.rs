@@ -97,12 +97,38 @@ pub struct StockReserved {
 }
 
 /// Why an order is being refunded.
+///
+/// A customer's cancellation is a *request* until the warehouse, the only service that knows
+/// whether the goods have left, rules on it: the store publishes `cancelled_by_customer`; payment
+/// tombstones an order it has not charged yet (nothing downstream exists then) and otherwise
+/// waits; inventory waits. The warehouse cancels or tombstones the shipment and, if the goods
+/// had not left, publishes `cancelled_before_shipping`, on which payment refunds and inventory
+/// releases. A cancellation that comes after shipping changes nothing: the order ships. Without
+/// this arbitration, a cancellation racing auto-dispatch gave the customer the goods *and* the
+/// money back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefundReason {
+    /// inventory could not reserve every line.
     InsufficientStock,
+    /// The warehouse could not fulfil the order (an admin failed the shipment).
     FulfillmentFailed,
+    /// The customer asked to cancel (published by the store; a request, see above).
     CancelledByCustomer,
+    /// The warehouse accepted a customer's cancellation: nothing had shipped.
+    CancelledBeforeShipping,
+}
+
+impl RefundReason {
+    /// The wire name, `insufficient_stock` etc.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InsufficientStock => "insufficient_stock",
+            Self::FulfillmentFailed => "fulfillment_failed",
+            Self::CancelledByCustomer => "cancelled_by_customer",
+            Self::CancelledBeforeShipping => "cancelled_before_shipping",
+        }
+    }
 }
 
 /// Compensation: give the money back and release what was reserved.

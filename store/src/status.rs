@@ -1,5 +1,6 @@
 //! The order status machine (DESIGN "Services"): `pending < paid < reserved < shipped` only move
-//! forward; `payment_failed`, `refunded` and `cancelled` are terminal. Events of one order arrive
+//! forward; `payment_failed`, `refunded` and `cancelled` are terminal (with one exception, a
+//! cancellation that came too late: see [`OrderStatus::allowed_from`]). Events of one order arrive
 //! on different streams in any order, so a transition is allowed from every status it may
 //! overtake — `shipped` may land on a `pending` order whose `order-completed` is still queued —
 //! and the late events that follow are ignored. Whatever the arrival order, the final state is
@@ -76,14 +77,19 @@ impl OrderStatus {
     /// - `payment_failed` and `cancelled`: only from `pending` (a paid order is not unpaid by a
     ///   contradictory event, and a paid order's cancellation goes through a refund);
     /// - `refunded`: from any non-terminal state — the money went back, whatever else the order
-    ///   reached before the news did.
+    ///   reached before the news did;
+    /// - `shipped` also from `cancelled`: the one exception to "terminal states stay". A
+    ///   `pending` order is cancelled here at once, but if payment had already charged it (the
+    ///   store's view lags the saga by a few events) the warehouse rules on the cancellation, and
+    ///   when the goods had already left it refuses: the order shipped and stays paid, and its
+    ///   status must say so.
     pub fn allowed_from(self) -> &'static [OrderStatus] {
         use OrderStatus::*;
         match self {
             Pending => &[],
             Paid => &[Pending],
             Reserved => &[Pending, Paid],
-            Shipped => &[Pending, Paid, Reserved],
+            Shipped => &[Pending, Paid, Reserved, Cancelled],
             PaymentFailed | Cancelled => &[Pending],
             Refunded => &[Pending, Paid, Reserved, Shipped],
         }
@@ -109,7 +115,7 @@ mod tests {
     fn never_moves_backwards_and_terminal_states_stay() {
         for from in OrderStatus::ALL {
             for to in OrderStatus::ALL {
-                if from.can_move_to(to) {
+                if from.can_move_to(to) && (from, to) != (Cancelled, Shipped) {
                     assert!(!from.is_terminal(), "{from} is terminal but moves to {to}");
                     assert!(to.rank() > from.rank(), "{from} → {to} goes backwards");
                 }
@@ -128,5 +134,9 @@ mod tests {
         }
         assert_eq!(OrderStatus::parse("lost"), None);
         assert!(Paid.can_move_to(Shipped) && !Shipped.can_move_to(Paid));
+        // A cancellation the warehouse refused because the goods had left.
+        assert!(Cancelled.can_move_to(Shipped));
+        assert!(!Cancelled.can_move_to(Paid) && !Cancelled.can_move_to(Refunded));
+        assert!(!Refunded.can_move_to(Shipped) && !PaymentFailed.can_move_to(Shipped));
     }
 }

@@ -98,7 +98,11 @@ impl Mesh {
         let _ = (shopper, product);
     }
 
-    /// Every order of `shoppers` is terminal or shipped; money and stock are conserved.
+    /// Every order of `shoppers` is terminal or shipped, and every service agrees on where its
+    /// money and goods are, from their own records: an order is `shipped` exactly when the
+    /// warehouse shipped it and payment holds its captured payment; any other order keeps no
+    /// money. Per wallet, credit + deposits = balance + captured − refunded; per product, initial
+    /// = stock + shipped units, and the movement ledger sums to the stock.
     async fn assert_conserved(&self, shoppers: &[(&Shopper, i64)], products: &[(&str, i64)]) {
         self.assert_settled().await;
         let mut sold: HashMap<String, i64> = HashMap::new();
@@ -113,37 +117,115 @@ impl Mesh {
                 )
                 .await;
             assert_eq!(status, 200, "{page}");
-            let mut charged = 0;
+            let mut captured = 0;
             for order in page["items"].as_array().unwrap() {
                 let s = order["status"].as_str().unwrap();
+                let id = order["id"].as_str().unwrap();
                 assert!(
                     TERMINAL_OR_SHIPPED.contains(&s),
                     "order stuck in {s}: {order:#}"
                 );
+                let payments = self.payments_of(shopper, id).await;
+                assert!(payments.len() <= 1, "one payment per order: {payments:#?}");
+                let kept: i64 = payments
+                    .iter()
+                    .filter(|p| p["status"] == "captured")
+                    .map(|p| p["amount_cents"].as_i64().unwrap())
+                    .sum();
+                let left_warehouse = self.shipment_status(id).await.as_deref() == Some("shipped");
                 if s == "shipped" {
-                    charged += order["total_cents"].as_i64().unwrap();
+                    assert!(
+                        left_warehouse,
+                        "a shipped order left the warehouse: {order:#}"
+                    );
+                    assert_eq!(kept, order["total_cents"].as_i64().unwrap(), "paid once");
                     for line in order["items"].as_array().unwrap() {
                         *sold
                             .entry(line["product_id"].as_str().unwrap().to_owned())
                             .or_default() += line["quantity"].as_i64().unwrap();
                     }
+                } else {
+                    assert!(!left_warehouse, "a {s} order never ships: {order:#}");
+                    assert_eq!(kept, 0, "a {s} order keeps no money: {payments:#?}");
                 }
+                if s == "refunded" {
+                    assert_eq!(payments[0]["status"], "refunded", "{payments:#?}");
+                }
+                captured += kept;
             }
-            // credit + deposits = balance + captured − refunded, per wallet.
             assert_eq!(
                 self.balance(shopper).await,
-                self.options.starting_credit_cents + deposits - charged,
+                self.options.starting_credit_cents + deposits - captured,
                 "money conserved"
             );
         }
         for (product, initial) in products {
             let out = sold.get(*product).copied().unwrap_or(0);
+            let stock = self.stock(product).await;
+            assert_eq!(stock, initial - out, "stock conserved for {product}");
+            let (status, ledger) = self
+                .call(
+                    Method::GET,
+                    "inventory",
+                    &format!("/products/{product}/movements?per_page=100"),
+                    Some(&self.admin_token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{ledger}");
+            let items = ledger["items"].as_array().unwrap();
+            assert!(items.len() < 100, "one page holds the whole ledger");
+            let sum: i64 = items.iter().map(|m| m["delta"].as_i64().unwrap()).sum();
             assert_eq!(
-                self.stock(product).await,
-                initial - out,
-                "stock conserved for {product}"
+                sum, stock,
+                "the movement ledger sums to the stock of {product}"
             );
         }
+    }
+
+    /// The payments payment holds for order `id` (the shopper's own view).
+    async fn payments_of(&self, shopper: &Shopper, id: &str) -> Vec<Value> {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                "payment",
+                &format!("/payments?order_id={id}"),
+                Some(&shopper.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().unwrap().clone()
+    }
+
+    /// The status of order `id`'s shipment in the warehouse, if it has one.
+    async fn shipment_status(&self, id: &str) -> Option<String> {
+        let (status, page) = self
+            .call(
+                Method::GET,
+                "warehouse",
+                &format!("/shipments?order_id={id}"),
+                Some(&self.admin_token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        page["items"]
+            .as_array()
+            .unwrap()
+            .first()
+            .map(|s| s["status"].as_str().unwrap().to_owned())
+    }
+
+    async fn cancel(&self, shopper: &Shopper, id: &str) -> (u16, Value) {
+        self.call(
+            Method::POST,
+            "store",
+            &format!("/orders/{id}/cancel"),
+            Some(&shopper.token),
+            None,
+        )
+        .await
     }
 }
 
@@ -344,5 +426,77 @@ async fn without_auto_dispatch_a_failed_shipment_or_a_cancel_refunds_and_restock
     mesh.wait_status(&shopper, &ids[2], "refunded").await;
 
     mesh.assert_conserved(&[(&shopper, 5_000)], &[(&lamp, 10)])
+        .await;
+}
+
+#[tokio::test]
+async fn a_cancellation_in_every_state_keeps_goods_and_money_where_they_belong() {
+    let mut mesh = Mesh::start(Options::default()).await;
+    let shopper = mesh.shopper().await;
+    let kettle = mesh.product("kettle", 1_500, 30).await;
+    mesh.wait_catalog(&shopper, &kettle).await;
+    let one = json!([{"product_id": kettle, "quantity": 1}]);
+    let place = async |mesh: &Mesh| {
+        let (status, order) = mesh.place(&shopper, one.clone(), None).await;
+        assert_eq!(status, 201, "{order}");
+        order["id"].as_str().unwrap().to_owned()
+    };
+
+    // pending (payment is down, so the order waits there): cancelled at once; once payment is
+    // back the order is never charged, or, had it been, refunded.
+    let payment = mesh.stop("payment").await;
+    let id = place(&mesh).await;
+    let (status, body) = mesh.cancel(&shopper, &id).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    mesh.restart("payment", payment).await;
+
+    // paid (inventory is down, so it stops there): the warehouse accepts the cancellation,
+    // payment refunds; inventory, once back, reserves nothing or releases what it reserved.
+    let inventory = mesh.stop("inventory").await;
+    let id = place(&mesh).await;
+    mesh.wait_status(&shopper, &id, "paid").await;
+    let (status, body) = mesh.cancel(&shopper, &id).await;
+    assert_eq!(status, 202, "{body}");
+    mesh.wait_status(&shopper, &id, "refunded").await;
+    mesh.restart("inventory", inventory).await;
+
+    // reserved (the warehouse is down, so it stops there): once back, the warehouse rules —
+    // refunded if it takes the cancellation first, shipped (and paid) if it ships first.
+    let warehouse = mesh.stop("warehouse").await;
+    let id = place(&mesh).await;
+    mesh.wait_status(&shopper, &id, "reserved").await;
+    let (status, body) = mesh.cancel(&shopper, &id).await;
+    assert_eq!(status, 202, "{body}");
+    mesh.restart("warehouse", warehouse).await;
+    wait_until(Duration::from_secs(30), "the warehouse ruled", || async {
+        matches!(
+            mesh.order(&shopper, &id).await["status"].as_str(),
+            Some("refunded" | "shipped")
+        )
+    })
+    .await;
+
+    // Racing auto-dispatch: each order cancelled the moment it is placed, while the saga runs.
+    // Whatever wins, no order is both shipped and refunded (checked by `assert_conserved`).
+    let mut racing = Vec::new();
+    for _ in 0..10 {
+        let id = place(&mesh).await;
+        let (status, body) = mesh.cancel(&shopper, &id).await;
+        assert!(matches!(status, 200 | 202 | 409), "{status} {body}");
+        racing.push(id);
+    }
+    for id in &racing {
+        wait_until(Duration::from_secs(30), "a raced order settles", || async {
+            TERMINAL_OR_SHIPPED
+                .contains(&mesh.order(&shopper, id).await["status"].as_str().unwrap())
+        })
+        .await;
+    }
+
+    mesh.assert_conserved(&[(&shopper, 0)], &[(&kettle, 30)])
         .await;
 }

@@ -58,6 +58,7 @@ const GROUPS: [(&str, &str); 15] = [
 
 pub struct Node {
     pub base_url: String,
+    port: u16,
     _db: TestDb,
     child: Child,
 }
@@ -108,15 +109,49 @@ impl Mesh {
     }
 
     async fn spawn(&mut self, name: &'static str) {
+        let db = TestDb::new().await;
+        self.spawn_on(name, db, free_port()).await;
+    }
+
+    /// Stops `name` with SIGTERM (as `docker compose stop` does) and waits for it to exit. Its
+    /// database stays; [`Mesh::restart`] starts it again on the same port.
+    pub async fn stop(&mut self, name: &'static str) -> (TestDb, u16) {
+        let mut node = self.nodes.remove(name).expect("a running service");
+        let status = Command::new("kill")
+            .args(["-TERM", &node.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let exit = tokio::task::spawn_blocking(move || {
+            let exit = node.child.wait();
+            (node, exit)
+        });
+        let (node, exit) = exit.await.unwrap();
+        assert_eq!(
+            exit.unwrap().code(),
+            Some(0),
+            "{name} exit code after SIGTERM"
+        );
+        (node._db, node.port)
+    }
+
+    /// Starts a service stopped by [`Mesh::stop`] again, on its database and port.
+    pub async fn restart(&mut self, name: &'static str, (db, port): (TestDb, u16)) {
+        self.spawn_on(name, db, port).await;
+    }
+
+    async fn spawn_on(&mut self, name: &'static str, db: TestDb, port: u16) {
         let bin = workspace_bin(name);
         assert!(
             bin.exists(),
             "{} is missing: build the services first (`cargo build --workspace`; `scripts/test.sh` does)",
             bin.display()
         );
-        let db = TestDb::new().await;
-        let port = free_port();
-        let log = std::fs::File::create(self.data.path().join(format!("logs/{name}.log"))).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join(format!("logs/{name}.log")))
+            .unwrap();
         let mut cmd = Command::new(&bin);
         cmd.env("REDIS_URL", self.redis.url())
             .env("DATABASE_URL", &db.url)
@@ -145,6 +180,7 @@ impl Mesh {
             name,
             Node {
                 base_url,
+                port,
                 _db: db,
                 child,
             },

@@ -1,5 +1,7 @@
 //! `refund-order`: give back what a reserved order holds. `insufficient_stock` refunds are this
-//! service's own (nothing was reserved) and are skipped. The release flips each reservation
+//! service's own (nothing was reserved) and are skipped, and so is a customer's
+//! `cancelled_by_customer`: the warehouse rules on it and, if nothing shipped, publishes
+//! `cancelled_before_shipping`, which releases. The release flips each reservation
 //! `reserved → released` with a conditional update, so it happens once however often and under
 //! whichever event ids the refund arrives. A refund that comes before the order's stock was
 //! reserved is remembered (`withdrawn_orders`), and the later `order-completed` takes nothing.
@@ -16,7 +18,12 @@ use crate::stock;
 
 pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<(), HandleError> {
     let refund: RefundOrder = envelope.payload()?;
-    if refund.reason == RefundReason::InsufficientStock {
+    // `insufficient_stock` refunds are our own; a customer's cancellation is only a request
+    // until the warehouse accepts it with `cancelled_before_shipping`.
+    if matches!(
+        refund.reason,
+        RefundReason::InsufficientStock | RefundReason::CancelledByCustomer
+    ) {
         return Ok(());
     }
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
@@ -27,11 +34,7 @@ pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<
     // Nothing reserved yet: the order's `order-completed` may still be on its way (the customer
     // cancelled a paid order); remember the refund so that it takes no stock then.
     if !stock::has_reservations(&txn, refund.order_id).await? {
-        let reason = serde_json::to_value(refund.reason)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        stock::withdraw(&txn, refund.order_id, &reason).await?;
+        stock::withdraw(&txn, refund.order_id, refund.reason.as_str()).await?;
     }
     let released = stock::release(&txn, refund.order_id).await?;
     txn.commit().await?;

@@ -36,7 +36,7 @@ pub fn paid_order(lines: &[(Uuid, i64)]) -> (Envelope, OrderCompleted) {
     (envelope, order)
 }
 
-fn refund(order: &OrderCompleted, reason: RefundReason) -> Envelope {
+pub fn refund(order: &OrderCompleted, reason: RefundReason) -> Envelope {
     let payload = RefundOrder {
         order_id: order.order_id,
         user_id: order.user_id,
@@ -46,7 +46,7 @@ fn refund(order: &OrderCompleted, reason: RefundReason) -> Envelope {
 }
 
 /// Waits until the group has handled everything on both of its streams and the outbox is empty.
-async fn settle(app: &TestApp) {
+pub async fn settle(app: &TestApp) {
     for _ in 0..2 {
         app.flush_outbox().await;
         for stream in [OrderCompleted::TYPE, RefundOrder::TYPE] {
@@ -61,7 +61,7 @@ async fn settle(app: &TestApp) {
     }
 }
 
-async fn wait_for_events(app: &TestApp, stream: &str, n: u64) {
+pub async fn wait_for_events(app: &TestApp, stream: &str, n: u64) {
     let key = app.stream(stream);
     wait_until(
         Duration::from_secs(20),
@@ -190,7 +190,7 @@ async fn a_failed_fulfillment_refund_releases_the_reservation_exactly_once() {
     app.publish::<RefundOrder>(&failed).await;
     app.publish::<RefundOrder>(&refund(&order, RefundReason::FulfillmentFailed))
         .await;
-    app.publish::<RefundOrder>(&refund(&order, RefundReason::CancelledByCustomer))
+    app.publish::<RefundOrder>(&refund(&order, RefundReason::CancelledBeforeShipping))
         .await;
     settle(&app).await;
 
@@ -205,11 +205,14 @@ async fn a_failed_fulfillment_refund_releases_the_reservation_exactly_once() {
         .collect();
     assert_eq!(deltas, [(5, "initial"), (-2, "reserved"), (2, "released")]);
 
-    // A refund for insufficient stock releases nothing, even for a reserved order.
+    // A refund for insufficient stock releases nothing, even for a reserved order; nor does a
+    // customer's cancellation the warehouse has not accepted yet (the goods may have left).
     let (envelope, other) = paid_order(&[(product.id, 1)]);
     app.publish::<OrderCompleted>(&envelope).await;
     wait_for_events(&app, StockReserved::TYPE, 2).await;
     app.publish::<RefundOrder>(&refund(&other, RefundReason::InsufficientStock))
+        .await;
+    app.publish::<RefundOrder>(&refund(&other, RefundReason::CancelledByCustomer))
         .await;
     settle(&app).await;
     assert_eq!(app.product(product.id).await.unwrap().stock, 4);
@@ -225,9 +228,9 @@ async fn an_order_refunded_before_it_was_reserved_takes_no_stock() {
     let product = seed_product(&app.db, 5).await;
     let (envelope, order) = paid_order(&[(product.id, 2)]);
 
-    // The customer cancelled while the payment was under way: the refund reaches inventory
-    // before the order's `order-completed` does.
-    app.publish::<RefundOrder>(&refund(&order, RefundReason::CancelledByCustomer))
+    // The customer cancelled while the payment was under way and the warehouse accepted it: its
+    // refund reaches inventory before the order's `order-completed` does.
+    app.publish::<RefundOrder>(&refund(&order, RefundReason::CancelledBeforeShipping))
         .await;
     settle(&app).await;
     app.publish::<OrderCompleted>(&envelope).await;

@@ -1,14 +1,16 @@
-//! `refund-order` (any reason): give a captured payment back exactly once — the payment flips
+//! `refund-order`: give a captured payment back exactly once — the payment flips
 //! `captured → refunded` with a conditional update, the refund row is unique per payment, and
 //! the balance is credited with a single statement, all in one transaction with the inbox record
 //! and `payment-refunded`. An order with no payment yet gets a tombstone so its late
-//! `order-placed` is never charged; a failed or already refunded payment needs nothing.
+//! `order-placed` is never charged; a failed or already refunded payment needs nothing. A
+//! customer's cancellation (`cancelled_by_customer`) of an order already charged refunds nothing
+//! here: the warehouse decides whether the goods left (`common::events::RefundReason`).
 
 use anyhow::Context as _;
 use common::{
     Envelope,
     db::{inbox, outbox},
-    events::{Event as _, PaymentRefunded, RefundOrder},
+    events::{Event as _, PaymentRefunded, RefundOrder, RefundReason},
     runtime::HandleError,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
@@ -51,6 +53,13 @@ pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<()
         tracing::info!(order.id = %request.order_id, reason, "no payment yet; order tombstoned");
         return Ok(());
     };
+    if request.reason == RefundReason::CancelledByCustomer {
+        // Charged already: the goods may be on their way. The warehouse rules on the
+        // cancellation and, if nothing has shipped, asks again with `cancelled_before_shipping`.
+        txn.commit().await?;
+        tracing::info!(order.id = %request.order_id, "cancellation requested for a charged order; waiting for the warehouse");
+        return Ok(());
+    }
     if paid.status != payment::CAPTURED {
         txn.commit().await?;
         tracing::debug!(order.id = %request.order_id, status = paid.status, "nothing to refund");

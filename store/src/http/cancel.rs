@@ -1,8 +1,10 @@
 //! `POST /orders/{id}/cancel`. A `pending` order is cancelled at once and `refund-order`
-//! (`cancelled_by_customer`) tells payment never to charge it — it keeps a tombstone, so a
-//! payment already on its way is refunded. A `paid` or `reserved` order needs its money back
-//! and its stock released first: the request is recorded in the history and `refund-order`
-//! published; the final status comes from the events (`refunded`). Shipped or finished → 409.
+//! (`cancelled_by_customer`) tells payment never to charge it — it keeps a tombstone. A `paid` or
+//! `reserved` order needs its money back and its stock released first: the request is recorded
+//! in the history and `refund-order` published; the warehouse rules on it (it is the one service
+//! that knows whether the goods left, see `common::events::RefundReason`), and the final status
+//! comes from the events: `refunded`, or `shipped` if the goods had already left. (The same holds
+//! for a `pending` order that payment had in fact charged already.) Shipped or finished → 409.
 //! The order's row is locked for the transaction, so the status cannot change under it.
 
 use axum::{

@@ -19,22 +19,13 @@ use crate::{
     status::OrderStatus,
 };
 
-/// The reason's wire name, `insufficient_stock` etc.
-pub fn reason_name(reason: RefundReason) -> &'static str {
-    match reason {
-        RefundReason::InsufficientStock => "insufficient_stock",
-        RefundReason::FulfillmentFailed => "fulfillment_failed",
-        RefundReason::CancelledByCustomer => "cancelled_by_customer",
-    }
-}
-
 pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
     let refund: RefundOrder = envelope.payload()?;
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         return Ok(());
     };
     let event_id = envelope.event_id.to_string();
-    let reason = reason_name(refund.reason);
+    let reason = refund.reason.as_str();
     let no_order = || {
         HandleError::dead_letter(anyhow!(
             "no order {} (refund-order {})",

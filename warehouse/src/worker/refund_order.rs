@@ -1,31 +1,60 @@
 //! `refund-order`: the order's money goes back, so its goods must not leave. A pending shipment
 //! is cancelled; a shipped one stays shipped (it is on its way); with no shipment yet a cancelled
 //! tombstone is written, so a `stock-reserved` arriving later (streams are not ordered relative to
-//! each other) never ships it. `fulfillment_failed` refunds are this service's own — the shipment
-//! is already `failed` — and are skipped.
+//! each other) never ships it.
+//!
+//! A customer's cancellation (`cancelled_by_customer`) is only a request, and this service rules
+//! on it (see `common::events::RefundReason`): when the goods had not left — the shipment was
+//! cancelled or tombstoned in this transaction — it publishes `refund-order`
+//! (`cancelled_before_shipping`) through the outbox, on which payment refunds and inventory
+//! releases; when they had, nothing is published and the order ships. `fulfillment_failed` and
+//! `cancelled_before_shipping` refunds are this service's own and are skipped.
 
+use anyhow::Context as _;
 use common::{
     Envelope,
-    db::inbox,
-    events::{RefundOrder, RefundReason},
+    db::{inbox, outbox},
+    events::{Event as _, RefundOrder, RefundReason},
     runtime::HandleError,
 };
 
 use super::{GROUP, WarehouseHandler};
-use crate::shipping::{self, Withdrawal};
+use crate::{
+    SERVICE,
+    shipping::{self, Withdrawal},
+};
 
 pub(super) async fn handle(h: &WarehouseHandler, envelope: &Envelope) -> Result<(), HandleError> {
     let refund: RefundOrder = envelope.payload()?;
-    if refund.reason == RefundReason::FulfillmentFailed {
+    if matches!(
+        refund.reason,
+        RefundReason::FulfillmentFailed | RefundReason::CancelledBeforeShipping
+    ) {
         return Ok(());
     }
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         tracing::debug!(order.id = %refund.order_id, "already handled");
         return Ok(());
     };
-    let reason = format!("refunded: {}", reason_name(refund.reason));
+    let reason = format!("refunded: {}", refund.reason.as_str());
     let outcome = shipping::withdraw(&txn, refund.order_id, refund.user_id, &reason).await?;
+    let accepted_cancellation = refund.reason == RefundReason::CancelledByCustomer
+        && matches!(outcome, Withdrawal::Cancelled | Withdrawal::Tombstoned);
+    if accepted_cancellation {
+        let payload = RefundOrder {
+            reason: RefundReason::CancelledBeforeShipping,
+            ..refund.clone()
+        };
+        let event = envelope
+            .follow_up(RefundOrder::TYPE, SERVICE, &payload)
+            .context("encode refund-order")?;
+        outbox::enqueue(&txn, RefundOrder::TYPE, &event).await?;
+    }
     txn.commit().await?;
+    if accepted_cancellation {
+        h.notifier.notify();
+        metrics::counter!("warehouse_cancellations_accepted_total").increment(1);
+    }
     match outcome {
         Withdrawal::Cancelled => {
             metrics::counter!("warehouse_shipments_cancelled_total").increment(1);
@@ -34,17 +63,13 @@ pub(super) async fn handle(h: &WarehouseHandler, envelope: &Envelope) -> Result<
         Withdrawal::Tombstoned => {
             tracing::info!(order.id = %refund.order_id, reason, "refunded before its stock was reserved; it will not ship");
         }
+        Withdrawal::Unchanged if refund.reason == RefundReason::CancelledByCustomer => {
+            metrics::counter!("warehouse_cancellations_rejected_total").increment(1);
+            tracing::info!(order.id = %refund.order_id, "cancellation came after the shipment was final; not refunded");
+        }
         Withdrawal::Unchanged => {
             tracing::info!(order.id = %refund.order_id, reason, "shipment already final; unchanged");
         }
     }
     Ok(())
-}
-
-/// The wire name of a reason (`cancelled_by_customer`), for the shipment's `reason`.
-fn reason_name(reason: RefundReason) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{reason:?}"))
 }

@@ -1,7 +1,8 @@
 //! The `warehouse` group in process: a reserved order gets one shipment, shipped at once with
 //! auto-dispatch and announced once however often it is delivered; with auto-dispatch off it
 //! waits; a refund cancels what has not left, leaves what has, and — arriving first — keeps the
-//! order from ever shipping.
+//! order from ever shipping. A customer's cancellation is ruled on here: accepted (one
+//! `cancelled_before_shipping` refund) while nothing has left, refused once it has.
 
 use common::{
     Envelope,
@@ -9,7 +10,7 @@ use common::{
     events::{Event as _, OrderShipped, RefundOrder, RefundReason, StockReserved},
 };
 
-use crate::support::{published, refund, reserved_order, spawn_app, spawn_manual_app};
+use crate::support::{TestApp, published, refund, reserved_order, spawn_app, spawn_manual_app};
 
 #[tokio::test]
 async fn a_reserved_order_is_shipped_at_once_and_announced_once() {
@@ -125,6 +126,29 @@ async fn a_refund_cancels_a_pending_shipment() {
     assert!(cancelled.reason.unwrap().contains("cancelled_by_customer"));
     crate::support::assert_problem(app.ship(pending.id).await, 409).await;
     assert!(app.events::<OrderShipped>().await.is_empty());
+    assert_cancellation_accepted_once(&app, &order, &cancel).await;
+}
+
+/// The warehouse accepted the customer's cancellation: exactly one `refund-order`
+/// (`cancelled_before_shipping`) of its own, caused by `cancel`, for payment and inventory.
+async fn assert_cancellation_accepted_once(
+    app: &TestApp,
+    order: &StockReserved,
+    cancel: &Envelope,
+) {
+    let refunds = app.events::<RefundOrder>().await;
+    let accepted: Vec<_> = refunds
+        .iter()
+        .filter(|(_, r)| r.reason == RefundReason::CancelledBeforeShipping)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{refunds:?}");
+    let (envelope, refund) = accepted[0];
+    assert_eq!(envelope.producer, "warehouse");
+    assert_eq!(envelope.causation_id, cancel.event_id.to_string());
+    assert_eq!(
+        (refund.order_id, refund.user_id),
+        (order.order_id, order.user_id)
+    );
 }
 
 #[tokio::test]
@@ -132,10 +156,11 @@ async fn a_refund_before_the_stock_is_reserved_means_the_order_never_ships() {
     let app = spawn_app().await;
     let (envelope, order) = reserved_order();
     // The refund overtakes `stock-reserved` (they travel on different streams).
-    app.deliver::<RefundOrder>(&refund(&order, RefundReason::CancelledByCustomer))
-        .await;
+    let cancel = refund(&order, RefundReason::CancelledByCustomer);
+    app.deliver::<RefundOrder>(&cancel).await;
     let tombstone = app.shipment_of(order.order_id).await.expect("a tombstone");
     assert_eq!(tombstone.status, "cancelled");
+    assert_cancellation_accepted_once(&app, &order, &cancel).await;
 
     app.deliver::<StockReserved>(&envelope).await;
     let shipments = app.all_shipments().await;
@@ -162,6 +187,33 @@ async fn a_refund_after_shipping_leaves_the_shipment_shipped() {
         .await;
     assert_eq!(app.shipment_of(order.order_id).await.unwrap(), shipped);
     assert_eq!(app.events::<OrderShipped>().await.len(), 1);
+    // The cancellation came too late: nobody is told to refund or release (the customer keeps
+    // the goods and has paid for them).
+    let refunds = app.events::<RefundOrder>().await;
+    assert_eq!(
+        refunds.len(),
+        1,
+        "only the customer's own request: {refunds:?}"
+    );
+    assert_eq!(refunds[0].1.reason, RefundReason::CancelledByCustomer);
+}
+
+#[tokio::test]
+async fn a_cancellation_is_accepted_once_however_often_it_is_delivered() {
+    let app = spawn_manual_app().await;
+    let (envelope, order) = reserved_order();
+    app.deliver::<StockReserved>(&envelope).await;
+    let cancel = refund(&order, RefundReason::CancelledByCustomer);
+    app.deliver::<RefundOrder>(&cancel).await;
+    app.deliver::<RefundOrder>(&cancel).await;
+    // The same request under another event id finds the shipment cancelled already.
+    app.deliver::<RefundOrder>(&refund(&order, RefundReason::CancelledByCustomer))
+        .await;
+    assert_eq!(
+        app.shipment_of(order.order_id).await.unwrap().status,
+        "cancelled"
+    );
+    assert_cancellation_accepted_once(&app, &order, &cancel).await;
 }
 
 #[tokio::test]
