@@ -87,7 +87,7 @@ async fn readyz(State(r): State<Readiness>) -> Response {
         (StatusCode::OK, Json(body)).into_response()
     } else {
         let problem = json!({
-            "type": "https://mesh.dev/problems/not-ready",
+            "type": format!("{}not-ready", crate::problem::PROBLEM_BASE),
             "title": "Service not ready",
             "status": 503,
             "detail": format!("redis reachable: {redis_ok}, database reachable: {db_ok}"),

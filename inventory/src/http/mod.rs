@@ -80,12 +80,14 @@ pub const MAX_PER_PAGE: u64 = 100;
 pub const DEFAULT_PER_PAGE: u64 = 20;
 
 impl PageQuery {
-    /// Checked `(page, per_page)`.
+    /// Checked `(page, per_page)`. A query that does not parse (`page=abc`, `per_page=-1`) is a
+    /// 400 `bad-request`, like a body that is not JSON and like the user service's lists; numbers
+    /// out of range (`page=0`, `per_page=101`) are a 422 `validation`.
     fn resolve(
         query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
     ) -> Result<(u64, u64), ApiError> {
         let axum::extract::Query(q) = query
-            .map_err(|e| ApiError::validation(format!("bad query string: {}", e.body_text())))?;
+            .map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))?;
         let page = q.page.unwrap_or(1);
         let per_page = q.per_page.unwrap_or(DEFAULT_PER_PAGE);
         if page == 0 {

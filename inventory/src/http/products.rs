@@ -138,7 +138,9 @@ impl UpdateProduct {
 
 /// Active products, oldest first (public; served from the cache when it can be).
 #[utoipa::path(get, path = "/products", tag = "products", params(PageQuery),
-    responses((status = 200, body = ProductPage), (status = 422, description = "bad page")))]
+    responses((status = 200, body = ProductPage),
+              (status = 400, description = "query string does not parse"),
+              (status = 422, description = "page or per_page out of range")))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     query: Result<Query<PageQuery>, QueryRejection>,

@@ -100,7 +100,8 @@ pub(crate) async fn adjust(
     params(("id" = Uuid, Path), PageQuery), security(("bearer" = [])),
     responses((status = 200, body = MovementPage), (status = 401, description = "no valid access token"),
               (status = 403, description = "not an admin"), (status = 404, description = "no such product"),
-              (status = 422, description = "bad page")))]
+              (status = 400, description = "query string does not parse"),
+              (status = 422, description = "page or per_page out of range")))]
 pub(crate) async fn movements(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,

@@ -1,11 +1,16 @@
 //! The public product list: pagination and its checks, and the Redis cache serving a write's
-//! result to the very next read.
+//! result to the very next read — for every kind of write: catalog edits, stock adjustments,
+//! new products, soft deletes, and the worker's reservations and releases.
 
+use common::events::{Event as _, OrderCompleted, RefundOrder, RefundReason, StockReserved};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{assert_problem, spawn_app};
+use crate::{
+    support::{TestApp, assert_problem, spawn_app},
+    worker::{paid_order, refund, settle, wait_for_events},
+};
 
 fn id_of(product: &Value) -> Uuid {
     product["id"].as_str().expect("id").parse().expect("uuid")
@@ -59,15 +64,95 @@ async fn the_product_list_is_paginated_and_checks_its_query() {
     assert_eq!(default["per_page"], 20);
     assert_eq!(default["items"].as_array().unwrap().len(), 5);
 
-    for query in [
-        "page=0",
-        "per_page=0",
-        "per_page=101",
-        "page=abc",
-        "per_page=-1",
-    ] {
-        assert_problem(app.get(&format!("/products?{query}")).await, 422).await;
+    // Out of range: 422 validation. Not a number at all: 400, as on every list of the mesh's
+    // user and inventory services.
+    for query in ["page=0", "per_page=0", "per_page=101"] {
+        let body = assert_problem(app.get(&format!("/products?{query}")).await, 422).await;
+        assert!(body["type"].as_str().unwrap().ends_with("/validation"));
     }
+    for query in ["page=abc", "per_page=-1", "page=1.5"] {
+        let body = assert_problem(app.get(&format!("/products?{query}")).await, 400).await;
+        assert!(body["type"].as_str().unwrap().ends_with("/bad-request"));
+    }
+}
+
+/// Reads the list twice so that the second read is a cache hit; returns that page.
+async fn cached_list(app: &TestApp) -> Value {
+    app.get("/products").await;
+    let response = app.get("/products").await;
+    assert_eq!(response.headers()["x-cache"], "hit", "the list is cached");
+    response.json().await.unwrap()
+}
+
+/// The list right after a write: read from the database (the write invalidated the cache).
+async fn fresh_list(app: &TestApp) -> Value {
+    let response = app.get("/products").await;
+    assert_eq!(
+        response.headers()["x-cache"],
+        "miss",
+        "the write invalidated the cache"
+    );
+    response.json().await.unwrap()
+}
+
+async fn shown(app: &TestApp, id: Uuid) -> Value {
+    let response = app.get(&format!("/products/{id}")).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_soft_delete_shows_in_the_very_next_read() {
+    let app = spawn_app().await;
+    let gone = id_of(&app.create_product("Cracked mug", 300, 1).await);
+    let kept = id_of(&app.create_product("Mug", 400, 1).await);
+    assert_eq!(cached_list(&app).await["total"], 2);
+
+    let response = app
+        .send(
+            Method::DELETE,
+            &format!("/products/{gone}"),
+            Some(&app.admin()),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+
+    let list = fresh_list(&app).await;
+    assert_eq!(list["total"], 1);
+    let listed: Vec<Uuid> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
+    assert_eq!(listed, [kept]);
+    assert_eq!(shown(&app, gone).await["active"], false);
+}
+
+#[tokio::test]
+async fn the_workers_reservations_and_releases_show_in_the_very_next_read() {
+    let app = spawn_app().await;
+    let id = id_of(&app.create_product("Kettle", 2500, 5).await);
+    assert_eq!(cached_list(&app).await["items"][0]["stock"], 5);
+
+    // A paid order takes 2. Once the worker has handled (and acked) the event, the list and
+    // the product show the new stock.
+    let (envelope, order) = paid_order(&[(id, 2)]);
+    app.publish::<OrderCompleted>(&envelope).await;
+    wait_for_events(&app, StockReserved::TYPE, 1).await;
+    settle(&app).await;
+    assert_eq!(fresh_list(&app).await["items"][0]["stock"], 3);
+    assert_eq!(shown(&app, id).await["stock"], 3);
+
+    // Its shipment failed: the refund gives the 2 back.
+    assert_eq!(cached_list(&app).await["items"][0]["stock"], 3);
+    app.publish::<RefundOrder>(&refund(&order, RefundReason::FulfillmentFailed))
+        .await;
+    settle(&app).await;
+    assert_eq!(app.product(id).await.unwrap().stock, 5);
+    assert_eq!(fresh_list(&app).await["items"][0]["stock"], 5);
+    assert_eq!(shown(&app, id).await["stock"], 5);
 }
 
 #[tokio::test]

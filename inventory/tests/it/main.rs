@@ -1,10 +1,12 @@
 //! Integration tests of the inventory service, against a real `redis-server` and a real database
 //! (a SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set). One test
-//! binary per crate; `support::spawn_app` runs the library's `run` in process, like `main` does,
-//! and `oversell` runs the real binary twice.
+//! binary per crate; `support::spawn_app` runs the library's `run` in process, like `main` does;
+//! `oversell` and `keys` run the real binary, and `logout` runs the user service next to it.
 
 mod auth;
+mod keys;
 mod listing;
+mod logout;
 mod oversell;
 mod products;
 mod stock;
@@ -29,6 +31,50 @@ async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
     // The client still holds a keep-alive connection: shutdown must not wait for it.
     let result = app.stop(Duration::from_secs(5)).await;
     assert!(result.is_ok(), "run returned {result:?}");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_the_services_counters() {
+    let app = spawn_app().await;
+    app.create_product("Gauge", 100, 1).await;
+    app.get("/products").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain") && content_type.contains("version=0.0.4"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE inventory_product_cache_misses_total counter"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_a_503_problem_of_the_common_type_while_redis_is_down() {
+    let mut app = spawn_app().await;
+    app.redis_server.stop();
+    let body = support::assert_problem(app.get("/readyz").await, 503).await;
+    assert_eq!(
+        body["type"],
+        format!("{}not-ready", common::problem::PROBLEM_BASE)
+    );
+    // Every other problem of the service has the same base.
+    let unknown = app
+        .get(&format!("/products/{}", uuid::Uuid::now_v7()))
+        .await;
+    let other = support::assert_problem(unknown, 404).await;
+    assert!(
+        other["type"]
+            .as_str()
+            .unwrap()
+            .starts_with(common::problem::PROBLEM_BASE)
+    );
 }
 
 #[tokio::test]

@@ -1,12 +1,7 @@
 //! Oversell: two real inventory processes (the binary, as deployed) share one database and one
 //! consumer group; 200 single-unit orders race for 50 units. Exactly 50 are reserved.
 
-use std::{
-    collections::HashSet,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::HashSet, time::Duration};
 
 use common::{
     Keys,
@@ -22,60 +17,9 @@ use inventory::entity::reservation;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::{
-    support::{events, movements, seed_product},
+    support::{Proc, events, movements, seed_product, spawn_inventory, wait_ready},
     worker::paid_order,
 };
-
-/// A spawned service process, killed if still running when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Proc {
-    /// `SIGTERM`, then a clean exit within `timeout`.
-    async fn stop_cleanly(mut self, timeout: Duration) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still running after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn spawn_inventory(redis: &RedisServer, db_url: &str, keys: &Keys, data: &Path, port: u16) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_inventory"))
-        .env("REDIS_URL", redis.url())
-        .env("DATABASE_URL", db_url)
-        .env("MESH_DATA_DIR", data)
-        .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MESH_STREAM_PREFIX", keys.prefix())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the inventory binary");
-    Proc(child)
-}
 
 #[tokio::test]
 async fn two_replicas_never_oversell() {
@@ -89,18 +33,11 @@ async fn two_replicas_never_oversell() {
     let ports = [free_port(), free_port()];
     let replicas: Vec<Proc> = ports
         .iter()
-        .map(|&port| spawn_inventory(&redis, &test_db.url, &keys, data.path(), port))
+        .map(|&port| spawn_inventory(&redis, &test_db.url, &keys, data.path(), port, &[]))
         .collect();
     let http = reqwest::Client::new();
     for port in ports {
-        wait_until(Duration::from_secs(30), "replica ready", || {
-            let http = http.clone();
-            async move {
-                matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await,
-                    Ok(r) if r.status() == 200)
-            }
-        })
-        .await;
+        wait_ready(&http, port).await;
     }
 
     let mut conn = redis.connection();

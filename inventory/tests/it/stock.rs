@@ -123,7 +123,7 @@ async fn invalid_adjustments_are_rejected_and_change_nothing() {
             .await;
         assert_problem(response, 422).await;
     }
-    for query in ["page=0", "per_page=500"] {
+    for (query, status) in [("page=0", 422), ("per_page=500", 422), ("page=two", 400)] {
         let response = app
             .send(
                 Method::GET,
@@ -132,7 +132,7 @@ async fn invalid_adjustments_are_rejected_and_change_nothing() {
                 None,
             )
             .await;
-        assert_problem(response, 422).await;
+        assert_problem(response, status).await;
     }
     assert_eq!(app.product(id).await.unwrap().stock, 4);
     assert_eq!(app.movements(id).await.len(), 1);

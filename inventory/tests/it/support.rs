@@ -1,8 +1,15 @@
 //! The harness of the inventory tests: [`spawn_app`] runs the library's `run` in process on a
-//! free port with its own Redis server, database, data dir and key prefix; helpers mint tokens
-//! with the dev key pair the service verifies with, publish events, and read streams and tables.
+//! free port with its own Redis server, database, data dir and key prefix; [`spawn_inventory`]
+//! runs the real binary instead; helpers mint tokens with the dev key pair the service verifies
+//! with, publish events, and read streams and tables.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    ffi::OsStr,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
 
 use common::{
     Envelope, Keys,
@@ -275,4 +282,78 @@ pub async fn stream_lengths(app: &TestApp, names: &[&str]) -> HashMap<String, u6
         out.insert((*name).to_owned(), n);
     }
     out
+}
+
+/// A spawned service process, killed if still running when dropped.
+pub struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Proc {
+    /// `SIGTERM`, then a clean exit within `timeout`.
+    pub async fn stop_cleanly(mut self, timeout: Duration) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Starts the real inventory binary, configured through its environment as in a deployment,
+/// with `extra` variables on top.
+pub fn spawn_inventory(
+    redis: &RedisServer,
+    db_url: &str,
+    keys: &Keys,
+    data: &Path,
+    port: u16,
+    extra: &[(&str, &OsStr)],
+) -> Proc {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inventory"));
+    command
+        .env("REDIS_URL", redis.url())
+        .env("DATABASE_URL", db_url)
+        .env("MESH_DATA_DIR", data)
+        .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MESH_STREAM_PREFIX", keys.prefix())
+        .env("RUST_LOG", "warn");
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the inventory binary");
+    Proc(child)
+}
+
+/// Waits until the service on `port` answers `/readyz` with 200.
+pub async fn wait_ready(http: &reqwest::Client, port: u16) {
+    wait_until(Duration::from_secs(30), "service ready", || async move {
+        matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await,
+            Ok(r) if r.status() == 200)
+    })
+    .await;
 }

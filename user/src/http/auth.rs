@@ -104,7 +104,9 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let email = normalize_email(&req.email)?;
-    if let Err(limited) = state.limiter.check(&email, ip).await {
+    // Counted before the password is checked (and given back on success): concurrent guesses
+    // cannot all pass a check that none of them has been counted in yet.
+    if let Err(limited) = state.limiter.take_attempt(&email, ip).await {
         metrics::counter!("user_logins_total", "outcome" => "limited").increment(1);
         return Err(limited);
     }
@@ -116,10 +118,9 @@ pub async fn login(
     .await?;
     let Some(account) = account.filter(|_| ok) else {
         metrics::counter!("user_logins_total", "outcome" => "failure").increment(1);
-        state.limiter.record_failure(&email, ip).await?;
         return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
     };
-    state.limiter.clear(&email).await?;
+    state.limiter.succeeded(&email, ip).await?;
     let session = session::start(
         &state.db,
         &state.signer,

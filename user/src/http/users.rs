@@ -96,7 +96,9 @@ pub async fn me(
 /// Every account, oldest first (admin).
 #[utoipa::path(get, path = "/users", tag = "users", params(Pagination), security(("bearer" = [])),
     responses((status = 200, body = UserPage), (status = 401, description = "no valid access token"),
-              (status = 403, description = "not an admin"), (status = 422, description = "bad page")))]
+              (status = 403, description = "not an admin"),
+              (status = 400, description = "query string does not parse"),
+              (status = 422, description = "page or per_page out of range")))]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -147,20 +149,33 @@ pub async fn set_role(
     let Path(id) = id.map_err(|_| ApiError::NotFound("no such account".into()))?;
     let Json(req) = body?;
     let txn = common::db::begin(&state.db).await?;
+    // A demotion first locks every admin row (`FOR UPDATE`, in id order so two demotions cannot
+    // deadlock), then counts them. On PostgreSQL's READ COMMITTED, a plain count would let two
+    // concurrent demotions of the last two admins each see the other still in place and both
+    // commit, leaving none; with the lock the second waits for the first and then counts what
+    // it left. SQLite needs no row lock: write transactions there run one at a time
+    // (`common::db::begin`), and the query builder leaves the clause out.
+    let admins = if req.role == Role::Admin {
+        Vec::new()
+    } else {
+        user::Entity::find()
+            .filter(user::Column::Role.eq(Role::Admin.as_str()))
+            .order_by_asc(user::Column::Id)
+            .lock_exclusive()
+            .all(&txn)
+            .await?
+    };
     let account = user::Entity::find_by_id(id)
         .one(&txn)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such account".into()))?;
-    if role_of(&account) == Role::Admin && req.role != Role::Admin {
-        let admins = user::Entity::find()
-            .filter(user::Column::Role.eq(Role::Admin.as_str()))
-            .count(&txn)
-            .await?;
-        if admins <= 1 {
-            return Err(ApiError::Conflict(
-                "the last admin cannot be demoted".into(),
-            ));
-        }
+    if role_of(&account) == Role::Admin
+        && req.role != Role::Admin
+        && !admins.iter().any(|admin| admin.id != account.id)
+    {
+        return Err(ApiError::Conflict(
+            "the last admin cannot be demoted".into(),
+        ));
     }
     let mut active = account.into_active_model();
     active.role = Set(req.role.as_str().to_owned());

@@ -173,6 +173,35 @@ async fn wrong_password_and_unknown_email_are_the_same_401() {
 }
 
 #[tokio::test]
+async fn a_login_body_that_is_not_json_is_400_and_counts_no_failure() {
+    let app = spawn_app().await;
+    app.register("fay@example.com", PASSWORD).await;
+    for body in [
+        "{not json",
+        r#"{"email": "fay@example.com", "password": "#,
+        r#"{"email": "fay@example.com", "password": "correct horse battery""#,
+    ] {
+        let response = app
+            .http
+            .post(app.url("/auth/login"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let problem = problem(response, 400).await;
+        assert!(
+            problem["type"].as_str().unwrap().ends_with("/bad-request"),
+            "{problem}"
+        );
+    }
+    // Nothing was counted or issued.
+    assert!(app.redis_keys("auth:login-failures:*").await.is_empty());
+    assert!(app.refresh_tokens().await.is_empty());
+    app.session_with("fay@example.com", PASSWORD).await;
+}
+
+#[tokio::test]
 async fn me_needs_a_token() {
     let app = spawn_app().await;
     let body = problem(app.get("/users/me").await, 401).await;

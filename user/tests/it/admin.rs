@@ -1,9 +1,14 @@
-//! Admin endpoints: `GET /users` (paginated) and `PATCH /users/{id}` (role).
+//! Admin endpoints: `GET /users` (paginated) and `PATCH /users/{id}` (role), the last-admin
+//! guard under concurrent demotions, and the `create-admin` subcommand of the real binary.
 
+use std::time::Duration;
+
+use common::testing::wait_until;
+use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{ADMIN_EMAIL, TestApp, problem, spawn_app};
+use crate::{ADMIN_EMAIL, PASSWORD, TestApp, problem, spawn_app};
 
 async fn patch(app: &TestApp, token: &str, id: &str, body: &Value) -> reqwest::Response {
     app.http
@@ -183,18 +188,170 @@ async fn the_last_admin_cannot_be_demoted() {
 }
 
 #[tokio::test]
-async fn create_admin_promotes_an_existing_account() {
+async fn a_role_change_that_is_not_json_is_400_and_changes_nothing() {
     let app = spawn_app().await;
-    app.register("pat@example.com", crate::PASSWORD).await;
-    let args = common::config::MeshArgs {
-        database_url: Some(app.db.url.clone()),
-        data_dir: app.data.path().to_path_buf(),
-        ..Default::default()
-    };
-    user::create_admin(args, "pat@example.com", "ignored-password")
+    let admin = app.admin().await;
+    let rita = app.session("rita@example.com").await;
+    let id = user_id(&app, &rita.access).await;
+    for body in ["{not json", r#"{"role": "admin""#] {
+        let response = app
+            .http
+            .patch(app.url(&format!("/users/{id}")))
+            .bearer_auth(&admin.access)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let problem = problem(response, 400).await;
+        assert!(
+            problem["type"].as_str().unwrap().ends_with("/bad-request"),
+            "{problem}"
+        );
+    }
+    let me: Value = app
+        .get_as("/users/me", &rita.access)
+        .await
+        .json()
         .await
         .unwrap();
-    let pat = app.session_with("pat@example.com", crate::PASSWORD).await;
+    assert_eq!(me["role"], "user");
+}
+
+#[tokio::test]
+async fn concurrent_demotions_never_leave_the_mesh_without_an_admin() {
+    let app = spawn_app().await;
+    let root = app.admin().await;
+    let root_id = user_id(&app, &root.access).await;
+    let sam = app.session("sam@example.com").await;
+    let sam_id = user_id(&app, &sam.access).await;
+    let response = patch(&app, &root.access, &sam_id, &json!({"role": "admin"})).await;
+    assert_eq!(response.status(), 200);
+    // An admin token for sam (the role is in the token, so it stays an admin token for the
+    // whole test, whatever the rounds do to the account).
+    let sam = app.session_with("sam@example.com", PASSWORD).await;
+    // Each round: two admins, each demoting the other at the same moment. On PostgreSQL a
+    // count that does not lock lets both through now and then; exactly one may win.
+    for round in 0..8 {
+        if round > 0 {
+            let response = patch(&app, &root.access, &sam_id, &json!({"role": "admin"})).await;
+            assert_eq!(response.status(), 200, "round {round}: promote");
+        }
+        let demote = json!({"role": "user"});
+        let (a, b) = tokio::join!(
+            patch(&app, &root.access, &sam_id, &demote),
+            patch(&app, &sam.access, &root_id, &demote),
+        );
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "round {round}");
+        let admins = admin_count(&app).await;
+        assert_eq!(admins, 1, "round {round}: exactly one admin left");
+        // Put root back in charge for the next round (sam may have won).
+        let root_role = role_in_db(&app, &root_id).await;
+        if root_role != "admin" {
+            let response = patch(&app, &sam.access, &root_id, &json!({"role": "admin"})).await;
+            assert_eq!(response.status(), 200);
+            let response = patch(&app, &root.access, &sam_id, &json!({"role": "user"})).await;
+            assert_eq!(response.status(), 200);
+        }
+    }
+}
+
+async fn admin_count(app: &TestApp) -> u64 {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    user::entity::user::Entity::find()
+        .filter(user::entity::user::Column::Role.eq("admin"))
+        .count(&app.database().await)
+        .await
+        .unwrap()
+}
+
+async fn role_in_db(app: &TestApp, id: &str) -> String {
+    use sea_orm::EntityTrait;
+    user::entity::user::Entity::find_by_id(id.parse::<Uuid>().unwrap())
+        .one(&app.database().await)
+        .await
+        .unwrap()
+        .unwrap()
+        .role
+}
+
+/// Runs `user create-admin --email … --password …`, the real binary, against the app's database.
+async fn create_admin(app: &TestApp, email: &str, password: &str) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_user"))
+        .args(["create-admin", "--email", email, "--password", password])
+        .env("DATABASE_URL", &app.db.url)
+        .env("MESH_DATA_DIR", app.data.path())
+        .env("REDIS_URL", app.redis.url())
+        .env("MESH_STREAM_PREFIX", &app.prefix)
+        .env("RUST_LOG", "warn")
+        .env_remove("MESH_ADMIN_EMAIL")
+        .env_remove("MESH_ADMIN_PASSWORD")
+        .output()
+        .await
+        .expect("run the user binary")
+}
+
+#[tokio::test]
+async fn create_admin_creates_a_new_admin_account() {
+    let app = spawn_app().await;
+    let before = app.user_count().await;
+    let output = create_admin(&app, "Night.Shift@Example.com", "night-shift-password").await;
+    assert!(
+        output.status.success(),
+        "create-admin failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(app.user_count().await, before + 1);
+
+    let session = app
+        .session_with("night.shift@example.com", "night-shift-password")
+        .await;
+    let me: Value = app
+        .get_as("/users/me", &session.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "admin");
+    assert_eq!(app.get_as("/users", &session.access).await.status(), 200);
+
+    // Its `user-registered` waited in the outbox; the running service's relay sends it.
+    let id = me["id"].as_str().unwrap().to_owned();
+    let stream = format!("{}user-registered", app.prefix);
+    let redis = app.redis.connection();
+    wait_until(
+        Duration::from_secs(15),
+        "user-registered of the admin",
+        || {
+            let (mut redis, stream, id) = (redis.clone(), stream.clone(), id.clone());
+            async move {
+                let entries: redis::streams::StreamRangeReply =
+                    redis.xrange_all(&stream).await.unwrap();
+                entries
+                    .ids
+                    .iter()
+                    .any(|e| e.get::<String>("data").is_some_and(|d| d.contains(&id)))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn create_admin_promotes_an_existing_account_and_keeps_its_password() {
+    let app = spawn_app().await;
+    app.register("pat@example.com", PASSWORD).await;
+    let before = app.user_count().await;
+    let output = create_admin(&app, "pat@example.com", "ignored-password").await;
+    assert!(
+        output.status.success(),
+        "create-admin failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(app.user_count().await, before);
+    let pat = app.session_with("pat@example.com", PASSWORD).await;
     let me: Value = app
         .get_as("/users/me", &pat.access)
         .await
@@ -202,4 +359,19 @@ async fn create_admin_promotes_an_existing_account() {
         .await
         .unwrap();
     assert_eq!(me["role"], "admin");
+    problem(app.login("pat@example.com", "ignored-password").await, 401).await;
+}
+
+#[tokio::test]
+async fn create_admin_refuses_bad_input_and_creates_nothing() {
+    let app = spawn_app().await;
+    let before = app.user_count().await;
+    for (email, password) in [
+        ("not-an-email", "long-enough-password"),
+        ("ok@example.com", "short"),
+    ] {
+        let output = create_admin(&app, email, password).await;
+        assert!(!output.status.success(), "{email} / {password}");
+    }
+    assert_eq!(app.user_count().await, before);
 }

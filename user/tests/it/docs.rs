@@ -23,6 +23,54 @@ async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
 }
 
 #[tokio::test]
+async fn metrics_are_prometheus_text_with_the_services_counters() {
+    let app = spawn_app().await;
+    app.register("metrics@example.com", crate::PASSWORD).await;
+    crate::problem(
+        app.login("metrics@example.com", "wrong password").await,
+        401,
+    )
+    .await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain") && content_type.contains("version=0.0.4"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        "# TYPE user_registrations_total counter",
+        "# TYPE user_logins_total counter",
+        "user_logins_total{outcome=\"failure\"}",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_a_503_problem_of_the_common_type_while_redis_is_down() {
+    let mut app = spawn_app().await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    app.redis.stop();
+    let body = crate::problem(app.get("/readyz").await, 503).await;
+    assert_eq!(
+        body["type"],
+        format!("{}not-ready", common::problem::PROBLEM_BASE)
+    );
+    assert_eq!(body["checks"]["redis"], false);
+    assert_eq!(body["checks"]["database"], true);
+    app.redis.start_again();
+    common::testing::wait_until(Duration::from_secs(20), "ready again", || async {
+        app.get("/readyz").await.status() == 200
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn openapi_document_lists_every_endpoint() {
     let app = spawn_app().await;
     let response = app.get("/openapi.json").await;

@@ -3,14 +3,16 @@
 //! binary per crate; [`spawn_app`] runs the library's `run` in process, like `main` does.
 //!
 //! Modules: `accounts` (register, log-in, me), `sessions` (refresh, logout, rate limiting),
-//! `tokens` (forged and revoked tokens), `admin` (list users, set role), `password_reset`,
-//! `docs` (OpenAPI, Swagger UI, ops routes, shutdown).
+//! `tokens` (forged and revoked tokens), `admin` (list users, set role, `create-admin`),
+//! `password_reset` (through the mail drop), `smtp` (the reset mail over SMTP), `docs`
+//! (OpenAPI, Swagger UI, ops routes, shutdown).
 
 mod accounts;
 mod admin;
 mod docs;
 mod password_reset;
 mod sessions;
+mod smtp;
 mod tokens;
 
 use std::time::Duration;
@@ -125,11 +127,36 @@ impl TestApp {
         JwtSigner::load(&AuthArgs::default(), self.data.path()).expect("dev key pair")
     }
 
+    /// A connection of the test's own to the service's database.
+    pub async fn database(&self) -> sea_orm::DatabaseConnection {
+        common::db::connect(&self.db.url).await.expect("connect")
+    }
+
     /// The number of accounts, straight from the database.
     pub async fn user_count(&self) -> u64 {
         use sea_orm::{EntityTrait, PaginatorTrait};
-        let db = common::db::connect(&self.db.url).await.unwrap();
+        let db = self.database().await;
         user::entity::user::Entity::find().count(&db).await.unwrap()
+    }
+
+    /// Every refresh token row, straight from the database.
+    pub async fn refresh_tokens(&self) -> Vec<user::entity::refresh_token::Model> {
+        use sea_orm::{EntityTrait, QueryOrder};
+        let db = self.database().await;
+        user::entity::refresh_token::Entity::find()
+            .order_by_asc(user::entity::refresh_token::Column::Id)
+            .all(&db)
+            .await
+            .unwrap()
+    }
+
+    /// The keys of the mesh prefix matching `pattern` (after the prefix).
+    pub async fn redis_keys(&self, pattern: &str) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(format!("{}{pattern}", self.prefix))
+            .query_async(&mut self.redis.connection())
+            .await
+            .unwrap()
     }
 
     /// Cancels the token and waits for `run` to return, at most `within`.

@@ -59,21 +59,48 @@ async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Respons
 }
 
 #[tokio::test]
-async fn a_reset_sets_the_new_password_and_revokes_sessions() {
+async fn a_reset_sets_the_new_password_and_revokes_every_session() {
     let app = spawn_app().await;
-    let session = app.session("quinn@example.com").await;
+    // Two devices, and on the first one a session that was refreshed (a rotated family).
+    let laptop = app.session("quinn@example.com").await;
+    let phone = app.session_with("quinn@example.com", PASSWORD).await;
+    let rotated: Value = app
+        .post("/auth/refresh", &json!({"refresh_token": laptop.refresh}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let laptop_now = rotated["refresh_token"].as_str().unwrap().to_owned();
+    // Someone else's session is none of this reset's business.
+    let bystander = app.session("ruth@example.com").await;
     let token = request_and_read(&app, "quinn@example.com", 1).await;
 
     assert_eq!(
         confirm(&app, &token, "brand new password").await.status(),
         204
     );
-    problem(
-        app.post("/auth/refresh", &json!({"refresh_token": session.refresh}))
-            .await,
-        401,
-    )
-    .await;
+    for refresh in [&laptop_now, &phone.refresh] {
+        problem(
+            app.post("/auth/refresh", &json!({"refresh_token": refresh}))
+                .await,
+            401,
+        )
+        .await;
+    }
+    let live = app
+        .refresh_tokens()
+        .await
+        .into_iter()
+        .filter(|t| t.revoked_at.is_none())
+        .count();
+    assert_eq!(live, 1, "only the bystander's token is live");
+    let refreshed = app
+        .post(
+            "/auth/refresh",
+            &json!({"refresh_token": bystander.refresh}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
     problem(app.login("quinn@example.com", PASSWORD).await, 401).await;
     app.session_with("quinn@example.com", "brand new password")
         .await;

@@ -1,9 +1,10 @@
 //! Refresh-token rotation and reuse detection, log-out, and the failed log-in limits.
 
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
-use user::UserArgs;
+use user::{UserArgs, entity::refresh_token, session::hash_secret};
 
-use crate::{PASSWORD, problem, spawn_app, spawn_app_with};
+use crate::{PASSWORD, TestApp, problem, spawn_app, spawn_app_with};
 
 async fn refresh(app: &crate::TestApp, token: &str) -> reqwest::Response {
     app.post("/auth/refresh", &json!({"refresh_token": token}))
@@ -79,6 +80,39 @@ async fn invalid_refresh_tokens_are_401() {
         .await
         .unwrap();
     problem(garbage, 400).await;
+}
+
+#[tokio::test]
+async fn an_expired_refresh_token_is_401_and_changes_nothing() {
+    let app = spawn_app().await;
+    let session = app.session("ines@example.com").await;
+    // Its lifetime is over (the row says so, as it would 30 days on).
+    let db = app.database().await;
+    refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::ExpiresAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::minutes(1)),
+        )
+        .filter(refresh_token::Column::TokenHash.eq(hash_secret(&session.refresh)))
+        .exec(&db)
+        .await
+        .unwrap();
+    let before = app.refresh_tokens().await;
+
+    let body = problem(refresh(&app, &session.refresh).await, 401).await;
+    assert_eq!(body["detail"], "invalid or expired refresh token");
+    // No new token, the old one neither used nor revoked: an expiry is not a reuse.
+    assert_eq!(app.refresh_tokens().await, before);
+    let cookie = session.set_cookie.split(';').next().unwrap().to_owned();
+    let from_cookie = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    problem(from_cookie, 401).await;
+    assert_eq!(app.refresh_tokens().await, before);
 }
 
 #[tokio::test]
@@ -162,7 +196,96 @@ async fn failed_logins_are_limited_per_client() {
         )
         .await;
     }
-    problem(app.login("leo@example.com", PASSWORD).await, 429).await;
+    let response = app.login("leo@example.com", PASSWORD).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    let body = problem(response, 429).await;
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/too-many-requests")
+    );
+    // Even the right password got no session.
+    assert!(app.refresh_tokens().await.is_empty());
+}
+
+/// Fires `n` log-ins at once and counts the answers by status.
+async fn concurrent_logins(app: &TestApp, logins: Vec<(String, String)>) -> (usize, usize) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (email, password) in logins {
+        let (http, url) = (app.http.clone(), app.url("/auth/login"));
+        tasks.spawn(async move {
+            http.post(url)
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let (mut unauthorized, mut limited) = (0, 0);
+    while let Some(status) = tasks.join_next().await {
+        match status.unwrap() {
+            401 => unauthorized += 1,
+            429 => limited += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    (unauthorized, limited)
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_cannot_exceed_the_account_limit() {
+    let app = spawn_app_with(UserArgs {
+        login_max_failures: 3,
+        login_max_failures_per_ip: 1_000,
+        ..UserArgs::default()
+    })
+    .await;
+    app.register("olga@example.com", PASSWORD).await;
+    let guesses = (0..24)
+        .map(|i| ("olga@example.com".to_owned(), format!("guess number {i}")))
+        .collect();
+    // Every guess is counted before its password is checked: exactly the limit get checked.
+    assert_eq!(concurrent_logins(&app, guesses).await, (3, 21));
+    problem(app.login("olga@example.com", PASSWORD).await, 429).await;
+    assert!(app.refresh_tokens().await.is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_guesses_from_one_client_cannot_exceed_its_limit() {
+    let app = spawn_app_with(UserArgs {
+        login_max_failures_per_ip: 4,
+        ..UserArgs::default()
+    })
+    .await;
+    app.register("pia@example.com", PASSWORD).await;
+    let guesses = (0..24)
+        .map(|i| (format!("guess{i}@example.com"), PASSWORD.to_owned()))
+        .collect();
+    assert_eq!(concurrent_logins(&app, guesses).await, (4, 20));
+    problem(app.login("pia@example.com", PASSWORD).await, 429).await;
+}
+
+#[tokio::test]
+async fn successful_log_ins_do_not_count_against_the_client() {
+    let app = spawn_app_with(UserArgs {
+        login_max_failures_per_ip: 2,
+        ..UserArgs::default()
+    })
+    .await;
+    app.register("quentin@example.com", PASSWORD).await;
+    for _ in 0..5 {
+        app.session_with("quentin@example.com", PASSWORD).await;
+    }
+    problem(app.login("nobody@example.com", PASSWORD).await, 401).await;
+    app.session_with("quentin@example.com", PASSWORD).await;
 }
 
 #[tokio::test]
