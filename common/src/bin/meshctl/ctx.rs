@@ -34,6 +34,7 @@ pub mod exit {
             if let Some(e) = cause.downcast_ref::<CliError>() {
                 return match e {
                     CliError::Unreachable(_) => UNREACHABLE,
+                    CliError::Usage(_) => USAGE,
                     CliError::NotFound(_) => NOT_FOUND,
                     CliError::BadInput(_) => BAD_INPUT,
                 };
@@ -59,6 +60,9 @@ pub mod exit {
 pub enum CliError {
     #[error("{0}")]
     Unreachable(String),
+    /// Flags that parse but make no sense together.
+    #[error("{0}")]
+    Usage(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -73,6 +77,25 @@ pub fn not_found(msg: impl Into<String>) -> anyhow::Error {
     CliError::NotFound(msg.into()).into()
 }
 
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    CliError::Usage(msg.into()).into()
+}
+
+/// `redis://user:****@host:6379/0` for `redis://user:secret@host:6379/0`: safe to print.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:****{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 fn is_unreachable(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped()
 }
@@ -82,13 +105,15 @@ pub struct Ctx {
     pub conn: ConnectionManager,
     pub keys: Keys,
     pub json: bool,
+    /// Global flags to repeat in a command meshctl suggests (see `main::repeat_args`).
+    pub repeat_args: Vec<String>,
 }
 
 impl Ctx {
     /// Connects eagerly (a CLI should fail fast, not retry in the background) and pings.
     pub async fn connect(url: &str, prefix: &str, json: bool) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)
-            .map_err(|e| bad_input(format!("bad --redis-url `{url}`: {e}")))?;
+            .map_err(|e| bad_input(format!("bad --redis-url `{}`: {e}", mask_password(url))))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             // Longer than the 1 s `BLOCK` of `tail --follow`.
@@ -96,9 +121,10 @@ impl Ctx {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(200));
+        let shown = mask_password(url);
         let unreachable = |e: redis::RedisError| {
             anyhow::Error::from(CliError::Unreachable(format!(
-                "cannot reach Redis at {url}: {e}"
+                "cannot reach Redis at {shown}: {e}"
             )))
         };
         let mut conn = ConnectionManager::new_with_config(client, config)
@@ -112,17 +138,38 @@ impl Ctx {
             conn,
             keys: Keys::new(prefix),
             json,
+            repeat_args: Vec::new(),
         })
+    }
+
+    /// The Redis type of a stream's key (`stream`, `none`, ...).
+    async fn kind_of(&mut self, key: &str) -> anyhow::Result<String> {
+        redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut self.conn)
+            .await
+            .context("TYPE")
+    }
+
+    /// Whether `stream` exists (as a stream).
+    pub async fn is_stream(&mut self, stream: &str) -> anyhow::Result<bool> {
+        let key = self.keys.stream(stream);
+        Ok(self.kind_of(&key).await? == "stream")
+    }
+
+    /// Whether `group` reads `stream` (false when the stream does not exist).
+    pub async fn has_group(&mut self, stream: &str, group: &str) -> anyhow::Result<bool> {
+        if !self.is_stream(stream).await? {
+            return Ok(false);
+        }
+        let key = self.keys.stream(stream);
+        Ok(self.group_names(&key).await?.iter().any(|n| n == group))
     }
 
     /// The key of a stream, after checking that it exists and is a stream.
     pub async fn require_stream(&mut self, stream: &str) -> anyhow::Result<String> {
         let key = self.keys.stream(stream);
-        let kind: String = redis::cmd("TYPE")
-            .arg(&key)
-            .query_async(&mut self.conn)
-            .await
-            .context("TYPE")?;
+        let kind = self.kind_of(&key).await?;
         match kind.as_str() {
             "stream" => Ok(key),
             "none" => Err(not_found(format!(
@@ -161,5 +208,17 @@ impl Ctx {
             .into_iter()
             .filter_map(|g| redis_io::value_str(redis_io::flat_map(g).get("name")))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_password_in_a_url_is_masked() {
+        let mask = super::mask_password;
+        assert_eq!(mask("redis://:s3cret@h:6379/0"), "redis://:****@h:6379/0");
+        assert_eq!(mask("rediss://u:p@w@h"), "rediss://u:****@h");
+        assert_eq!(mask("redis://u@h:1"), "redis://u@h:1");
+        assert_eq!(mask("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

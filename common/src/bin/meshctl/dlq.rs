@@ -1,6 +1,7 @@
-//! `dlq ls|show|replay|purge`: triage of the dead-letter stream. Replay and purge preview the
-//! selection and act only with `--yes`, on exactly the entries selected in that run; a replay goes
-//! through `runtime::dead_letter::replay`, which is atomic and at most once per dead-letter entry.
+//! `dlq ls|show|replay|purge`: triage of the dead-letter stream. Replay and purge (`dlq_act`)
+//! select once per run: a preview prints the exact ids and a command pinned to them, `--yes` acts
+//! on exactly the entries it prints; a replay goes through `runtime::dead_letter::replay`, which is
+//! atomic and at most once per dead-letter entry.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -15,7 +16,7 @@ use serde::Serialize;
 
 use crate::{
     ctx::{Ctx, not_found},
-    fmt,
+    fmt, info,
     position::{Position, id_key, parse_position, require_id},
 };
 
@@ -43,7 +44,7 @@ pub struct Filter {
     /// Failed at or after (id, time, or age like `2h`).
     #[arg(long)]
     pub since: Option<String>,
-    /// Failed at or before (id or time); a preview prints the `--until` that pins its selection.
+    /// Failed at or before (id, time, or age like `10m`).
     #[arg(long)]
     pub until: Option<String>,
     /// Error text contains (case-insensitive).
@@ -57,7 +58,8 @@ pub struct Action {
     pub ids: Vec<String>,
     #[command(flatten)]
     pub filter: Filter,
-    /// Act; without it, only preview.
+    /// Act on the entries selected in this run (and print each); without it, only preview them
+    /// and print the command that acts on exactly those.
     #[arg(long)]
     pub yes: bool,
 }
@@ -166,38 +168,95 @@ impl Counts {
     }
 }
 
-/// The lowest (`upper = false`) or highest id a position admits.
-fn bound(text: &str, upper: bool) -> anyhow::Result<Option<(u64, u64)>> {
-    Ok(match parse_position(text)? {
-        Position::Start => None,
-        Position::End => None,
-        Position::Id(id) => Some(id_key(&id)),
-        Position::Time(ms) => Some(if upper { (ms, u64::MAX) } else { (ms, 0) }),
+/// One end of a `--since`/`--until` window.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    /// No bound on this side.
+    Open,
+    /// Admits ids at or above (`--since`) or at or below (`--until`) this one.
+    At((u64, u64)),
+    /// Admits nothing: `--since end`, `--until start`.
+    Nothing,
+}
+
+/// Parses a `--since` (`upper = false`) or `--until` position. A relative one (`2h`) is read
+/// against the clock now; a preview pins its selection by ids (see `dlq_act`), not by it.
+fn bound(text: Option<&str>, upper: bool) -> anyhow::Result<Bound> {
+    let Some(text) = text else {
+        return Ok(Bound::Open);
+    };
+    Ok(match (parse_position(text)?, upper) {
+        (Position::Start, false) | (Position::End, true) => Bound::Open,
+        (Position::Start, true) | (Position::End, false) => Bound::Nothing,
+        (Position::Id(id), _) => Bound::At(id_key(&id)),
+        (Position::Time(ms), false) => Bound::At((ms, 0)),
+        (Position::Time(ms), true) => Bound::At((ms, u64::MAX)),
     })
 }
 
-/// The entries a filter selects.
+impl Bound {
+    fn admits(self, id: (u64, u64), upper: bool) -> bool {
+        match self {
+            Bound::Open => true,
+            Bound::Nothing => false,
+            Bound::At(b) if upper => id <= b,
+            Bound::At(b) => id >= b,
+        }
+    }
+}
+
+/// Errors when `--stream` or `--group` names something that neither exists nor appears in the
+/// dead-letter stream: a typo must not read as "no dead letters".
+async fn check_names(ctx: &mut Ctx, f: &Filter, all: &[DeadLetter]) -> anyhow::Result<()> {
+    if let Some(s) = &f.stream
+        && !all.iter().any(|d| d.origin_stream == *s)
+        && !ctx.is_stream(s).await?
+    {
+        return Err(not_found(format!(
+            "unknown stream `{s}` (--stream): no such stream, and no dead-letter entry comes \
+             from it (check --prefix)"
+        )));
+    }
+    if let Some(g) = &f.group {
+        let named = all
+            .iter()
+            .any(|d| d.group == *g && f.stream.as_ref().is_none_or(|s| *s == d.origin_stream));
+        if named {
+            return Ok(());
+        }
+        let streams = match &f.stream {
+            Some(s) => vec![s.clone()],
+            None => info::mesh_streams(ctx).await?,
+        };
+        for s in &streams {
+            if ctx.has_group(s, g).await? {
+                return Ok(());
+            }
+        }
+        let scope = match &f.stream {
+            Some(s) => format!("stream `{s}` has no such group"),
+            None => "no stream has such a group".to_owned(),
+        };
+        return Err(not_found(format!(
+            "unknown group `{g}` (--group): {scope}, and no dead-letter entry names it"
+        )));
+    }
+    Ok(())
+}
+
+/// The entries a filter selects, oldest first.
 pub async fn select(ctx: &mut Ctx, f: &Filter) -> anyhow::Result<Vec<DeadLetter>> {
-    let since = f
-        .since
-        .as_deref()
-        .map(|s| bound(s, false))
-        .transpose()?
-        .flatten();
-    let until = f
-        .until
-        .as_deref()
-        .map(|s| bound(s, true))
-        .transpose()?
-        .flatten();
+    let since = bound(f.since.as_deref(), false)?;
+    let until = bound(f.until.as_deref(), true)?;
     let error = f.error.as_ref().map(|e| e.to_lowercase());
-    Ok(load(ctx)
-        .await?
+    let all = load(ctx).await?;
+    check_names(ctx, f, &all).await?;
+    Ok(all
         .into_iter()
         .filter(|d| f.stream.as_ref().is_none_or(|s| *s == d.origin_stream))
         .filter(|d| f.group.as_ref().is_none_or(|g| *g == d.group))
-        .filter(|d| since.is_none_or(|b| id_key(&d.id) >= b))
-        .filter(|d| until.is_none_or(|b| id_key(&d.id) <= b))
+        .filter(|d| since.admits(id_key(&d.id), false))
+        .filter(|d| until.admits(id_key(&d.id), true))
         .filter(|d| {
             error
                 .as_ref()

@@ -1,5 +1,6 @@
-//! `dlq replay` and `dlq purge`: select, preview, and — with `--yes` — act on exactly the entries
-//! selected, reporting what was done (`replayed 3, skipped 1`).
+//! `dlq replay` and `dlq purge`: select once, then preview — the exact ids, and a command pinned to
+//! them — or, with `--yes`, act on exactly those entries, reporting each and the totals
+//! (`replayed 3, skipped 1`).
 
 use anyhow::Context as _;
 use common::runtime::dead_letter::Replay;
@@ -9,7 +10,7 @@ use crate::{
     ctx::{Ctx, not_found},
     dlq::{self, Action, DeadLetter},
     fmt,
-    position::require_id,
+    position::{id_key, require_id},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +33,20 @@ struct Report {
     action: &'static str,
     dry_run: bool,
     selected: Vec<DeadLetter>,
-    /// Add this `--until` to the same filters to act on exactly this selection later.
+    /// The selected ids: exactly what `--yes` acts on in this run (or what a preview's
+    /// `pinned_args` act on later).
+    ids: Vec<String>,
+    /// The lowest and the highest selected id.
+    since: Option<String>,
     until: Option<String>,
+    /// Arguments (after the global flags) that select exactly `ids` again and act: the given ids,
+    /// or the filters bounded by `--since <lowest> --until <highest>`. Stream ids only grow, so
+    /// an entry dead-lettered after this run is above `until` and never joins the selection,
+    /// however relative the original `--since` was.
+    pinned_args: Vec<String>,
+    /// The same as a command line to copy (global flags typed on the command line repeated, a
+    /// password masked).
+    command: Option<String>,
     results: Vec<Outcome>,
     replayed: u64,
     purged: u64,
@@ -42,36 +55,43 @@ struct Report {
 }
 
 pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
-    let selected = if a.ids.is_empty() {
-        dlq::select(ctx, &a.filter).await?
-    } else {
-        let ids: Vec<String> = a
-            .ids
-            .iter()
-            .map(|i| require_id(i))
-            .collect::<Result<_, _>>()?;
-        let all = dlq::load(ctx).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let d = all
-                .iter()
-                .find(|d| d.id == id)
-                .ok_or_else(|| not_found(format!("no dead-letter entry {id}")))?;
-            out.push(d.clone());
-        }
-        out
-    };
     let action = match kind {
         Kind::Replay => "replay",
         Kind::Purge => "purge",
     };
+    // The one selection of this run: the preview prints it, `--yes` acts on it; nothing is
+    // selected again in between.
+    let selected = if a.ids.is_empty() {
+        dlq::select(ctx, &a.filter).await?
+    } else {
+        by_ids(ctx, &a.ids).await?
+    };
+    let ids: Vec<String> = selected.iter().map(|d| d.id.clone()).collect();
+    let since = ids.iter().min_by_key(|id| id_key(id)).cloned();
+    let until = ids.iter().max_by_key(|id| id_key(id)).cloned();
+    let pinned_args = match (&since, &until) {
+        (Some(since), Some(until)) => pinned(a, action, &ids, since, until),
+        _ => Vec::new(),
+    };
+    let command = (!pinned_args.is_empty()).then(|| {
+        std::iter::once("meshctl".to_owned())
+            .chain(
+                ctx.repeat_args
+                    .iter()
+                    .chain(&pinned_args)
+                    .map(|w| shell_word(w)),
+            )
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
     let mut report = Report {
         action,
         dry_run: !a.yes,
-        until: selected
-            .iter()
-            .map(|d| d.id.clone())
-            .max_by_key(|id| crate::position::id_key(id)),
+        ids,
+        since,
+        until,
+        pinned_args,
+        command,
         selected,
         results: Vec::new(),
         replayed: 0,
@@ -83,66 +103,50 @@ pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
         return preview(ctx, &report, kind);
     }
     for d in &report.selected {
-        let outcome = match kind {
+        let (outcome, new_id) = match kind {
             Kind::Replay => match dlq::replay_one(ctx, &d.id).await? {
                 Replay::Replayed { new_id } => {
                     report.replayed += 1;
-                    Outcome {
-                        id: d.id.clone(),
-                        outcome: "replayed",
-                        new_id: Some(new_id),
-                    }
+                    ("replayed", Some(new_id))
                 }
                 Replay::AlreadyReplayed => {
                     report.skipped += 1;
-                    Outcome {
-                        id: d.id.clone(),
-                        outcome: "skipped",
-                        new_id: None,
-                    }
+                    ("skipped", None)
                 }
                 Replay::NotFound => {
                     report.missing += 1;
-                    Outcome {
-                        id: d.id.clone(),
-                        outcome: "missing",
-                        new_id: None,
-                    }
+                    ("missing", None)
                 }
             },
             Kind::Purge => {
-                let (deleted, _): (u64, u64) = redis::pipe()
-                    .atomic()
-                    .cmd("XDEL")
-                    .arg(ctx.keys.dead_letter())
-                    .arg(&d.id)
-                    .cmd("SREM")
-                    .arg(ctx.keys.dead_letter_replayed())
-                    .arg(&d.id)
-                    .query_async(&mut ctx.conn)
-                    .await
-                    .context("XDEL dead-letter")?;
-                if deleted == 1 {
+                if purge_one(ctx, &d.id).await? {
                     report.purged += 1;
-                    Outcome {
-                        id: d.id.clone(),
-                        outcome: "purged",
-                        new_id: None,
-                    }
+                    ("purged", None)
                 } else {
                     report.missing += 1;
-                    Outcome {
-                        id: d.id.clone(),
-                        outcome: "missing",
-                        new_id: None,
-                    }
+                    ("missing", None)
                 }
             }
         };
-        report.results.push(outcome);
+        report.results.push(Outcome {
+            id: d.id.clone(),
+            outcome,
+            new_id,
+        });
     }
     if ctx.json {
         return fmt::print_json(&report);
+    }
+    for (r, d) in report.results.iter().zip(&report.selected) {
+        match (r.outcome, &r.new_id) {
+            ("replayed", Some(new_id)) => println!(
+                "replayed {} as {new_id} on {} for group {}",
+                r.id, d.origin_stream, d.group
+            ),
+            ("skipped", _) => println!("skipped {}: replayed before", r.id),
+            ("missing", _) => println!("missing {}: no longer in the dead-letter stream", r.id),
+            (other, _) => println!("{other} {}", r.id),
+        }
     }
     let mut line = match kind {
         Kind::Replay => format!("replayed {}, skipped {}", report.replayed, report.skipped),
@@ -153,6 +157,79 @@ pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
     }
     println!("{line}");
     Ok(())
+}
+
+/// The entries of explicit ids, in the order given (each once).
+async fn by_ids(ctx: &mut Ctx, given: &[String]) -> anyhow::Result<Vec<DeadLetter>> {
+    let mut ids: Vec<String> = Vec::with_capacity(given.len());
+    for id in given {
+        let id = require_id(id)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let all = dlq::load(ctx).await?;
+    ids.into_iter()
+        .map(|id| {
+            all.iter()
+                .find(|d| d.id == id)
+                .cloned()
+                .ok_or_else(|| not_found(format!("no dead-letter entry {id}")))
+        })
+        .collect()
+}
+
+/// The arguments that select exactly `ids` again, and act.
+fn pinned(a: &Action, action: &str, ids: &[String], since: &str, until: &str) -> Vec<String> {
+    let mut args = vec!["dlq".to_owned(), action.to_owned()];
+    if a.ids.is_empty() {
+        let f = &a.filter;
+        for (flag, value) in [
+            ("--stream", &f.stream),
+            ("--group", &f.group),
+            ("--error", &f.error),
+        ] {
+            if let Some(v) = value {
+                args.extend([flag.to_owned(), v.clone()]);
+            }
+        }
+        args.extend([
+            "--since".to_owned(),
+            since.to_owned(),
+            "--until".to_owned(),
+            until.to_owned(),
+        ]);
+    } else {
+        args.extend(ids.iter().cloned());
+    }
+    args.push("--yes".to_owned());
+    args
+}
+
+/// Deletes one dead-letter entry and its replayed mark, atomically; false when it was gone.
+async fn purge_one(ctx: &mut Ctx, id: &str) -> anyhow::Result<bool> {
+    let (deleted, _): (u64, u64) = redis::pipe()
+        .atomic()
+        .cmd("XDEL")
+        .arg(ctx.keys.dead_letter())
+        .arg(id)
+        .cmd("SREM")
+        .arg(ctx.keys.dead_letter_replayed())
+        .arg(id)
+        .query_async(&mut ctx.conn)
+        .await
+        .context("XDEL dead-letter")?;
+    Ok(deleted == 1)
+}
+
+/// `word` as one shell word (quoted only when it needs it).
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,:/=@%+".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 fn preview(ctx: &Ctx, report: &Report, kind: Kind) -> anyhow::Result<()> {
@@ -169,24 +246,34 @@ fn preview(ctx: &Ctx, report: &Report, kind: Kind) -> anyhow::Result<()> {
         })
         .collect();
     dlq::print_list(&report.selected, Some(&actions));
-    if report.selected.is_empty() {
+    let Some(command) = &report.command else {
         return Ok(());
-    }
+    };
+    let n = report.selected.len();
     println!(
-        "\npreview only: {} {} entr{} selected; nothing was changed.",
+        "\npreview only: {} {n} entr{} selected; nothing was changed.",
         report.action,
-        report.selected.len(),
-        if report.selected.len() == 1 {
-            "y"
-        } else {
-            "ies"
-        }
+        if n == 1 { "y" } else { "ies" }
     );
-    if let Some(until) = &report.until {
-        println!(
-            "to act on exactly these, run the same command with `--yes` (add `--until {until}` \
-             if more entries may have failed since), or pass their ids with `--yes`"
-        );
+    println!("ids: {}", report.ids.join(" "));
+    println!(
+        "to {} exactly these {n}, and none that fail later, run:",
+        report.action
+    );
+    println!("  {command}");
+    if command.contains(":****@") {
+        println!("(with the password in place of **** in --redis-url)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(super::shell_word("1700000000000-0"), "1700000000000-0");
+        assert_eq!(super::shell_word("add up"), "'add up'");
+        assert_eq!(super::shell_word("it's"), r"'it'\''s'");
+        assert_eq!(super::shell_word(""), "''");
+    }
 }

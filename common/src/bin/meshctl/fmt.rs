@@ -1,5 +1,8 @@
 //! Output: readable durations and times for people, JSON for scripts, and the table style.
 
+use std::io::Write as _;
+
+use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use comfy_table::{Table, presets};
 use serde::Serialize;
@@ -70,14 +73,22 @@ pub fn table<const N: usize>(header: [&str; N]) -> Table {
 
 /// Prints a JSON document.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    let text = serde_json::to_string_pretty(value)?;
+    writeln!(std::io::stdout(), "{text}").context("write to stdout")
 }
 
-/// Prints one JSON line.
+/// Prints one JSON line (stdout is line-buffered: a reader of the pipe gets it at once).
 pub fn print_json_line<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string(value)?);
-    Ok(())
+    let text = serde_json::to_string(value)?;
+    writeln!(std::io::stdout(), "{text}").context("write to stdout")
+}
+
+/// Whether `error` is stdout closed by its reader (`meshctl tail -f | head`): not a failure.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 #[cfg(test)]

@@ -25,13 +25,14 @@ mod top;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 
 use ctx::{Ctx, exit};
 
 /// Operator CLI of the Redis Streams worker mesh.
+// No bare `about` here: it would print the crate's description instead of the line above.
 #[derive(Debug, Parser)]
-#[command(name = "meshctl", version, about, propagate_version = true)]
+#[command(name = "meshctl", version, propagate_version = true)]
 struct Cli {
     /// Redis server holding the streams.
     #[arg(
@@ -99,8 +100,11 @@ enum GroupCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             // clap's own code for a usage error is 2, which `check` uses for "critical".
             let code = if e.use_stderr() {
@@ -122,8 +126,10 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let repeat = repeat_args(&cli, &matches);
+    match runtime.block_on(run(cli, repeat)) {
         Ok(code) => ExitCode::from(code),
+        Err(error) if fmt::is_broken_pipe(&error) => ExitCode::from(exit::OK),
         Err(error) => {
             eprintln!("meshctl: error: {error:#}");
             ExitCode::from(exit::code_of(&error))
@@ -131,8 +137,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// The global flags the operator typed, to repeat in a command meshctl suggests (a preview's
+/// pinned `--yes` command). Values from the environment or defaults apply again by themselves; a
+/// password in the URL is masked, never printed.
+fn repeat_args(cli: &Cli, matches: &clap::ArgMatches) -> Vec<String> {
+    // A global flag typed after a subcommand is recorded at that subcommand's level.
+    let typed = |id: &str| {
+        let mut level = Some(matches);
+        while let Some(m) = level {
+            if m.value_source(id) == Some(ValueSource::CommandLine) {
+                return true;
+            }
+            level = m.subcommand().map(|(_, sub)| sub);
+        }
+        false
+    };
+    let mut args = Vec::new();
+    if typed("redis_url") {
+        args.extend(["--redis-url".to_owned(), ctx::mask_password(&cli.redis_url)]);
+    }
+    if typed("prefix") {
+        args.extend(["--prefix".to_owned(), cli.prefix.clone()]);
+    }
+    args
+}
+
 /// Runs one command; returns its exit code (errors are mapped by [`exit::code_of`]).
-async fn run(cli: Cli) -> anyhow::Result<u8> {
+async fn run(cli: Cli, repeat: Vec<String>) -> anyhow::Result<u8> {
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(
             shell,
@@ -143,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     let mut ctx = Ctx::connect(&cli.redis_url, &cli.prefix, cli.json).await?;
+    ctx.repeat_args = repeat;
     let ctx = &mut ctx;
     match cli.command {
         Command::Streams => streams::streams(ctx).await?,

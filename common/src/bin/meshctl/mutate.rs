@@ -25,6 +25,7 @@ pub struct SeekArgs {
     /// delivered again).
     #[arg(long)]
     pub to: String,
+    /// Move the group; without it, only preview what would be delivered again or skipped.
     #[arg(long)]
     pub yes: bool,
 }
@@ -152,6 +153,7 @@ pub struct TrimArgs {
     /// Keep at least this much recent history, even if every group is past it.
     #[arg(long, value_parser = parse_duration, default_value = "0s")]
     pub retention: Duration,
+    /// Trim; without it, only preview the trim point, why, and what would go.
     #[arg(long)]
     pub yes: bool,
 }
@@ -229,13 +231,16 @@ pub struct PublishArgs {
     /// The payload, a JSON object.
     #[arg(long)]
     pub data: String,
+    /// The envelope's `producer`.
     #[arg(long, default_value = "meshctl")]
     pub producer: String,
-    /// Default: a fresh `meshctl-<uuid>`.
+    /// The envelope's `correlation_id` (default: a fresh `meshctl-<uuid>`).
     #[arg(long)]
     pub correlation_id: Option<String>,
+    /// The `event_id` that caused this one (empty: none).
     #[arg(long, default_value = "")]
     pub causation_id: String,
+    /// Publish; without it, only preview the envelope's fields.
     #[arg(long)]
     pub yes: bool,
 }

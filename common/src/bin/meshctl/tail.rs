@@ -1,7 +1,7 @@
 //! `tail <s>`: from an id, a time, start or end; `--follow`; filters on the event type and on
 //! payload fields. [`EntryView`] is how an entry prints (also for `show`).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, io::Write as _};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -10,22 +10,24 @@ use redis::Value;
 use serde::Serialize;
 
 use crate::{
-    ctx::{Ctx, bad_input},
+    ctx::{Ctx, bad_input, usage},
     fmt,
-    position::{Position, parse_position},
+    position::{MAX_SEQ, Position, parse_position},
 };
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
     pub stream: String,
     /// Where to start: an id, a time (RFC 3339 or an age like `10m`), `start` or `end`.
-    /// Without it: the last `--count` entries.
+    /// Without it: the last `-n` entries.
     #[arg(long)]
     pub from: Option<String>,
-    /// Keep waiting for new entries.
+    /// Keep waiting for new entries, printing each once, until interrupted.
     #[arg(long, short)]
     pub follow: bool,
-    /// Stop after this many entries (default 10 without `--from`, unlimited with it).
+    /// How many entries of history: without `--from` the last n (default 10), with `--from` at
+    /// most n from there (default: all). With `--follow` it bounds only the history, never what
+    /// follows; it cannot be combined with both `--from` and `--follow` (that would skip entries).
     #[arg(long, short = 'n')]
     pub count: Option<usize>,
     /// Only this event type.
@@ -89,7 +91,7 @@ impl EntryView {
         }
     }
 
-    fn print_line(&self) {
+    fn line(&self) -> String {
         let data = self
             .fields
             .get("data")
@@ -100,14 +102,14 @@ impl EntryView {
             .get(common::envelope::REPLAY_FOR_GROUP_FIELD)
             .map(|g| format!(" [replay for {g}]"))
             .unwrap_or_default();
-        println!(
+        format!(
             "{}  {}  {}{}  {}",
             self.id,
             fmt::opt(self.time.as_deref()),
             fmt::opt(self.event_type.as_deref()),
             replay,
             data
-        );
+        )
     }
 }
 
@@ -166,12 +168,39 @@ async fn range(
         .collect())
 }
 
+/// Prints one entry, a line each (flushed: stdout is line-buffered, so a pipe sees it at once).
 fn emit(ctx: &Ctx, e: &EntryView) -> anyhow::Result<()> {
-    if ctx.json {
-        fmt::print_json_line(e)
+    let line = if ctx.json {
+        serde_json::to_string(e)?
     } else {
-        e.print_line();
-        Ok(())
+        e.line()
+    };
+    writeln!(std::io::stdout(), "{line}").context("write to stdout")
+}
+
+/// The newest id of a stream, `0-0` when it is empty.
+async fn newest_id(ctx: &mut Ctx, key: &str) -> anyhow::Result<String> {
+    let v: Value = redis::cmd("XREVRANGE")
+        .arg(key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut ctx.conn)
+        .await
+        .context("XREVRANGE")?;
+    Ok(redis_io::parse_entries(key, v)
+        .into_iter()
+        .next()
+        .map_or_else(|| "0-0".to_owned(), |e| e.id))
+}
+
+/// The id just before `id` (XREAD reads strictly after its id).
+fn id_before(id: &str) -> String {
+    match redis_io::parse_id(id) {
+        Some((ms, seq)) if seq > 0 => format!("{ms}-{}", seq - 1),
+        Some((ms, _)) if ms > 0 => format!("{}-{}", ms - 1, MAX_SEQ),
+        _ => "0-0".to_owned(),
     }
 }
 
@@ -179,77 +208,113 @@ pub async fn tail(ctx: &mut Ctx, args: &TailArgs) -> anyhow::Result<()> {
     let key = ctx.require_stream(&args.stream).await?;
     let filters = Filters::parse(args)?;
     let from = args.from.as_deref().map(parse_position).transpose()?;
-    let limit = args
-        .count
-        .unwrap_or(if from.is_none() { 10 } else { usize::MAX });
-    let mut printed = 0usize;
-    // The id after which `--follow` continues.
-    let mut last_seen = match range(ctx, "XREVRANGE", &key, "+", "-").await?.first() {
-        Some(e) => e.id.clone(),
-        None => "0-0".into(),
-    };
-    match from {
-        None => {
-            // The last `limit` matching entries, oldest first.
-            let mut found = Vec::new();
-            let mut end = "+".to_owned();
-            while found.len() < limit {
-                let page = range(ctx, "XREVRANGE", &key, &end, "-").await?;
-                let Some(oldest) = page.last() else { break };
-                end = format!("({}", oldest.id);
-                found.extend(page.into_iter().filter(|e| filters.matches(e)));
-            }
-            found.truncate(limit);
-            for e in found.iter().rev() {
-                emit(ctx, e)?;
-            }
-            printed = found.len();
-        }
-        Some(Position::End) => {}
+    if args.follow && from.is_some() && args.count.is_some() {
+        return Err(usage(
+            "`-n` with both `--from` and `--follow` would skip the entries between the n-th and \
+             the end of the stream: drop `-n` to print everything from `--from` on, or `--from` \
+             to print the last n entries, then follow",
+        ));
+    }
+    // `cursor` is the newest id the history part has read, printed or filtered out: following
+    // from it prints nothing twice (everything up to it was handled) and misses nothing (it
+    // never passes an entry not read yet, however many were added while the history printed).
+    let cursor = match from {
+        None => last_entries(ctx, &key, &filters, args.count.unwrap_or(10)).await?,
+        Some(Position::End) => newest_id(ctx, &key).await?,
         Some(pos) => {
-            let mut start = match pos {
-                Position::Id(id) => id,
-                Position::Time(ms) => format!("{ms}-0"),
-                _ => "-".to_owned(),
-            };
-            'pages: loop {
-                let page = range(ctx, "XRANGE", &key, &start, "+").await?;
-                let Some(newest) = page.last() else { break };
-                start = format!("({}", newest.id);
-                for e in page.iter().filter(|e| filters.matches(e)) {
-                    if printed >= limit {
-                        break 'pages;
-                    }
-                    emit(ctx, e)?;
-                    printed += 1;
-                    last_seen = e.id.clone();
-                }
+            let limit = args.count.unwrap_or(usize::MAX);
+            entries_from(ctx, &key, &filters, pos, limit).await?
+        }
+    };
+    if args.follow {
+        follow(ctx, &key, &filters, cursor).await?;
+    }
+    Ok(())
+}
+
+/// Prints the last `limit` matching entries, oldest first; returns the newest id read.
+async fn last_entries(
+    ctx: &mut Ctx,
+    key: &str,
+    filters: &Filters,
+    limit: usize,
+) -> anyhow::Result<String> {
+    let mut found = Vec::new();
+    let mut newest = None;
+    let mut end = "+".to_owned();
+    while found.len() < limit {
+        let page = range(ctx, "XREVRANGE", key, &end, "-").await?;
+        let Some(oldest) = page.last() else { break };
+        end = format!("({}", oldest.id);
+        newest.get_or_insert_with(|| page[0].id.clone());
+        found.extend(page.into_iter().filter(|e| filters.matches(e)));
+    }
+    found.truncate(limit);
+    for e in found.iter().rev() {
+        emit(ctx, e)?;
+    }
+    Ok(newest.unwrap_or_else(|| "0-0".to_owned()))
+}
+
+/// Prints up to `limit` matching entries from `pos` on; returns the newest id read, or the id
+/// just before `pos` when there was none (so that following starts at `pos`, even in the future).
+async fn entries_from(
+    ctx: &mut Ctx,
+    key: &str,
+    filters: &Filters,
+    pos: Position,
+    limit: usize,
+) -> anyhow::Result<String> {
+    let mut start = match pos {
+        Position::Id(id) => id,
+        Position::Time(ms) => format!("{ms}-0"),
+        Position::Start | Position::End => "0-0".to_owned(),
+    };
+    let mut cursor = id_before(&start);
+    let mut printed = 0usize;
+    while printed < limit {
+        let page = range(ctx, "XRANGE", key, &start, "+").await?;
+        let Some(newest) = page.last() else { break };
+        start = format!("({}", newest.id);
+        for e in &page {
+            if printed >= limit {
+                break;
             }
+            if filters.matches(e) {
+                emit(ctx, e)?;
+                printed += 1;
+            }
+            cursor = e.id.clone();
         }
     }
-    if !args.follow {
-        return Ok(());
-    }
-    while printed < limit {
+    Ok(cursor)
+}
+
+/// Prints every matching entry added after `cursor`, until interrupted.
+async fn follow(
+    ctx: &mut Ctx,
+    key: &str,
+    filters: &Filters,
+    mut cursor: String,
+) -> anyhow::Result<()> {
+    loop {
         let v: Value = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(500)
             .arg("BLOCK")
             .arg(1000)
             .arg("STREAMS")
-            .arg(&key)
-            .arg(&last_seen)
+            .arg(key)
+            .arg(&cursor)
             .query_async(&mut ctx.conn)
             .await
             .context("XREAD")?;
         for raw in redis_io::parse_read_reply(v) {
             let e = EntryView::new(raw.id, raw.fields);
-            last_seen = e.id.clone();
-            if printed < limit && filters.matches(&e) {
+            if filters.matches(&e) {
                 emit(ctx, &e)?;
-                printed += 1;
             }
+            cursor = e.id;
         }
     }
-    Ok(())
 }

@@ -1,7 +1,8 @@
 //! `check` exits 0 below every threshold, 1 at a warning threshold and 2 at a critical one — for
-//! lag, the age of the oldest pending entry and the dead-letter size; `top` refreshes.
+//! lag, the age of the oldest pending entry and the dead-letter size; `top` refreshes, with the
+//! rates of entries published and consumed while it runs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{
     Keys,
@@ -9,7 +10,9 @@ use common::{
     testing::{RedisServer, unique_prefix, wait_drained},
 };
 
-use super::{dlq::RejectsOne, read_without_ack, run};
+use serde_json::Value;
+
+use super::{Live, dlq::RejectsOne, find, read_without_ack, run};
 use crate::support::{InProcessWorker, Recorder, publish_n};
 
 /// Thresholds that nothing here reaches; each case overrides one metric.
@@ -107,25 +110,71 @@ async fn check_exit_codes_follow_each_threshold() {
     assert_eq!(findings[0]["threshold"], 3);
     assert_eq!(findings[0]["level"], "critical");
 
-    // top: two refreshes as JSON lines; the second has rates.
-    let frames = super::run(
-        &redis,
-        &keys,
-        &["--json", "top", "--iterations", "2", "--interval", "200ms"],
-    )
-    .await
-    .json_lines();
-    assert_eq!(frames.len(), 2);
-    let s = super::find(&frames[1]["streams"], "stream", "payments");
+    // top, live (JSON lines): rates are 0 while nothing happens, and not 0 for the frames that
+    // see entries published and consumed during the run.
+    let mut top = Live::spawn(&redis, &keys, &["top", "--interval", "200ms"]);
+    let frame = top.next().await;
+    assert_eq!(frame["iteration"], 1);
+    let s = find(&frame["streams"], "stream", "payments");
+    assert_eq!(s["rate_in"], Value::Null, "no rate before a second refresh");
+    let frame = top.next().await;
+    assert_eq!(frame["iteration"], 2);
+    assert!(frame["at"].as_str().unwrap().ends_with('Z'), "{frame}");
+    let s = find(&frame["streams"], "stream", "payments");
     assert_eq!(s["length"], 5);
     assert_eq!(s["rate_in"], 0.0);
-    let g = super::find(&s["groups"], "group", "ledger");
+    let g = find(&s["groups"], "group", "ledger");
+    assert_eq!(
+        (
+            g["lag"].as_u64(),
+            g["pending"].as_u64(),
+            g["dead_letters"].as_u64()
+        ),
+        (Some(3), Some(2), Some(0))
+    );
+    assert_eq!(g["rate_out"], 0.0);
+    let g = find(&s["groups"], "group", "audit");
+    assert_eq!(
+        (
+            g["lag"].as_u64(),
+            g["pending"].as_u64(),
+            g["dead_letters"].as_u64()
+        ),
+        (Some(0), Some(0), Some(1))
+    );
+    assert_eq!(g["rate_out"], 0.0);
+
+    publish_n(&redis, &keys, "payments", 20).await;
+    let w = InProcessWorker::start(
+        &redis,
+        WorkerConfig::new(keys.clone(), "audit", &["payments"]),
+        Recorder::default(),
+    );
+    wait_drained(&mut conn, &key, "audit", Duration::from_secs(30)).await;
+    w.stop().await;
+    let (mut rate_in, mut rate_out) = (0.0, 0.0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let last = loop {
+        let frame = top.next().await;
+        let s = find(&frame["streams"], "stream", "payments").clone();
+        rate_in = s["rate_in"].as_f64().unwrap().max(rate_in);
+        rate_out = find(&s["groups"], "group", "audit")["rate_out"]
+            .as_f64()
+            .unwrap()
+            .max(rate_out);
+        if rate_in > 0.0 && rate_out > 0.0 && s["length"] == 25 {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no frame shows the rates: {frame}"
+        );
+    };
+    let g = find(&last["groups"], "group", "audit");
     assert_eq!(
         (g["lag"].as_u64(), g["pending"].as_u64()),
-        (Some(3), Some(2))
+        (Some(0), Some(0))
     );
-    assert_eq!(
-        super::find(&s["groups"], "group", "audit")["dead_letters"],
-        1
-    );
+    assert_eq!(find(&last["groups"], "group", "ledger")["lag"], 23);
+    assert!(top.is_running(), "top refreshes until interrupted");
 }

@@ -4,12 +4,16 @@
 //! `check` and for every error the operator can make.
 
 mod check;
+mod cli;
 mod dlq;
 mod errors;
 mod inspect;
 mod mutate;
+mod tail;
 
 use std::{process::Stdio, time::Duration};
+
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 
 use common::{Keys, testing::RedisServer};
 use redis::aio::ConnectionManager;
@@ -40,18 +44,24 @@ impl Out {
     }
 }
 
-/// Runs `meshctl --redis-url <url> --prefix <prefix> <args>` (environment fallbacks removed, so
-/// the flags alone decide), without blocking the test's runtime.
-pub async fn run_url(url: &str, prefix: &str, args: &[&str]) -> Out {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshctl"))
-        .env_remove("REDIS_URL")
+/// `meshctl <args>` with the environment fallbacks removed, then `env` set.
+fn command(env: &[(&str, &str)], args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshctl"));
+    cmd.env_remove("REDIS_URL")
         .env_remove("MESH_STREAM_PREFIX")
-        .args(["--redis-url", url, "--prefix", prefix])
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs `meshctl <args>` with only `env` as environment fallbacks, without blocking the test's
+/// runtime.
+pub async fn run_env(env: &[(&str, &str)], args: &[&str]) -> Out {
+    let child = command(env, args)
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn meshctl");
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
@@ -62,6 +72,63 @@ pub async fn run_url(url: &str, prefix: &str, args: &[&str]) -> Out {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `meshctl --redis-url <url> --prefix <prefix> <args>` (environment fallbacks removed, so
+/// the flags alone decide).
+pub async fn run_url(url: &str, prefix: &str, args: &[&str]) -> Out {
+    let mut all = vec!["--redis-url", url, "--prefix", prefix];
+    all.extend_from_slice(args);
+    run_env(&[], &all).await
+}
+
+/// A meshctl that keeps running (`tail --follow`, `top`), read line by line as it prints; killed
+/// when dropped.
+pub struct Live {
+    child: tokio::process::Child,
+    lines: Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Live {
+    /// Starts `meshctl --json <args>` against this test's server and prefix.
+    pub fn spawn(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Self {
+        let url = redis.url();
+        let mut all = vec!["--redis-url", &url, "--prefix", keys.prefix(), "--json"];
+        all.extend_from_slice(args);
+        let mut child = command(&[], &all)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn meshctl");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Self {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// The next JSON line, or `None` if none comes within `wait`; panics if meshctl exits.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        // `next_line` is cancel safe: a line cut by the timeout is read whole next time.
+        let line = tokio::time::timeout(wait, self.lines.next_line())
+            .await
+            .ok()?;
+        match line.expect("read meshctl stdout") {
+            Some(l) => Some(serde_json::from_str(&l).unwrap_or_else(|e| panic!("{l}: {e}"))),
+            None => panic!("meshctl exited: {:?}", self.child.wait().await),
+        }
+    }
+
+    /// The next JSON line; panics if none comes within 30 s.
+    pub async fn next(&mut self) -> Value {
+        self.next_within(Duration::from_secs(30))
+            .await
+            .expect("a line from meshctl within 30 s")
+    }
+
+    /// Whether meshctl is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
     }
 }
 
@@ -113,6 +180,24 @@ pub async fn read_without_ack(
         .query_async(conn)
         .await
         .unwrap();
+}
+
+/// The time of a stream id, as meshctl prints it (RFC 3339 UTC, milliseconds).
+pub fn id_time(id: &str) -> String {
+    let ms: i64 = id.split('-').next().unwrap().parse().unwrap();
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The milliseconds part of a stream id.
+pub fn id_ms(id: &str) -> u64 {
+    id.split('-').next().unwrap().parse().unwrap()
+}
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis() as u64
 }
 
 /// The row of `list` whose `key` is `value`.
