@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark of the stream runtime: one consumer process, no-op handler, idempotency on, against a
-# local redis-server on a pre-filled stream, with a raw pipelined baseline in the same run and a
-# SQL-effect (SQLite) run. Usage: scripts/bench-runtime.sh [ENTRIES] [extra mesh-bench run flags]
+# local redis-server on a pre-filled stream, with raw pipelined baselines in the same run (serial:
+# read, then check + record + ack; 1 round trip: the check + record + ack of one batch and the read
+# of the next in one pipeline; 2 in flight: two such pipelines outstanding, the reference of the
+# runtime / raw ratio) and a SQL-effect (SQLite) run.
+# Usage: scripts/bench-runtime.sh [ENTRIES] [extra mesh-bench run flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENTRIES="${1:-200000}"

@@ -47,11 +47,21 @@ spawn() {
 }
 
 # --- redis-server ---------------------------------------------------------------------------
-if [[ -z ${REDIS_URL:-} ]] && ! command -v redis-server >/dev/null; then
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    say "redis-server not found: installing it with apt-get"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
+if ! command -v cargo >/dev/null; then
+  say "cargo not found: install the Rust toolchain (https://rustup.rs), then run scripts/up.sh again"
+  exit 1
+fi
+# A Redis already answering on 6379 will do, even without a redis-server program here.
+if [[ -z ${REDIS_URL:-} ]] && ! command -v redis-server >/dev/null && ! redis_ping 6379; then
+  as_root=()
+  [[ $(id -u) == 0 ]] || as_root=(sudo -n)
+  if command -v apt-get >/dev/null && { [[ $(id -u) == 0 ]] || sudo -n true 2>/dev/null; }; then
+    say "redis-server not found: installing it with ${as_root[*]:+${as_root[*]} }apt-get"
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
+  elif command -v brew >/dev/null; then
+    say "redis-server not found: installing it with brew"
+    brew install redis
   else
     cat >&2 <<'MSG'
 up: redis-server not found. Install it, then run scripts/up.sh again:

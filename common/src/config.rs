@@ -137,6 +137,11 @@ pub struct WorkerArgs {
     /// Milliseconds to wait for in-flight handlers on shutdown.
     #[arg(long, env = "MESH_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
     pub shutdown_grace_ms: u64,
+
+    /// Apply the entries of one read in one database transaction, where the service supports
+    /// it (store, payment, warehouse); `false` gives every entry its own transaction.
+    #[arg(long, env = "MESH_WORKER_BATCH_TRANSACTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub worker_batch_transactions: bool,
 }
 
 impl Default for WorkerArgs {
@@ -147,6 +152,7 @@ impl Default for WorkerArgs {
             max_deliveries: 5,
             processing_timeout_ms: 30_000,
             shutdown_grace_ms: 20_000,
+            worker_batch_transactions: true,
         }
     }
 }

@@ -82,8 +82,15 @@ pub async fn run_with(
         notifier: service.relay.notifier(),
         starting_credit_cents: payment.starting_credit_cents,
     };
+    // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
+    // can commit as one transaction.
     let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &worker::STREAMS)
-        .with_args(&service.args.worker);
+        .with_args(&service.args.worker)
+        .with_batch_transactions(
+            &service.args.worker,
+            service.db.clone(),
+            service.relay.notifier(),
+        );
     let worker = Worker::new(service.redis_client.clone(), config, handler);
     let workers: Vec<Part> = vec![("payment worker", Box::pin(worker.run(shutdown.clone())))];
     service

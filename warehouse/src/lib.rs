@@ -93,8 +93,15 @@ pub async fn run_with(
         notifier: service.relay.notifier(),
         settings,
     };
+    // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
+    // can commit as one transaction.
     let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &worker::STREAMS)
-        .with_args(&service.args.worker);
+        .with_args(&service.args.worker)
+        .with_batch_transactions(
+            &service.args.worker,
+            service.db.clone(),
+            service.relay.notifier(),
+        );
     let worker = Worker::new(service.redis_client.clone(), config, handler);
     let workers: Vec<Part> = vec![("warehouse worker", Box::pin(worker.run(shutdown.clone())))];
     service

@@ -2,10 +2,13 @@
 //!
 //! `mesh-bench run` pre-fills a stream, then, in the same run: a raw baseline (a tight loop doing
 //! the runtime's Redis work per entry — `XREADGROUP`, idempotency check `SMISMEMBER` ×2 and
-//! record `SADD`, `XACK` — pipelined, with nothing around it), the runtime itself in a separate consumer
-//! process (`mesh-bench consume`, no-op handler, idempotency on), and the runtime with a SQL effect
-//! (inbox record + one row per event) on SQLite. It prints msgs/s, the ratio, publish throughput
-//! and the consumer's peak RSS.
+//! record `SADD`, `XACK` — pipelined, with nothing around it) in three variants (see [`RawLoop`]):
+//! serial (read, then check + record + ack: two round trips a batch), one round trip a batch (the
+//! work of batch k and the read of k+1 in one pipeline), and two such pipelines in flight (so
+//! Redis and this process work at the same time, as they do with the runtime: the reference for
+//! the ratio); the runtime itself in a separate consumer process (`mesh-bench consume`, no-op
+//! handler, idempotency on); and the runtime with a SQL effect (inbox record + one row per event)
+//! on SQLite. It prints msgs/s, the ratios, publish throughput and the consumer's peak RSS.
 
 use std::{
     process::Command,
@@ -172,41 +175,69 @@ async fn create_group(conn: &mut ConnectionManager, key: &str, group: &str) -> a
     Ok(())
 }
 
-/// The raw baseline: the same Redis work per entry as the runtime, pipelined, nothing else.
-async fn raw_baseline(
-    client: &redis::Client,
-    keys: &Keys,
-    stream: &str,
+/// How the raw baseline schedules its round trips. Every variant does the same Redis work per
+/// entry; they differ in what waits for what.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RawLoop {
+    /// `XREADGROUP`, wait, then one pipeline of check + record + ack, wait: two round trips per
+    /// batch, nothing overlapped.
+    Serial,
+    /// One round trip per batch: the check + record + ack of batch k and the `XREADGROUP` of
+    /// batch k+1 in one pipeline. Redis and this process still take turns: Redis idles while
+    /// the reply is parsed, and this process idles while Redis works.
+    OneRoundTrip,
+    /// Two such pipelines in flight: the one carrying the work of batch k-1 and the read of
+    /// batch k+1 is sent before the reply to the read of batch k is awaited, so Redis executes
+    /// one while this process receives and parses the other. This is the overlap the runtime has
+    /// (its reader reads the next batch while the batch tasks and the acker check and ack earlier
+    /// ones), so it is the reference for the ratio.
+    TwoInFlight,
+}
+
+/// The runtime's idempotency layout (runtime::idempotency) and the Redis work it does per batch.
+struct RawWork {
+    key: String,
+    group: String,
+    consumer: String,
     batch: usize,
-) -> anyhow::Result<(u64, f64)> {
-    let key = keys.stream(stream);
-    let mut conn = redis_io::managed(client, Duration::from_secs(30))?;
-    create_group(&mut conn, &key, "raw").await?;
-    // The runtime's idempotency layout (runtime::idempotency): a current and a previous
-    // generation set, looked up both, recorded in the current one with an expiry.
-    let window_ms = 7 * 24 * 3600 * 1000i64;
-    let generation = chrono::Utc::now().timestamp_millis() / window_ms;
-    let idem_current = format!("{}:{generation}", keys.idempotency("raw"));
-    let idem_previous = format!("{}:{}", keys.idempotency("raw"), generation - 1);
-    let expire_at = (generation + 2) * window_ms + 60_000;
-    let started = Instant::now();
-    let mut total = 0u64;
-    loop {
-        let reply: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg("raw")
-            .arg("raw-1")
-            .arg("COUNT")
-            .arg(batch)
-            .arg("STREAMS")
-            .arg(&key)
-            .arg(">")
-            .query_async(&mut conn)
-            .await?;
-        let entries = redis_io::parse_read_reply(reply);
-        if entries.is_empty() {
-            break;
+    idem_current: String,
+    idem_previous: String,
+    expire_at: i64,
+}
+
+impl RawWork {
+    fn new(keys: &Keys, stream: &str, group: &str, batch: usize) -> Self {
+        // A current and a previous generation set, looked up both, recorded in the current one
+        // with an expiry.
+        let window_ms = 7 * 24 * 3600 * 1000i64;
+        let generation = chrono::Utc::now().timestamp_millis() / window_ms;
+        Self {
+            key: keys.stream(stream),
+            group: group.to_owned(),
+            consumer: format!("{group}-1"),
+            batch,
+            idem_current: format!("{}:{generation}", keys.idempotency(group)),
+            idem_previous: format!("{}:{}", keys.idempotency(group), generation - 1),
+            expire_at: (generation + 2) * window_ms + 60_000,
         }
+    }
+
+    fn read(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(self.batch)
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(">");
+        cmd
+    }
+
+    /// Adds the idempotency check (`SMISMEMBER` ×2), the record (`SADD` + `PEXPIREAT`) and the
+    /// `XACK` of `entries` to `pipe`, their replies ignored.
+    fn check_record_ack(&self, pipe: &mut redis::Pipeline, entries: &[redis_io::RawEntry]) {
         let ids: Vec<String> = entries
             .iter()
             .map(|e| {
@@ -217,25 +248,91 @@ async fn raw_baseline(
                     .unwrap_or_default()
             })
             .collect();
-        let mut pipe = redis::pipe();
-        pipe.cmd("SMISMEMBER").arg(&idem_current).arg(&ids).ignore();
         pipe.cmd("SMISMEMBER")
-            .arg(&idem_previous)
+            .arg(&self.idem_current)
             .arg(&ids)
             .ignore();
-        pipe.cmd("SADD").arg(&idem_current).arg(&ids).ignore();
+        pipe.cmd("SMISMEMBER")
+            .arg(&self.idem_previous)
+            .arg(&ids)
+            .ignore();
+        pipe.cmd("SADD").arg(&self.idem_current).arg(&ids).ignore();
         pipe.cmd("PEXPIREAT")
-            .arg(&idem_current)
-            .arg(expire_at)
+            .arg(&self.idem_current)
+            .arg(self.expire_at)
             .ignore();
         let mut ack = redis::cmd("XACK");
-        ack.arg(&key).arg("raw");
-        for e in &entries {
+        ack.arg(&self.key).arg(&self.group);
+        for e in entries {
             ack.arg(&e.id);
         }
         pipe.add_command(ack).ignore();
-        pipe.query_async::<()>(&mut conn).await?;
+    }
+}
+
+/// The raw baseline: the same Redis work per entry as the runtime, pipelined, nothing else.
+async fn raw_baseline(
+    client: &redis::Client,
+    keys: &Keys,
+    stream: &str,
+    group: &str,
+    batch: usize,
+    mode: RawLoop,
+) -> anyhow::Result<(u64, f64)> {
+    let work = RawWork::new(keys, stream, group, batch);
+    let mut conn = redis_io::managed(client, Duration::from_secs(30))?;
+    create_group(&mut conn, &work.key, group).await?;
+    let started = Instant::now();
+    let mut total = 0u64;
+    if mode == RawLoop::TwoInFlight {
+        let send = |pipe: redis::Pipeline| {
+            let mut conn = conn.clone();
+            tokio::spawn(async move { pipe.query_async::<(Value,)>(&mut conn).await })
+        };
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut first = redis::pipe();
+        first.add_command(work.read());
+        in_flight.push_back(send(first));
+        // The batch parsed last, whose work goes with the next pipeline.
+        let mut parsed: Option<Vec<redis_io::RawEntry>> = None;
+        while let Some(oldest) = in_flight.pop_front() {
+            let mut pipe = redis::pipe();
+            if let Some(entries) = parsed.take() {
+                work.check_record_ack(&mut pipe, &entries);
+            }
+            pipe.add_command(work.read());
+            in_flight.push_back(send(pipe));
+            let (reply,) = oldest.await??;
+            let entries = redis_io::parse_read_reply(reply);
+            if entries.is_empty() {
+                break;
+            }
+            total += entries.len() as u64;
+            parsed = Some(entries);
+        }
+        // The pipeline still in flight carries the work of the last batch.
+        for pipe in in_flight {
+            pipe.await??;
+        }
+        return Ok((total, total as f64 / started.elapsed().as_secs_f64()));
+    }
+    let mut reply: Value = work.read().query_async(&mut conn).await?;
+    loop {
+        let entries = redis_io::parse_read_reply(reply);
+        if entries.is_empty() {
+            break;
+        }
         total += entries.len() as u64;
+        let mut pipe = redis::pipe();
+        work.check_record_ack(&mut pipe, &entries);
+        reply = if mode == RawLoop::Serial {
+            pipe.query_async::<()>(&mut conn).await?;
+            work.read().query_async(&mut conn).await?
+        } else {
+            pipe.add_command(work.read());
+            let (next,): (Value,) = pipe.query_async(&mut conn).await?;
+            next
+        };
     }
     Ok((total, total as f64 / started.elapsed().as_secs_f64()))
 }
@@ -323,23 +420,39 @@ async fn run(
     );
 
     let mut info_conn = conn.clone();
-    let (redis_cpu0, own_cpu0) = (redis_cpu(&mut info_conn).await?, process_cpu());
-    let (raw_total, raw_rate) = raw_baseline(&client, &keys, stream, batch).await?;
-    let (redis_cpu1, own_cpu1) = (redis_cpu(&mut info_conn).await?, process_cpu());
-    anyhow::ensure!(
-        raw_total as usize == entries,
-        "raw baseline read {raw_total} of {entries}"
-    );
-    println!(
-        "raw baseline       {raw_rate:>10.0} msgs/s  (XREADGROUP + 2 SMISMEMBER + SADD + XACK, pipelined)"
-    );
-
     let per_msg = |secs: f64| secs * 1e6 / entries as f64;
-    println!(
-        "  cpu per msg: redis {:.1} us, client {:.1} us",
-        per_msg(redis_cpu1 - redis_cpu0),
-        per_msg(own_cpu1 - own_cpu0)
-    );
+    let mut raw_rates = Vec::new();
+    for (group, mode, label) in [
+        ("raw-serial", RawLoop::Serial, "raw, serial"),
+        ("raw-one-rtt", RawLoop::OneRoundTrip, "raw, 1 round trip"),
+        (
+            "raw-two-in-flight",
+            RawLoop::TwoInFlight,
+            "raw, 2 in flight",
+        ),
+    ] {
+        let (redis_cpu0, own_cpu0) = (redis_cpu(&mut info_conn).await?, process_cpu());
+        let (raw_total, raw_rate) =
+            raw_baseline(&client, &keys, stream, group, batch, mode).await?;
+        let (redis_cpu1, own_cpu1) = (redis_cpu(&mut info_conn).await?, process_cpu());
+        anyhow::ensure!(
+            raw_total as usize == entries,
+            "raw baseline {group} read {raw_total} of {entries}"
+        );
+        let how = match mode {
+            RawLoop::Serial => "XREADGROUP; then 2 SMISMEMBER + SADD + XACK: 2 round trips a batch",
+            RawLoop::OneRoundTrip => "work of batch k + XREADGROUP of k+1 in 1 pipeline",
+            RawLoop::TwoInFlight => "the same, 2 pipelines in flight",
+        };
+        println!("{label:<19}{raw_rate:>10.0} msgs/s  ({how})");
+        println!(
+            "  cpu per msg: redis {:.1} us, client {:.1} us",
+            per_msg(redis_cpu1 - redis_cpu0),
+            per_msg(own_cpu1 - own_cpu0)
+        );
+        raw_rates.push(raw_rate);
+    }
+    let (serial_rate, one_rtt_rate, in_flight_rate) = (raw_rates[0], raw_rates[1], raw_rates[2]);
 
     let redis_cpu2 = redis_cpu(&mut info_conn).await?;
     let report = consumer_process(
@@ -360,7 +473,12 @@ async fn run(
         per_msg(redis_cpu(&mut info_conn).await? - redis_cpu2),
         field(&report, "cpu_us_per_msg")
     );
-    println!("runtime / raw      {:>10.1} %", 100.0 * rt_rate / raw_rate);
+    println!(
+        "runtime / raw      {:>10.1} %  (of the 2-in-flight loop; of the 1-round-trip loop {:.1} %, of the serial loop {:.1} %)",
+        100.0 * rt_rate / in_flight_rate,
+        100.0 * rt_rate / one_rtt_rate,
+        100.0 * rt_rate / serial_rate
+    );
     println!("consumer peak RSS  {rss_mb:>10.1} MB");
 
     if sql_entries > 0 {

@@ -75,6 +75,10 @@ struct Cli {
     shutdown_grace_ms: u64,
     #[arg(long, default_value_t = 200)]
     block_ms: u64,
+    /// Apply each batch in one database transaction (needs `--database-url`): a commit in the
+    /// handler then releases a savepoint, and `--crash-after-commit` aborts mid-batch.
+    #[arg(long)]
+    batch_transactions: bool,
 }
 
 struct TestHandler {
@@ -218,6 +222,15 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => None,
     };
+    if cli.batch_transactions {
+        let db = db
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("--batch-transactions needs --database-url"))?;
+        cfg.batch_transactions = Some(common::runtime::BatchTransactions {
+            db,
+            notifier: notifier.clone().unwrap_or_default(),
+        });
+    }
     let handler = TestHandler {
         cli,
         keys,

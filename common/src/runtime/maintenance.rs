@@ -19,9 +19,19 @@ use super::{
 pub(crate) async fn run<H: Handler>(shared: Arc<Shared<H>>, stop: CancellationToken) {
     let timeout = shared.cfg.processing_timeout;
     let heartbeat_every = (timeout / 3).max(Duration::from_millis(50));
-    let housekeeping_every = Duration::from_secs(60);
+    // `interval` panics on a zero period.
+    let housekeeping_every = shared
+        .cfg
+        .housekeeping_interval
+        .max(Duration::from_millis(1));
     let mut heartbeat = tokio::time::interval(heartbeat_every);
-    let mut housekeeping = tokio::time::interval(housekeeping_every);
+    // The first housekeeping is one interval after start, not at once: this task starts before the
+    // reader has created our groups, and a trim then would go by the other groups alone and could
+    // remove entries our group has yet to read.
+    let mut housekeeping = tokio::time::interval_at(
+        tokio::time::Instant::now() + housekeeping_every,
+        housekeeping_every,
+    );
     for t in [&mut heartbeat, &mut housekeeping] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
@@ -164,10 +174,11 @@ pub(crate) async fn reclaim_abandoned<H: Handler>(
     }
 }
 
-/// Deletes a consumer only if it still has nothing pending (checked atomically).
+/// Deletes a consumer only if it still has nothing pending (checked atomically). Returns -1 when
+/// it kept the consumer (`XGROUP DELCONSUMER` itself returns the pending count, 0 here).
 const DELETE_IF_EMPTY: &str = r#"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if #p > 0 then return 0 end
+if #p > 0 then return -1 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 "#;
 
@@ -201,7 +212,7 @@ async fn remove_gone_consumers<H>(shared: &Shared<H>) {
                 .arg(&name)
                 .invoke_async(&mut shared.cmd.clone())
                 .await;
-            if removed.is_ok() {
+            if removed.is_ok_and(|pending| pending >= 0) {
                 tracing::info!(stream = %key, group = %shared.cfg.group, consumer = %name, idle_ms = idle, "removed long-gone consumer");
             }
         }

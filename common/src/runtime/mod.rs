@@ -4,6 +4,7 @@
 
 mod acker;
 pub mod backoff;
+pub mod batch;
 pub mod dead_letter;
 pub mod handler;
 pub mod idempotency;
@@ -16,6 +17,7 @@ pub mod stats;
 pub mod trim;
 pub mod worker;
 
+pub use batch::BatchTransactions;
 pub use handler::{HandleError, Handler, Message};
 pub use publisher::Publisher;
 pub use stats::WorkerStats;

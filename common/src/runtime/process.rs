@@ -11,6 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::{
     acker::Ack,
     backoff::backoff_delay,
+    batch,
     dead_letter::{self, Failure},
     handler::{HandleError, Handler, Message},
     redis_io::{self, RawEntry},
@@ -116,6 +117,34 @@ fn process_batch<H: Handler>(
             }
         }
 
+        if let Some(batch) = shared.cfg.batch_transactions.as_ref()
+            && ready.len() > 1
+        {
+            let mut rest = ready;
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(batch::MAX_PER_TRANSACTION));
+                let chunk = std::mem::replace(&mut rest, tail);
+                let messages: Vec<&Message> = chunk.iter().map(|item| &item.message).collect();
+                match batch::handle_in_one_transaction(batch, &shared.handler, &messages).await {
+                    Some(outcomes) => {
+                        for (item, outcome) in chunk.into_iter().zip(outcomes) {
+                            dispose(&shared, item, outcome).await;
+                        }
+                    }
+                    None => {
+                        // The database refused a transaction: one by one, as without batches.
+                        rest.splice(0..0, chunk);
+                        break;
+                    }
+                }
+            }
+            if rest.is_empty() {
+                drop(permit);
+                return;
+            }
+            ready = rest;
+        }
+
         let mut running = FuturesUnordered::new();
         for item in ready {
             let piece = permit.split(1);
@@ -132,32 +161,41 @@ fn process_batch<H: Handler>(
         }
         drop(permit);
         while let Some((item, outcome, piece)) = running.next().await {
-            match outcome {
-                Ok(()) => {
-                    WorkerStats::add(&shared.stats.handled, 1);
-                    let event_id = item.message.envelope.event_id.to_string();
-                    ack(&shared, item.stream_key, item.message.id, Some(event_id));
-                }
-                Err(HandleError::DeadLetter(error)) => {
-                    let error = format!("{error:#}");
-                    send_to_dead_letter(
-                        &shared,
-                        &item.stream_key,
-                        &item.message.id,
-                        &item.fields,
-                        &error,
-                        None,
-                    )
-                    .await;
-                }
-                Err(HandleError::Retry(error)) => {
-                    retry_or_dead_letter(&shared, item, error).await;
-                }
-            }
+            dispose(&shared, item, outcome).await;
             drop(piece);
         }
     }
     .boxed()
+}
+
+/// Acks, dead-letters or schedules the retry of one handled entry.
+async fn dispose<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    item: Ready,
+    outcome: Result<(), HandleError>,
+) {
+    match outcome {
+        Ok(()) => {
+            WorkerStats::add(&shared.stats.handled, 1);
+            let event_id = item.message.envelope.event_id.to_string();
+            ack(shared, item.stream_key, item.message.id, Some(event_id));
+        }
+        Err(HandleError::DeadLetter(error)) => {
+            let error = format!("{error:#}");
+            send_to_dead_letter(
+                shared,
+                &item.stream_key,
+                &item.message.id,
+                &item.fields,
+                &error,
+                None,
+            )
+            .await;
+        }
+        Err(HandleError::Retry(error)) => {
+            retry_or_dead_letter(shared, item, error).await;
+        }
+    }
 }
 
 fn ack<H>(shared: &Shared<H>, stream_key: String, id: String, event_id: Option<String>) {

@@ -56,11 +56,19 @@ pub struct WorkerConfig {
     pub idempotency_retention: Duration,
     /// Consumers idle this long with nothing pending are removed from the group.
     pub consumer_gc_idle: Duration,
-    /// Safe-trim the consumed streams once a minute, keeping at least this much history; `None`
-    /// never trims. Must stay well below `idempotency_retention`.
+    /// Safe-trim the consumed streams every `housekeeping_interval`, keeping at least this much
+    /// history; `None` never trims. Must stay well below `idempotency_retention`.
     pub stream_retention: Option<Duration>,
+    /// How often the worker removes long-gone consumers and safe-trims its streams. Both are
+    /// cheap but scan every consumer and group, so once a minute is plenty; tests set it short.
+    pub housekeeping_interval: Duration,
     /// How long shutdown waits for in-flight handlers.
     pub shutdown_grace: Duration,
+    /// Apply each batch's entries in one database transaction (handlers one after the other,
+    /// each in a savepoint; see `common::db::in_batch_transaction`) instead of running them
+    /// concurrently, each in its own. Only for handlers whose effects all go through
+    /// `common::db::begin` and who do nothing outside the database that assumes a commit.
+    pub batch_transactions: Option<super::batch::BatchTransactions>,
 }
 
 impl WorkerConfig {
@@ -82,7 +90,9 @@ impl WorkerConfig {
             idempotency_retention: Duration::from_secs(7 * 24 * 3600),
             consumer_gc_idle: Duration::from_secs(3600),
             stream_retention: Some(Duration::from_secs(24 * 3600)),
+            housekeeping_interval: Duration::from_secs(60),
             shutdown_grace: args.shutdown_grace(),
+            batch_transactions: None,
         }
     }
 

@@ -391,3 +391,61 @@ async fn crash_between_commit_and_publish_keeps_the_follow_up_and_duplicates_are
     assert!(pending(&mut conn, &done_key, "downstream").await.is_empty());
     assert_eq!(xlen(&mut conn, &done_key).await, 2);
 }
+
+#[tokio::test]
+async fn a_crash_in_the_middle_of_a_batch_transaction_applies_nothing_of_it_and_loses_nothing() {
+    const N: usize = 60;
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let stream_key = keys.stream("batch-crash");
+    let testdb = TestDb::new().await;
+    let ids = publish_n(&redis, &keys, "batch-crash", N).await;
+    let worker_args = |consumer: &'static str| {
+        vec![
+            "--stream".to_owned(),
+            "batch-crash".into(),
+            "--group".into(),
+            "g".into(),
+            "--consumer".into(),
+            consumer.into(),
+            "--effect".into(),
+            "sql".into(),
+            "--database-url".into(),
+            testdb.url.clone(),
+            "--batch-transactions".into(),
+        ]
+    };
+
+    // A reads all sixty in one batch and aborts after the fifth handler has "committed" (released
+    // its savepoint): the batch's transaction never commits.
+    let mut args = worker_args("A");
+    args.extend(["--crash-after-commit".into(), "5".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a = testworker(&redis, &keys, &args);
+    let status = a.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(status.signal(), Some(SIGABRT), "A aborts: {status:?}");
+
+    let db = db::connect(&testdb.url).await.unwrap();
+    let mut conn = redis.connection();
+    assert!(
+        effect_counts(&db).await.is_empty(),
+        "nothing of an uncommitted batch is durable"
+    );
+    assert_eq!(inbox_rows(&db, "g").await, 0);
+    assert_eq!(
+        pending(&mut conn, &stream_key, "g").await.len(),
+        N,
+        "all still pending on A"
+    );
+
+    // B reclaims them and applies each exactly once, in batches of its own.
+    let mut args = worker_args("B");
+    args.extend(["--processing-timeout-ms".into(), "500".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut b = testworker(&redis, &keys, &args);
+    wait_drained(&mut conn, &stream_key, "g", Duration::from_secs(20)).await;
+    assert_each_once(&effect_counts(&db).await, &ids);
+    assert_eq!(inbox_rows(&db, "g").await, N as u64);
+    assert_eq!(effects_by(&db, "B").await, N as i64);
+    b.stop_cleanly(Duration::from_secs(10)).await;
+}

@@ -4,8 +4,12 @@
 mod support;
 
 mod basics;
+mod batch;
 mod claims;
+mod concurrency;
 mod crash;
+mod housekeeping;
+mod idempotency;
 mod meshctl;
 mod poison;
 mod replay;

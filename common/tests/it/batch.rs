@@ -1,0 +1,155 @@
+//! Transactional batches (`WorkerConfig::batch_transactions`): the entries of one read are applied
+//! in one database transaction, each handler in a savepoint. A handler that fails rolls back its
+//! own work only and is retried on its own; everything else commits once and is acknowledged
+//! after the commit. (A crash in the middle of a batch is in `crash.rs`.)
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::{
+    Keys,
+    db::{self, inbox, migration::RuntimeMigrator, outbox::OutboxNotifier},
+    runtime::{BatchTransactions, HandleError, Handler, Message, WorkerConfig},
+    testing::{RedisServer, TestDb, unique_prefix, wait_drained},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+
+use crate::support::{InProcessWorker, pending, publish_n};
+
+/// Writes one `batch_effects` row per event in its transaction; fails (after writing) the first
+/// delivery of every event in `fail_once`.
+#[derive(Clone)]
+struct Effects {
+    db: DatabaseConnection,
+    fail_once: Arc<Mutex<Vec<String>>>,
+    calls: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Handler for Effects {
+    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
+        let event_id = message.envelope.event_id.to_string();
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(event_id.clone())
+            .or_default() += 1;
+        let Some(txn) = inbox::begin_once(&self.db, "g", &message.envelope).await? else {
+            return Ok(());
+        };
+        let sql = match self.db.get_database_backend() {
+            DbBackend::Postgres => "INSERT INTO batch_effects (event_id) VALUES ($1)",
+            _ => "INSERT INTO batch_effects (event_id) VALUES (?)",
+        };
+        txn.execute_raw(Statement::from_sql_and_values(
+            self.db.get_database_backend(),
+            sql,
+            [event_id.clone().into()],
+        ))
+        .await?;
+        let fail = {
+            let mut fail_once = self.fail_once.lock().unwrap();
+            let at = fail_once.iter().position(|id| *id == event_id);
+            at.map(|i| fail_once.remove(i)).is_some()
+        };
+        if fail {
+            // Dropped without commit: its savepoint (the row and the inbox record) rolls back.
+            return Err(HandleError::retry(anyhow::anyhow!("injected failure")));
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+async fn effect_counts(db: &DatabaseConnection) -> HashMap<String, i64> {
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT event_id, COUNT(*) FROM batch_effects GROUP BY event_id",
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| {
+        (
+            row.try_get_by_index::<String>(0).unwrap(),
+            row.try_get_by_index::<i64>(1).unwrap(),
+        )
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once() {
+    const N: usize = 150;
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let test_db = TestDb::new().await;
+    let db = test_db.connect::<RuntimeMigrator>().await;
+    db.execute_unprepared("CREATE TABLE batch_effects (event_id TEXT NOT NULL)")
+        .await
+        .unwrap();
+    publish_n(&redis, &keys, "batched", N).await;
+    let mut conn = redis.connection();
+    let event_ids: Vec<String> = crate::support::stream_entries(&mut conn, &keys.stream("batched"))
+        .await
+        .into_iter()
+        .map(|(_, fields)| fields["event_id"].clone())
+        .collect();
+    assert_eq!(event_ids.len(), N);
+    // Three events of the first batch fail once, one of them the very first.
+    let failing = vec![
+        event_ids[0].clone(),
+        event_ids[7].clone(),
+        event_ids[40].clone(),
+    ];
+
+    let handler = Effects {
+        db: db.clone(),
+        fail_once: Arc::new(Mutex::new(failing.clone())),
+        calls: Arc::default(),
+    };
+    let mut cfg = WorkerConfig::new(keys.clone(), "g", &["batched"]);
+    cfg.retry_base = Duration::from_millis(50);
+    cfg.batch_transactions = Some(BatchTransactions {
+        db: db.clone(),
+        notifier: OutboxNotifier::default(),
+    });
+    let worker = InProcessWorker::start(&redis, cfg, handler.clone());
+    wait_drained(
+        &mut conn,
+        &keys.stream("batched"),
+        "g",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    let effects = effect_counts(&db).await;
+    assert_eq!(effects.len(), N, "every event has its effect");
+    assert!(
+        effects.values().all(|&n| n == 1),
+        "and only one: {effects:?}"
+    );
+    let calls = handler.calls.lock().unwrap().clone();
+    for id in &event_ids {
+        let expected = if failing.contains(id) { 2 } else { 1 };
+        assert_eq!(calls[id], expected, "handler calls for {id}");
+    }
+    assert!(handler.fail_once.lock().unwrap().is_empty());
+    assert_eq!(
+        worker
+            .stats
+            .retried
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    assert!(
+        pending(&mut conn, &keys.stream("batched"), "g")
+            .await
+            .is_empty()
+    );
+    worker.stop().await;
+    let _ = db::ping(&db).await;
+}
