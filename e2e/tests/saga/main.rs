@@ -250,15 +250,23 @@ async fn the_saga_ships_paid_orders_and_compensates_every_failure() {
     assert_eq!(order["total_cents"], 2_400);
     let id = order["id"].as_str().unwrap().to_owned();
     let shipped = mesh.wait_status(&shopper, &id, "shipped").await;
-    let statuses: Vec<&str> = shipped["history"]
-        .as_array()
-        .unwrap()
+    let history = shipped["history"].as_array().unwrap();
+    let statuses: Vec<&str> = history
         .iter()
         .map(|h| h["status"].as_str().unwrap())
         .collect();
-    for expected in ["pending", "paid", "reserved", "shipped"] {
-        assert!(statuses.contains(&expected), "history {statuses:?}");
+    for expected in ["pending", "reserved", "shipped"] {
+        assert!(statuses.contains(&expected), "history {history:#?}");
     }
+    // `paid` is a status, or — when `stock-reserved` overtook `order-completed` on the way — a
+    // note that the payment arrived after `reserved`.
+    assert!(
+        statuses.contains(&"paid")
+            || history
+                .iter()
+                .any(|h| h["reason"].as_str().unwrap_or("").starts_with("paid:")),
+        "history {history:#?}"
+    );
     // A shipped order cannot be cancelled.
     let (status, _) = mesh
         .call(

@@ -102,6 +102,13 @@ async fn advance(
             tracing::info!(order.id = %order_id, status = %to, reason, "order status changed");
         }
         Transition::Ignored(current) => {
+            // Overtaken on the way (streams are not ordered relative to each other: the order can
+            // be `reserved` before its `order-completed` arrives): the status stays, but the
+            // history still records that the step happened, with its event.
+            if !to.is_terminal() && !current.is_terminal() && to.rank() < current.rank() {
+                let late = format!("{to}: {reason} (arrived after {current})");
+                orders::note(&txn, order_id, &late, Some(&event_id)).await?;
+            }
             txn.commit().await?;
             tracing::info!(
                 order.id = %order_id,

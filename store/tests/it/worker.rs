@@ -166,6 +166,24 @@ async fn any_arrival_order_of_paid_reserved_shipped_ends_shipped() {
                 .any(|h| h.reason == "refund requested: insufficient_stock"),
             "the refund request is recorded"
         );
+        // Every step is in the history: as the status it moved to, or, when a later step
+        // overtook it, as a note that it arrived late.
+        for step in ["paid", "reserved", "shipped"] {
+            // A transition is a row whose status differs from the one before (notes keep it).
+            let moved = history
+                .windows(2)
+                .filter(|w| w[1].status == step && w[0].status != step)
+                .count();
+            let late = history
+                .iter()
+                .filter(|h| h.reason.starts_with(&format!("{step}:")))
+                .count();
+            assert_eq!(
+                moved + late,
+                1,
+                "{step} recorded once in {history:#?} (arrival {arrival:?})"
+            );
+        }
     }
 }
 
