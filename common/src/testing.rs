@@ -265,6 +265,67 @@ fn replace_db_name(url: &str, name: &str) -> String {
     out
 }
 
+/// A spawned process (a worker, a service binary) that is killed (`SIGKILL`) if still running when dropped, so a failing
+/// test leaves no process behind.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Sends `SIGTERM` (through `kill -TERM <pid>`).
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(&mut self) -> std::process::ExitStatus {
+        self.0.kill().expect("kill -9");
+        self.0.wait().expect("reap killed process")
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own; panics if it does not.
+    pub async fn wait_exit(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {} still running after {timeout:?}",
+                self.pid()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `SIGTERM`, then asserts a clean exit (status 0) within `timeout`.
+    pub async fn stop_cleanly(&mut self, timeout: std::time::Duration) {
+        self.sigterm();
+        let status = self.wait_exit(timeout).await;
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "exit status after SIGTERM: {status:?}"
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Polls `check` every 20 ms until it returns true; panics with `what` after `timeout`.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where

@@ -17,7 +17,7 @@ use common::{
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
-use crate::support::{InProcessWorker, pending, publish_n};
+use crate::support::{InProcessWorker, effect_counts, pending, publish_n};
 
 /// Writes one `batch_effects` row per event in its transaction; fails (after writing) the first
 /// delivery of every event in `fail_once`.
@@ -62,23 +62,6 @@ impl Handler for Effects {
         txn.commit().await?;
         Ok(())
     }
-}
-
-async fn effect_counts(db: &DatabaseConnection) -> HashMap<String, i64> {
-    db.query_all_raw(Statement::from_string(
-        db.get_database_backend(),
-        "SELECT event_id, COUNT(*) FROM batch_effects GROUP BY event_id",
-    ))
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| {
-        (
-            row.try_get_by_index::<String>(0).unwrap(),
-            row.try_get_by_index::<i64>(1).unwrap(),
-        )
-    })
-    .collect()
 }
 
 #[tokio::test]
@@ -126,7 +109,7 @@ async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once(
     )
     .await;
 
-    let effects = effect_counts(&db).await;
+    let effects = effect_counts(&db, "batch_effects").await;
     assert_eq!(effects.len(), N, "every event has its effect");
     assert!(
         effects.values().all(|&n| n == 1),

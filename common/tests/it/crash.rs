@@ -17,28 +17,9 @@ use sea_orm::{
     QueryFilter, Statement,
 };
 
-use crate::support::{pending, publish_n, testworker};
+use crate::support::{effect_counts, pending, publish_n, testworker};
 
 const SIGABRT: i32 = 6;
-
-/// `test_effects` rows per event id (the testworker's `sql` effect; no unique key, so a double
-/// effect shows as a count of 2).
-async fn effect_counts(db: &DatabaseConnection) -> HashMap<String, i64> {
-    db.query_all_raw(Statement::from_string(
-        db.get_database_backend(),
-        "SELECT event_id, COUNT(*) FROM test_effects GROUP BY event_id",
-    ))
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| {
-        (
-            row.try_get_by_index::<String>(0).unwrap(),
-            row.try_get_by_index::<i64>(1).unwrap(),
-        )
-    })
-    .collect()
-}
 
 /// `test_effects` rows written by one consumer.
 async fn effects_by(db: &DatabaseConnection, consumer: &str) -> i64 {
@@ -166,7 +147,7 @@ async fn entries_of_a_killed_consumer_are_reclaimed_and_applied_once() {
     );
     assert!(left.iter().all(|(_, owner, _, _)| owner == "A"));
     let by_entry = event_ids(&mut conn, &stream_key).await;
-    let applied = effect_counts(&db).await;
+    let applied = effect_counts(&db, "test_effects").await;
     let committed_unacked = left
         .iter()
         .filter(|(id, ..)| applied.contains_key(&by_entry[id]))
@@ -196,7 +177,7 @@ async fn entries_of_a_killed_consumer_are_reclaimed_and_applied_once() {
     );
     wait_drained(&mut conn, &stream_key, "g", Duration::from_secs(20)).await;
 
-    assert_each_once(&effect_counts(&db).await, &ids);
+    assert_each_once(&effect_counts(&db, "test_effects").await, &ids);
     assert_eq!(inbox_rows(&db, "g").await, N as u64);
     assert!(pending(&mut conn, &stream_key, "g").await.is_empty());
     assert_eq!(effects_by(&db, "A").await, committed_by_a);
@@ -240,7 +221,7 @@ async fn crash_between_commit_and_ack_does_not_apply_an_event_twice() {
 
     let db = db::connect(&testdb.url).await.unwrap();
     let mut conn = redis.connection();
-    let applied = effect_counts(&db).await;
+    let applied = effect_counts(&db, "test_effects").await;
     assert_eq!(applied.len(), 3, "three commits before the crash");
     assert!(applied.values().all(|&n| n == 1));
     // The third event is durable but its entry was never acknowledged.
@@ -272,7 +253,7 @@ async fn crash_between_commit_and_ack_does_not_apply_an_event_twice() {
     );
     wait_drained(&mut conn, &stream_key, "g", Duration::from_secs(20)).await;
 
-    assert_each_once(&effect_counts(&db).await, &ids);
+    assert_each_once(&effect_counts(&db, "test_effects").await, &ids);
     assert_eq!(inbox_rows(&db, "g").await, N as u64);
     assert!(pending(&mut conn, &stream_key, "g").await.is_empty());
     assert_eq!(effects_by(&db, "A").await, 3);
@@ -316,7 +297,7 @@ async fn crash_between_commit_and_publish_keeps_the_follow_up_and_duplicates_are
     // Committed: the effect and the follow-up in the outbox. Not published.
     let db = db::connect(&testdb.url).await.unwrap();
     let mut conn = redis.connection();
-    assert_each_once(&effect_counts(&db).await, &source);
+    assert_each_once(&effect_counts(&db, "test_effects").await, &source);
     let rows = outbox::Entity::find().all(&db).await.unwrap();
     assert_eq!(rows.len(), 1, "the unsent follow-up: {rows:?}");
     assert_eq!(rows[0].stream, "effect-done");
@@ -345,7 +326,7 @@ async fn crash_between_commit_and_publish_keeps_the_follow_up_and_duplicates_are
     )
     .await;
     b.stop_cleanly(Duration::from_secs(10)).await;
-    assert_each_once(&effect_counts(&db).await, &source);
+    assert_each_once(&effect_counts(&db, "test_effects").await, &source);
     assert_eq!(inbox_rows(&db, "g").await, 1);
     assert_eq!(outbox::unsent(&db).await.unwrap(), 0);
     let published = envelopes(&mut conn, &done_key).await;
@@ -386,7 +367,7 @@ async fn crash_between_commit_and_publish_keeps_the_follow_up_and_duplicates_are
     wait_drained(&mut conn, &done_key, "downstream", Duration::from_secs(20)).await;
     d.stop_cleanly(Duration::from_secs(10)).await;
     let ddb = db::connect(&downstream_db.url).await.unwrap();
-    assert_each_once(&effect_counts(&ddb).await, &[follow_up_id]);
+    assert_each_once(&effect_counts(&ddb, "test_effects").await, &[follow_up_id]);
     assert_eq!(inbox_rows(&ddb, "downstream").await, 1);
     assert!(pending(&mut conn, &done_key, "downstream").await.is_empty());
     assert_eq!(xlen(&mut conn, &done_key).await, 2);
@@ -428,7 +409,7 @@ async fn a_crash_in_the_middle_of_a_batch_transaction_applies_nothing_of_it_and_
     let db = db::connect(&testdb.url).await.unwrap();
     let mut conn = redis.connection();
     assert!(
-        effect_counts(&db).await.is_empty(),
+        effect_counts(&db, "test_effects").await.is_empty(),
         "nothing of an uncommitted batch is durable"
     );
     assert_eq!(inbox_rows(&db, "g").await, 0);
@@ -444,7 +425,7 @@ async fn a_crash_in_the_middle_of_a_batch_transaction_applies_nothing_of_it_and_
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut b = testworker(&redis, &keys, &args);
     wait_drained(&mut conn, &stream_key, "g", Duration::from_secs(20)).await;
-    assert_each_once(&effect_counts(&db).await, &ids);
+    assert_each_once(&effect_counts(&db, "test_effects").await, &ids);
     assert_eq!(inbox_rows(&db, "g").await, N as u64);
     assert_eq!(effects_by(&db, "B").await, N as i64);
     b.stop_cleanly(Duration::from_secs(10)).await;

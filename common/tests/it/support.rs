@@ -10,7 +10,7 @@ use std::{
 use common::{
     Envelope, Keys,
     runtime::{HandleError, Handler, Message, Publisher, redis_io},
-    testing::RedisServer,
+    testing::{Proc, RedisServer},
 };
 use redis::aio::ConnectionManager;
 
@@ -94,67 +94,6 @@ pub async fn pending(
         .await
         .unwrap();
     redis_io::parse_pending_range(v)
-}
-
-/// A spawned worker process that is killed (`SIGKILL`) if still running when dropped, so a failing
-/// test leaves no process behind.
-pub struct Proc(pub Child);
-
-impl Proc {
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Sends `SIGTERM` (through `kill -TERM <pid>`).
-    pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(status.success(), "kill -TERM {} failed", self.pid());
-    }
-
-    /// `kill -9` and reap.
-    pub fn kill9(&mut self) -> std::process::ExitStatus {
-        self.0.kill().expect("kill -9");
-        self.0.wait().expect("reap killed process")
-    }
-
-    /// Waits up to `timeout` for the process to exit on its own; panics if it does not.
-    pub async fn wait_exit(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "process {} still running after {timeout:?}",
-                self.pid()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-
-    /// `SIGTERM`, then asserts a clean exit (status 0) within `timeout`.
-    pub async fn stop_cleanly(&mut self, timeout: std::time::Duration) {
-        self.sigterm();
-        let status = self.wait_exit(timeout).await;
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "worker exit status after SIGTERM: {status:?}"
-        );
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// `spawn_testworker`, guarded by [`Proc`].
@@ -253,4 +192,24 @@ pub async fn command_calls(conn: &mut ConnectionManager, command: &str) -> (u64,
             .unwrap_or(0)
     };
     (field("calls"), field("failed_calls"))
+}
+
+/// Rows per `event_id` in `table` (an effect table without a unique key, so a double effect
+/// shows as a count of 2).
+pub async fn effect_counts(db: &sea_orm::DatabaseConnection, table: &str) -> HashMap<String, i64> {
+    use sea_orm::ConnectionTrait as _;
+    db.query_all_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        format!("SELECT event_id, COUNT(*) FROM {table} GROUP BY event_id"),
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| {
+        (
+            row.try_get_by_index::<String>(0).unwrap(),
+            row.try_get_by_index::<i64>(1).unwrap(),
+        )
+    })
+    .collect()
 }

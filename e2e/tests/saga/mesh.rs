@@ -4,7 +4,7 @@
 
 use std::{
     collections::BTreeMap,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -12,7 +12,9 @@ use common::{
     Keys,
     events::ALL_STREAMS,
     runtime::inspect::group_state,
-    testing::{RedisServer, TestDb, free_port, unique_prefix, wait_until, workspace_bin, xlen},
+    testing::{
+        Proc, RedisServer, TestDb, free_port, unique_prefix, wait_until, workspace_bin, xlen,
+    },
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -60,7 +62,8 @@ pub struct Node {
     pub base_url: String,
     port: u16,
     _db: TestDb,
-    child: Child,
+    /// Killed when the mesh is dropped.
+    child: Proc,
 }
 
 pub struct Mesh {
@@ -71,15 +74,6 @@ pub struct Mesh {
     pub data: TempDir,
     pub admin_token: String,
     pub options: Options,
-}
-
-impl Drop for Mesh {
-    fn drop(&mut self) {
-        for node in self.nodes.values_mut() {
-            let _ = node.child.kill();
-            let _ = node.child.wait();
-        }
-    }
 }
 
 impl Mesh {
@@ -117,21 +111,7 @@ impl Mesh {
     /// database stays; [`Mesh::restart`] starts it again on the same port.
     pub async fn stop(&mut self, name: &'static str) -> (TestDb, u16) {
         let mut node = self.nodes.remove(name).expect("a running service");
-        let status = Command::new("kill")
-            .args(["-TERM", &node.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let exit = tokio::task::spawn_blocking(move || {
-            let exit = node.child.wait();
-            (node, exit)
-        });
-        let (node, exit) = exit.await.unwrap();
-        assert_eq!(
-            exit.unwrap().code(),
-            Some(0),
-            "{name} exit code after SIGTERM"
-        );
+        node.child.stop_cleanly(Duration::from_secs(30)).await;
         (node._db, node.port)
     }
 
@@ -174,7 +154,7 @@ impl Mesh {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let child = Proc(cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}")));
         let base_url = format!("http://127.0.0.1:{port}");
         self.nodes.insert(
             name,

@@ -51,7 +51,7 @@ async fn verifies_only_the_configured_key(issuer: &Issuer, variable: &str, value
     // the service must ignore it.
     let dev = JwtSigner::load(&AuthArgs::default(), data.path()).unwrap();
     let port = free_port();
-    let service = spawn_inventory(
+    let mut service = spawn_inventory(
         &redis,
         &test_db.url,
         &keys,
@@ -136,7 +136,7 @@ async fn a_configured_public_key_generates_no_dev_key_pair() {
     let test_db = TestDb::new().await;
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let service = spawn_inventory(
+    let mut service = spawn_inventory(
         &redis,
         &test_db.url,
         &Keys::new(unique_prefix()),

@@ -9,7 +9,7 @@ use common::{
     events::{Event, OrderCompleted, RefundOrder, RefundReason, StockReserved},
     runtime::Publisher,
     testing::{
-        RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
+        Proc, RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
         wait_until, xlen,
     },
 };
@@ -17,7 +17,7 @@ use inventory::entity::reservation;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::{
-    support::{Proc, events, movements, seed_product, spawn_inventory, wait_ready},
+    support::{events, movements, seed_product, spawn_inventory, wait_ready},
     worker::paid_order,
 };
 
@@ -146,7 +146,7 @@ async fn two_replicas_never_oversell() {
     assert_eq!(ledger.iter().map(|m| m.delta).sum::<i64>(), stock);
     assert_eq!(ledger.len(), 51);
 
-    for replica in replicas {
+    for mut replica in replicas {
         replica.stop_cleanly(Duration::from_secs(30)).await;
     }
 }

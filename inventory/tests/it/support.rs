@@ -7,7 +7,7 @@ use std::{
     collections::HashMap,
     ffi::OsStr,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -18,7 +18,7 @@ use common::{
     db::outbox,
     events::Event,
     runtime::{Publisher, redis_io},
-    testing::{RedisServer, TestDb, unique_prefix, wait_until},
+    testing::{Proc, RedisServer, TestDb, unique_prefix, wait_until},
 };
 use inventory::{
     catalog::{self, NewProduct},
@@ -282,41 +282,6 @@ pub async fn stream_lengths(app: &TestApp, names: &[&str]) -> HashMap<String, u6
         out.insert((*name).to_owned(), n);
     }
     out
-}
-
-/// A spawned service process, killed if still running when dropped.
-pub struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Proc {
-    /// `SIGTERM`, then a clean exit within `timeout`.
-    pub async fn stop_cleanly(mut self, timeout: Duration) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still running after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
 
 /// Starts the real inventory binary, configured through its environment as in a deployment,

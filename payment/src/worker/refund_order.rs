@@ -25,10 +25,7 @@ use crate::{
 
 pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<(), HandleError> {
     let request: RefundOrder = envelope.payload()?;
-    let reason = serde_json::to_value(request.reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{:?}", request.reason));
+    let reason = request.reason.as_str();
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         tracing::debug!(order.id = %request.order_id, "already handled");
         return Ok(());
@@ -43,7 +40,7 @@ pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<()
         cancelled_order::Entity::insert(cancelled_order::ActiveModel {
             order_id: Set(request.order_id),
             user_id: Set(request.user_id),
-            reason: Set(reason.clone()),
+            reason: Set(reason.to_owned()),
             created_at: Set(now),
         })
         .on_conflict_do_nothing()
@@ -69,7 +66,7 @@ pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<()
     let now = chrono::Utc::now();
     let flipped = payment::Entity::update_many()
         .col_expr(payment::Column::Status, Expr::value(payment::REFUNDED))
-        .col_expr(payment::Column::Reason, Expr::value(reason.clone()))
+        .col_expr(payment::Column::Reason, Expr::value(reason))
         .col_expr(payment::Column::UpdatedAt, Expr::value(now))
         .filter(payment::Column::Id.eq(paid.id))
         .filter(payment::Column::Status.eq(payment::CAPTURED))
@@ -86,7 +83,7 @@ pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<()
         payment_id: Set(paid.id),
         order_id: Set(paid.order_id),
         amount_cents: Set(paid.amount_cents),
-        reason: Set(reason.clone()),
+        reason: Set(reason.to_owned()),
         event_id: Set(envelope.event_id.to_string()),
         created_at: Set(now),
     })

@@ -6,7 +6,7 @@
 use std::{
     collections::HashSet,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -15,47 +15,14 @@ use common::{
     db::outbox,
     events::{Event, OrderCompleted, OrderLine, OrderPlaced, PaymentFailed, UserRegistered},
     runtime::{Publisher, redis_io},
-    testing::{RedisServer, TestDb, free_port, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{
+        Proc, RedisServer, TestDb, free_port, unique_prefix, wait_drained, wait_until, xlen,
+    },
 };
 use payment::entity::{payment as payment_row, wallet};
 use redis::aio::ConnectionManager;
 use sea_orm::EntityTrait;
 use uuid::Uuid;
-
-/// A spawned service process, killed if still running when dropped.
-struct Proc(Child);
-
-impl Proc {
-    /// `SIGTERM`, then a clean exit (code 0) within `timeout`.
-    async fn stop_cleanly(mut self, timeout: Duration) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still running after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 fn spawn_payment(redis: &RedisServer, db_url: &str, keys: &Keys, data: &Path, port: u16) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_payment"))
@@ -235,7 +202,7 @@ async fn a_replica_killed_mid_charge_loses_nothing_and_charges_nothing_twice() {
     assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
 
     // The survivors stop cleanly on SIGTERM (exit 0), as under `docker compose stop`.
-    for replica in [survivor, replacement] {
+    for mut replica in [survivor, replacement] {
         replica.stop_cleanly(Duration::from_secs(30)).await;
     }
 }

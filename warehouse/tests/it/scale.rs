@@ -6,7 +6,7 @@
 use std::{
     collections::HashSet,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -16,7 +16,7 @@ use common::{
     events::{Event, OrderShipped, RefundOrder, StockReserved},
     runtime::Publisher,
     testing::{
-        RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
+        Proc, RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
         wait_until, xlen,
     },
 };
@@ -24,41 +24,6 @@ use sea_orm::EntityTrait;
 use warehouse::entity::shipment;
 
 use crate::support::{events, reserved_order};
-
-/// A spawned service process, killed if still running when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Proc {
-    /// `SIGTERM`, then a clean exit within `timeout`.
-    async fn stop_cleanly(mut self, timeout: Duration) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still running after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 fn spawn_warehouse(
     redis: &RedisServer,
@@ -182,7 +147,7 @@ async fn two_replicas_ship_every_order_exactly_once() {
     assert_eq!(xlen(&mut conn, &keys.stream(RefundOrder::TYPE)).await, 0);
     assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
 
-    for replica in replicas {
+    for mut replica in replicas {
         replica.stop_cleanly(Duration::from_secs(30)).await;
     }
 }
@@ -195,7 +160,7 @@ async fn auto_dispatch_off_by_env_leaves_shipments_pending() {
     let keys = Keys::new(unique_prefix());
     let data = tempfile::tempdir().expect("data dir");
     let port = free_port();
-    let replica = spawn_warehouse(&redis, &test_db.url, &keys, data.path(), port, "false");
+    let mut replica = spawn_warehouse(&redis, &test_db.url, &keys, data.path(), port, "false");
     let http = reqwest::Client::new();
     wait_until(Duration::from_secs(30), "replica ready", || {
         let http = http.clone();
