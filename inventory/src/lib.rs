@@ -74,8 +74,15 @@ pub async fn run(
         notifier: service.relay.notifier(),
         cache,
     };
+    // Every effect of the handlers goes through `common::db::begin`, and the cache is
+    // invalidated with `common::db::after_commit`: a whole batch can commit as one transaction.
     let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &worker::STREAMS)
-        .with_args(&service.args.worker);
+        .with_args(&service.args.worker)
+        .with_batch_transactions(
+            &service.args.worker,
+            service.db.clone(),
+            service.relay.notifier(),
+        );
     let worker = Worker::new(service.redis_client.clone(), config, handler);
     let workers: Vec<Part> = vec![("inventory worker", Box::pin(worker.run(shutdown.clone())))];
     service

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
-pub use write::{BatchTxn, WriteTxn, begin, in_batch_transaction};
+pub use write::{BatchTxn, WriteTxn, after_commit, begin, in_batch_transaction};
 
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout
 /// so concurrent handlers queue for the write lock instead of failing.

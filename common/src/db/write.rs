@@ -19,7 +19,8 @@
 //! back only its own work, and the batch commits once. On SQLite that turns a few hundred small
 //! write transactions a second (each a turn, a `BEGIN IMMEDIATE`, WAL frames and a `COMMIT`)
 //! into a few dozen. Nothing a handler did is durable until [`BatchTxn::commit`] returns, so the
-//! worker acknowledges only after it.
+//! worker acknowledges only after it, and work that must wait for durability (invalidating a
+//! cache the next read must miss) goes through [`after_commit`].
 
 use std::{
     collections::HashMap,
@@ -28,6 +29,7 @@ use std::{
     sync::{Arc, LazyLock, Mutex},
 };
 
+use futures::future::BoxFuture;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
     QueryResult, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
@@ -55,12 +57,21 @@ fn turn_of(db: &DatabaseConnection) -> Option<Arc<tokio::sync::Mutex<()>>> {
 
 tokio::task_local! {
     /// The batch transaction of the running task, if it is inside [`in_batch_transaction`].
-    static BATCH: Arc<DatabaseTransaction>;
+    static BATCH: BatchScope;
+}
+
+/// Work to run once the batch's transaction has ended (see [`after_commit`]).
+type AfterCommit = Arc<Mutex<Vec<BoxFuture<'static, ()>>>>;
+
+#[derive(Clone)]
+struct BatchScope {
+    txn: Arc<DatabaseTransaction>,
+    after_commit: AfterCommit,
 }
 
 /// A write transaction shared by the handlers of one batch (see the module docs).
 pub struct BatchTxn {
-    outer: Arc<DatabaseTransaction>,
+    scope: BatchScope,
     _turn: Option<OwnedMutexGuard<()>>,
 }
 
@@ -69,33 +80,63 @@ impl BatchTxn {
     pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
         let WriteTxn { txn, _turn } = begin(db).await?;
         Ok(Self {
-            outer: Arc::new(txn),
+            scope: BatchScope {
+                txn: Arc::new(txn),
+                after_commit: AfterCommit::default(),
+            },
             _turn,
         })
     }
 
-    /// Commits everything the batch's handlers committed to their savepoints.
+    /// Commits everything the batch's handlers committed to their savepoints, then runs what
+    /// they deferred with [`after_commit`] (also when the commit failed: deferred work is the
+    /// kind that is harmless when nothing changed, like a cache invalidation).
     pub async fn commit(self) -> Result<(), DbErr> {
-        let Self { outer, _turn } = self;
-        match Arc::try_unwrap(outer) {
+        let Self { scope, _turn } = self;
+        let BatchScope { txn, after_commit } = scope;
+        let committed = match Arc::try_unwrap(txn) {
             Ok(txn) => txn.commit().await,
             // A handler kept its transaction past its own end (a spawned task): its work may be
             // half done, so none of the batch is committed.
             Err(_) => Err(DbErr::Custom(
                 "a handler still holds the batch transaction; rolled back".into(),
             )),
+        };
+        drop(_turn);
+        let deferred = std::mem::take(
+            &mut *after_commit
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for work in deferred {
+            work.await;
         }
+        committed
     }
 }
 
 /// Runs `work` with every [`begin`] in it (on this task) joining `batch` as a savepoint.
 pub async fn in_batch_transaction<F: std::future::Future>(batch: &BatchTxn, work: F) -> F::Output {
-    BATCH.scope(batch.outer.clone(), work).await
+    BATCH.scope(batch.scope.clone(), work).await
+}
+
+/// Runs `work` once what the caller has committed is durable: right away, unless the caller is
+/// inside [`in_batch_transaction`], whose `commit` only released a savepoint; then after the
+/// batch's transaction ends. For effects outside the database that must not be seen before the
+/// data is, such as invalidating a cache.
+pub async fn after_commit(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    match BATCH.try_with(|scope| scope.after_commit.clone()) {
+        Ok(deferred) => deferred
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Box::pin(work)),
+        Err(_) => work.await,
+    }
 }
 
 /// Begins a write transaction on `db` (see the module docs).
 pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    if let Ok(outer) = BATCH.try_with(Arc::clone) {
+    if let Ok(outer) = BATCH.try_with(|scope| scope.txn.clone()) {
         // Inside a batch: a savepoint of the batch's transaction, which already holds the turn.
         use sea_orm::TransactionTrait as _;
         return Ok(WriteTxn {

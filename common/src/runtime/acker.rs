@@ -22,22 +22,29 @@ const MAX_FLUSH: usize = 4096;
 
 pub(crate) async fn run<H>(
     shared: Arc<Shared<H>>,
-    mut rx: mpsc::UnboundedReceiver<Ack>,
+    mut rx: mpsc::UnboundedReceiver<Vec<Ack>>,
     stop: CancellationToken,
 ) {
+    let mut received = Vec::new();
     let mut buf = Vec::with_capacity(MAX_FLUSH);
     loop {
         tokio::select! {
             biased;
-            n = rx.recv_many(&mut buf, MAX_FLUSH) => {
+            n = rx.recv_many(&mut received, MAX_FLUSH) => {
                 if n == 0 {
                     return;
+                }
+                for acks in received.drain(..) {
+                    buf.extend(acks);
+                    if buf.len() >= MAX_FLUSH {
+                        flush(&shared, &mut buf).await;
+                    }
                 }
                 flush(&shared, &mut buf).await;
             }
             _ = stop.cancelled() => {
-                while let Ok(ack) = rx.try_recv() {
-                    buf.push(ack);
+                while let Ok(acks) = rx.try_recv() {
+                    buf.extend(acks);
                     if buf.len() >= MAX_FLUSH {
                         flush(&shared, &mut buf).await;
                     }

@@ -39,7 +39,7 @@ impl IdempotencySet {
     pub async fn contains(
         &self,
         conn: &mut ConnectionManager,
-        event_ids: &[String],
+        event_ids: &[&str],
     ) -> RedisResult<Vec<bool>> {
         if event_ids.is_empty() {
             return Ok(Vec::new());

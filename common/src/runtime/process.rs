@@ -37,7 +37,12 @@ struct Ready {
     stream_key: String,
     message: Message,
     fields: Fields,
+    /// `message.envelope.event_id` as text: the idempotency check and record use it.
+    event_id: String,
 }
+
+/// A handler's outcome for one entry.
+type Handled = (Ready, Result<(), HandleError>);
 
 fn process_batch<H: Handler>(
     shared: Arc<Shared<H>>,
@@ -46,6 +51,7 @@ fn process_batch<H: Handler>(
 ) -> BoxFuture<'static, ()> {
     async move {
         let group = shared.cfg.group.clone();
+        let mut acks = Vec::with_capacity(entries.len());
         let mut ready = Vec::with_capacity(entries.len());
         for entry in entries {
             let RawEntry {
@@ -63,7 +69,7 @@ fn process_batch<H: Handler>(
                 && target != group.as_bytes()
             {
                 WorkerStats::add(&shared.stats.skipped_other_group, 1);
-                ack(&shared, stream_key, id, None);
+                acks.push(ack(stream_key, id, None));
                 continue;
             }
             match Envelope::from_fields(&fields) {
@@ -74,6 +80,7 @@ fn process_batch<H: Handler>(
                         .stream_name(&stream_key)
                         .unwrap_or(&stream_key)
                         .to_owned();
+                    let event_id = envelope.event_id.to_string();
                     ready.push(Ready {
                         stream_key,
                         message: Message {
@@ -82,6 +89,7 @@ fn process_batch<H: Handler>(
                             envelope,
                         },
                         fields,
+                        event_id,
                     });
                 }
                 Err(poison) => {
@@ -99,7 +107,7 @@ fn process_batch<H: Handler>(
                     for (item, seen) in ready.into_iter().zip(seen) {
                         if seen {
                             WorkerStats::add(&shared.stats.duplicates, 1);
-                            ack(&shared, item.stream_key, item.message.id, None);
+                            acks.push(ack(item.stream_key, item.message.id, None));
                         } else {
                             fresh.push(item);
                         }
@@ -112,10 +120,12 @@ fn process_batch<H: Handler>(
                     for item in &ready {
                         shared.untrack(&item.stream_key, &item.message.id);
                     }
+                    send_acks(&shared, &mut acks);
                     return;
                 }
             }
         }
+        send_acks(&shared, &mut acks);
 
         if let Some(batch) = shared.cfg.batch_transactions.as_ref()
             && ready.len() > 1
@@ -128,8 +138,9 @@ fn process_batch<H: Handler>(
                 match batch::handle_in_one_transaction(batch, &shared.handler, &messages).await {
                     Some(outcomes) => {
                         for (item, outcome) in chunk.into_iter().zip(outcomes) {
-                            dispose(&shared, item, outcome).await;
+                            dispose(&shared, item, outcome, &mut acks).await;
                         }
+                        send_acks(&shared, &mut acks);
                     }
                     None => {
                         // The database refused a transaction: one by one, as without batches.
@@ -145,40 +156,57 @@ fn process_batch<H: Handler>(
             ready = rest;
         }
 
+        // Each handler is polled once right away; one that completes then (a no-op, a cache hit,
+        // an event it ignores) is disposed of without a task slot, and its permit goes back with
+        // the batch's. Only handlers that have to wait are driven concurrently, each holding a
+        // permit until it is done.
         let mut running = FuturesUnordered::new();
+        let mut finished: Vec<Handled> = Vec::new();
         for item in ready {
-            let piece = permit.split(1);
-            let handler_shared = shared.clone();
-            running.push(async move {
-                let outcome = AssertUnwindSafe(handler_shared.handler.handle(&item.message))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(HandleError::Retry(anyhow::anyhow!("handler panicked")))
-                    });
-                (item, outcome, piece)
-            });
+            let mut handling = Box::pin(run_handler(&shared.handler, item));
+            match futures::future::poll_immediate(&mut handling).await {
+                Some(done) => finished.push(done),
+                None => {
+                    let piece = permit.split(1);
+                    running.push(async move { (handling.await, piece) });
+                }
+            }
         }
+        for (item, outcome) in finished {
+            dispose(&shared, item, outcome, &mut acks).await;
+        }
+        send_acks(&shared, &mut acks);
         drop(permit);
-        while let Some((item, outcome, piece)) = running.next().await {
-            dispose(&shared, item, outcome).await;
+        while let Some(((item, outcome), piece)) = running.next().await {
+            dispose(&shared, item, outcome, &mut acks).await;
+            send_acks(&shared, &mut acks);
             drop(piece);
         }
     }
     .boxed()
 }
 
+/// Runs the handler on one entry; a panic is a retryable failure.
+async fn run_handler<H: Handler>(handler: &H, item: Ready) -> Handled {
+    let outcome = AssertUnwindSafe(handler.handle(&item.message))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(HandleError::Retry(anyhow::anyhow!("handler panicked"))));
+    (item, outcome)
+}
+
 /// Acks, dead-letters or schedules the retry of one handled entry.
+/// Acknowledgements go to `acks`, for [`send_acks`].
 async fn dispose<H: Handler>(
     shared: &Arc<Shared<H>>,
     item: Ready,
     outcome: Result<(), HandleError>,
+    acks: &mut Vec<Ack>,
 ) {
     match outcome {
         Ok(()) => {
             WorkerStats::add(&shared.stats.handled, 1);
-            let event_id = item.message.envelope.event_id.to_string();
-            ack(shared, item.stream_key, item.message.id, Some(event_id));
+            acks.push(ack(item.stream_key, item.message.id, Some(item.event_id)));
         }
         Err(HandleError::DeadLetter(error)) => {
             let error = format!("{error:#}");
@@ -198,22 +226,27 @@ async fn dispose<H: Handler>(
     }
 }
 
-fn ack<H>(shared: &Shared<H>, stream_key: String, id: String, event_id: Option<String>) {
-    // The acker lives until every task is done, so the channel is open here.
-    let _ = shared.ack_tx.send(Ack {
+fn ack(stream_key: String, id: String, event_id: Option<String>) -> Ack {
+    Ack {
         stream_key,
         id,
         event_id,
-    });
+    }
+}
+
+/// Hands the collected acknowledgements to the acker, in one message.
+fn send_acks<H>(shared: &Shared<H>, acks: &mut Vec<Ack>) {
+    if acks.is_empty() {
+        return;
+    }
+    // The acker lives until every task is done, so the channel is open here.
+    let _ = shared.ack_tx.send(std::mem::take(acks));
 }
 
 /// Which of the batch's events the group already processed (the idempotency sets); `None` if
 /// Redis could not answer after a few tries.
 async fn already_processed<H>(shared: &Shared<H>, ready: &[Ready]) -> Option<Vec<bool>> {
-    let ids: Vec<String> = ready
-        .iter()
-        .map(|item| item.message.envelope.event_id.to_string())
-        .collect();
+    let ids: Vec<&str> = ready.iter().map(|item| item.event_id.as_str()).collect();
     for attempt in 1..=3u64 {
         match shared
             .idempotency

@@ -130,11 +130,12 @@ pub(crate) struct Shared<H> {
     pub stats: Arc<WorkerStats>,
     /// Entries this consumer owns right now (being handled or waiting for a retry), by
     /// (stream key, id). The heartbeat keeps their claims fresh; an ack removes them.
-    pub inflight: Mutex<HashSet<EntryKey>>,
+    pub inflight: Mutex<HashSet<EntryKey, foldhash::fast::RandomState>>,
     /// Prefixed keys of `cfg.streams`, in order (an [`EntryKey`] stores the index).
     pub stream_keys: Vec<String>,
     pub permits: Arc<Semaphore>,
-    pub ack_tx: mpsc::UnboundedSender<Ack>,
+    /// Acknowledgements, a batch's (or a handler's) at a time.
+    pub ack_tx: mpsc::UnboundedSender<Vec<Ack>>,
     pub tasks: TaskTracker,
     /// Cancelled when the worker stops reading.
     pub stopping: CancellationToken,

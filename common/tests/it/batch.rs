@@ -136,3 +136,67 @@ async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once(
     worker.stop().await;
     let _ = db::ping(&db).await;
 }
+
+async fn rows(db: &DatabaseConnection) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM after_commit_rows",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+/// `db::after_commit` runs its work at once outside a batch; inside one it waits for the batch's
+/// commit (a handler's `commit` there only releases a savepoint), so the work sees, on another
+/// connection, what the batch wrote.
+#[tokio::test]
+async fn after_commit_work_runs_once_the_batch_transaction_has_committed() {
+    let test_db = TestDb::new().await;
+    let db = test_db.connect::<RuntimeMigrator>().await;
+    db.execute_unprepared("CREATE TABLE after_commit_rows (n INTEGER NOT NULL)")
+        .await
+        .unwrap();
+    let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let record = |seen: &Arc<Mutex<Vec<i64>>>| {
+        let (db, seen) = (db.clone(), seen.clone());
+        async move {
+            let n = rows(&db).await;
+            seen.lock().unwrap().push(n);
+        }
+    };
+    let insert = "INSERT INTO after_commit_rows (n) VALUES (1)";
+
+    // Outside a batch: right away.
+    let txn = db::begin(&db).await.unwrap();
+    txn.execute_unprepared(insert).await.unwrap();
+    txn.commit().await.unwrap();
+    db::after_commit(record(&seen)).await;
+    assert_eq!(*seen.lock().unwrap(), vec![1]);
+
+    // Inside a batch: three handlers each commit their savepoint and defer their work.
+    let batch = db::BatchTxn::begin(&db).await.unwrap();
+    db::in_batch_transaction(&batch, async {
+        for _ in 0..3 {
+            let txn = db::begin(&db).await.unwrap();
+            txn.execute_unprepared(insert).await.unwrap();
+            txn.commit().await.unwrap();
+            db::after_commit(record(&seen)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![1],
+        "nothing deferred runs before the batch commits"
+    );
+    batch.commit().await.unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![1, 4, 4, 4],
+        "each deferred work ran once, after the commit, and saw all of the batch"
+    );
+    assert_eq!(rows(&db).await, 4);
+}

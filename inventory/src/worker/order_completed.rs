@@ -6,7 +6,7 @@
 use anyhow::{Context as _, anyhow};
 use common::{
     Envelope,
-    db::{inbox, outbox},
+    db::{self, inbox, outbox},
     events::{Event as _, OrderCompleted, RefundOrder, RefundReason, StockReserved},
     runtime::HandleError,
 };
@@ -96,8 +96,10 @@ pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<
     txn.commit().await?;
     h.notifier.notify();
     if outcome == Reserve::Reserved {
-        // The public list shows stock: the next read must see it taken.
-        h.cache.invalidate().await;
+        // The public list shows stock: the next read must see it taken (after the commit of
+        // the batch this handler may be part of).
+        let cache = h.cache.clone();
+        db::after_commit(async move { cache.invalidate().await }).await;
         metrics::counter!("inventory_orders_reserved_total").increment(1);
         tracing::info!(order.id = %order.order_id, lines = lines.len(), "stock reserved");
     }

@@ -8,7 +8,7 @@
 
 use common::{
     Envelope,
-    db::inbox,
+    db::{self, inbox},
     events::{RefundOrder, RefundReason},
     runtime::HandleError,
 };
@@ -46,7 +46,8 @@ pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<
             "reservation released"
         );
         metrics::counter!("inventory_reservations_released_total").increment(1);
-        h.cache.invalidate().await;
+        let cache = h.cache.clone();
+        db::after_commit(async move { cache.invalidate().await }).await;
     }
     Ok(())
 }
