@@ -11,6 +11,7 @@ mod crash;
 mod housekeeping;
 mod idempotency;
 mod meshctl;
+mod outbox;
 mod poison;
 mod replay;
 mod restart;
