@@ -9,7 +9,13 @@
 //! `BEGIN IMMEDIATE`, WAL frames for every page it touched and a `COMMIT`; under load a read
 //! brings dozens of entries, and one transaction for all of them writes each hot page once.
 
-use std::panic::AssertUnwindSafe;
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use futures::FutureExt as _;
 use sea_orm::DatabaseConnection;
@@ -32,6 +38,49 @@ impl std::fmt::Debug for BatchTransactions {
         f.debug_struct("BatchTransactions")
             .field("backend", &self.db.get_database_backend())
             .finish()
+    }
+}
+
+/// Work waiting for the worker's one draining task (see `process::drain_batch_queue`).
+pub(crate) struct BatchQueue<T> {
+    queued: Mutex<Vec<T>>,
+    draining: AtomicBool,
+}
+
+impl<T> Default for BatchQueue<T> {
+    fn default() -> Self {
+        Self {
+            queued: Mutex::new(Vec::new()),
+            draining: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<T> BatchQueue<T> {
+    pub fn push(&self, item: T) {
+        self.lock().push(item);
+    }
+
+    /// Everything queued so far.
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// `true` if the caller is now the one draining task; `false` if another is (it will take
+    /// what the caller queued).
+    pub fn start_draining(&self) -> bool {
+        !self.draining.swap(true, Ordering::SeqCst)
+    }
+
+    /// Ends a drain that found the queue empty. Returns `true` if work was queued in the
+    /// meantime (by a task that saw the drain still running): the caller must drain again.
+    pub fn stop_draining(&self) -> bool {
+        self.draining.store(false, Ordering::SeqCst);
+        !self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
+        self.queued.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -33,7 +33,7 @@ pub(crate) fn dispatch<H: Handler>(
     tasks.spawn(process_batch(shared, entries, permit));
 }
 
-struct Ready {
+pub(crate) struct Ready {
     stream_key: String,
     message: Message,
     fields: Fields,
@@ -47,7 +47,7 @@ type Handled = (Ready, Result<(), HandleError>);
 fn process_batch<H: Handler>(
     shared: Arc<Shared<H>>,
     entries: Vec<RawEntry>,
-    mut permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) -> BoxFuture<'static, ()> {
     async move {
         let group = shared.cfg.group.clone();
@@ -127,63 +127,114 @@ fn process_batch<H: Handler>(
         }
         send_acks(&shared, &mut acks);
 
-        if let Some(batch) = shared.cfg.batch_transactions.as_ref()
-            && ready.len() > 1
-        {
-            let mut rest = ready;
-            while !rest.is_empty() {
-                let tail = rest.split_off(rest.len().min(batch::MAX_PER_TRANSACTION));
-                let chunk = std::mem::replace(&mut rest, tail);
-                let messages: Vec<&Message> = chunk.iter().map(|item| &item.message).collect();
-                match batch::handle_in_one_transaction(batch, &shared.handler, &messages).await {
-                    Some(outcomes) => {
-                        for (item, outcome) in chunk.into_iter().zip(outcomes) {
-                            dispose(&shared, item, outcome, &mut acks).await;
-                        }
-                        send_acks(&shared, &mut acks);
-                    }
-                    None => {
-                        // The database refused a transaction: one by one, as without batches.
-                        rest.splice(0..0, chunk);
-                        break;
-                    }
-                }
+        if let Some(batch) = shared.cfg.batch_transactions.as_ref() {
+            if !ready.is_empty() {
+                shared.batch_queue.push((ready, permit));
+                drain_batch_queue(&shared, batch).await;
             }
-            if rest.is_empty() {
-                drop(permit);
-                return;
-            }
-            ready = rest;
+            return;
         }
-
-        // Each handler is polled once right away; one that completes then (a no-op, a cache hit,
-        // an event it ignores) is disposed of without a task slot, and its permit goes back with
-        // the batch's. Only handlers that have to wait are driven concurrently, each holding a
-        // permit until it is done.
-        let mut running = FuturesUnordered::new();
-        let mut finished: Vec<Handled> = Vec::new();
-        for item in ready {
-            let mut handling = Box::pin(run_handler(&shared.handler, item));
-            match futures::future::poll_immediate(&mut handling).await {
-                Some(done) => finished.push(done),
-                None => {
-                    let piece = permit.split(1);
-                    running.push(async move { (handling.await, piece) });
-                }
-            }
-        }
-        for (item, outcome) in finished {
-            dispose(&shared, item, outcome, &mut acks).await;
-        }
-        send_acks(&shared, &mut acks);
-        drop(permit);
-        while let Some(((item, outcome), piece)) = running.next().await {
-            dispose(&shared, item, outcome, &mut acks).await;
-            send_acks(&shared, &mut acks);
-            drop(piece);
-        }
+        run_concurrently(&shared, ready, permit).await;
     }
     .boxed()
+}
+
+/// Transactional batches: the entries of every read wait in the worker's queue, and one task at
+/// a time applies all that is queued, up to [`batch::MAX_PER_TRANSACTION`] per transaction. While
+/// a transaction runs (on SQLite it holds the file's one writer), the reads that arrive meanwhile
+/// queue up and go into the next one: under load transactions grow instead of multiplying.
+async fn drain_batch_queue<H: Handler>(shared: &Arc<Shared<H>>, batch: &batch::BatchTransactions) {
+    while shared.batch_queue.start_draining() {
+        loop {
+            let queued = shared.batch_queue.take();
+            let Some((ready, permit)) = queued.into_iter().reduce(|mut a, b| {
+                a.0.extend(b.0);
+                a.1.merge(b.1);
+                a
+            }) else {
+                break;
+            };
+            let rest = apply_in_transactions(shared, batch, ready).await;
+            if rest.is_empty() {
+                drop(permit);
+            } else {
+                // The database refused a transaction: one by one, as without batches.
+                run_concurrently(shared, rest, permit).await;
+            }
+        }
+        if !shared.batch_queue.stop_draining() {
+            return;
+        }
+    }
+}
+
+/// Applies `ready` in transactions of at most [`batch::MAX_PER_TRANSACTION`] entries and disposes
+/// of them; returns the entries left when a transaction could not begin.
+async fn apply_in_transactions<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    batch: &batch::BatchTransactions,
+    mut ready: Vec<Ready>,
+) -> Vec<Ready> {
+    let mut acks = Vec::with_capacity(ready.len());
+    while !ready.is_empty() {
+        let tail = ready.split_off(ready.len().min(batch::MAX_PER_TRANSACTION));
+        let mut chunk = std::mem::replace(&mut ready, tail);
+        if chunk.len() == 1 {
+            // Nothing to share a transaction with: the handler's own.
+            let (item, outcome) = run_handler(&shared.handler, chunk.remove(0)).await;
+            dispose(shared, item, outcome, &mut acks).await;
+            send_acks(shared, &mut acks);
+            continue;
+        }
+        let messages: Vec<&Message> = chunk.iter().map(|item| &item.message).collect();
+        let Some(outcomes) =
+            batch::handle_in_one_transaction(batch, &shared.handler, &messages).await
+        else {
+            chunk.extend(ready);
+            return chunk;
+        };
+        WorkerStats::add(&shared.stats.batch_transactions, 1);
+        for (item, outcome) in chunk.into_iter().zip(outcomes) {
+            dispose(shared, item, outcome, &mut acks).await;
+        }
+        send_acks(shared, &mut acks);
+    }
+    Vec::new()
+}
+
+/// Runs the handlers of `ready` concurrently, each in its own transaction, and disposes of them.
+async fn run_concurrently<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    ready: Vec<Ready>,
+    mut permit: OwnedSemaphorePermit,
+) {
+    let mut acks = Vec::with_capacity(ready.len());
+    // Each handler is polled once right away; one that completes then (a no-op, a cache hit, an
+    // event it ignores) is disposed of without a task slot, and its permit goes back with the
+    // batch's. Only handlers that have to wait are driven concurrently, each holding a permit
+    // until it is done.
+    let mut running = FuturesUnordered::new();
+    let mut finished: Vec<Handled> = Vec::new();
+    for item in ready {
+        let mut handling = Box::pin(run_handler(&shared.handler, item));
+        match futures::future::poll_immediate(&mut handling).await {
+            Some(done) => finished.push(done),
+            None => {
+                let piece = permit.split(1);
+                running.push(async move { (handling.await, piece) });
+            }
+        }
+    }
+    for (item, outcome) in finished {
+        dispose(shared, item, outcome, &mut acks).await;
+    }
+    send_acks(shared, &mut acks);
+    drop(permit);
+    while let Some(((item, outcome), piece)) = running.next().await {
+        dispose(shared, item, outcome, &mut acks).await;
+        send_acks(shared, &mut acks);
+        drop(piece);
+    }
 }
 
 /// Runs the handler on one entry; a panic is a retryable failure.

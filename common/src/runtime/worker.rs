@@ -11,16 +11,17 @@ use std::{
 
 use anyhow::Context as _;
 use redis::{Client, Value, aio::ConnectionManager};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     acker::{self, Ack},
     backoff::{Backoff, LogLimiter},
+    batch::BatchQueue,
     handler::Handler,
     idempotency::IdempotencySet,
     maintenance,
-    process::dispatch,
+    process::{Ready, dispatch},
     redis_io::{self, RawEntry},
     stats::WorkerStats,
 };
@@ -141,6 +142,8 @@ pub(crate) struct Shared<H> {
     pub stopping: CancellationToken,
     pub redis_log: LogLimiter,
     pub idempotency: IdempotencySet,
+    /// Entries (and their permits) waiting for a transactional batch.
+    pub batch_queue: BatchQueue<(Vec<Ready>, OwnedSemaphorePermit)>,
 }
 
 /// A compact, allocation-free identity of one entry of one of the worker's streams.
@@ -254,6 +257,7 @@ impl<H: Handler> Worker<H> {
             stopping: shutdown.clone(),
             redis_log: LogLimiter::new(Duration::from_secs(5)),
             idempotency,
+            batch_queue: BatchQueue::default(),
         });
         tracing::info!(
             group = %shared.cfg.group,

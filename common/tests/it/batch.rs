@@ -200,3 +200,61 @@ async fn after_commit_work_runs_once_the_batch_transaction_has_committed() {
     );
     assert_eq!(rows(&db).await, 4);
 }
+
+/// Reads that arrive while a batch transaction runs wait and go into the next one together:
+/// 400 entries read 8 at a time are applied in far fewer transactions than the 50 reads, and
+/// none holds more than `MAX_PER_TRANSACTION` (64) entries.
+#[tokio::test]
+async fn reads_that_arrive_during_a_batch_transaction_are_applied_together_in_the_next() {
+    const N: usize = 400;
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let test_db = TestDb::new().await;
+    let db = test_db.connect::<RuntimeMigrator>().await;
+    db.execute_unprepared("CREATE TABLE batch_effects (event_id TEXT NOT NULL)")
+        .await
+        .unwrap();
+    publish_n(&redis, &keys, "coalesced", N).await;
+    let mut conn = redis.connection();
+    let handler = Slow(Effects {
+        db: db.clone(),
+        fail_once: Arc::default(),
+        calls: Arc::default(),
+    });
+    let mut cfg = WorkerConfig::new(keys.clone(), "g", &["coalesced"]);
+    cfg.batch = 8;
+    cfg.concurrency = 256;
+    cfg.batch_transactions = Some(BatchTransactions {
+        db: db.clone(),
+        notifier: OutboxNotifier::default(),
+    });
+    let worker = InProcessWorker::start(&redis, cfg, handler);
+    wait_drained(
+        &mut conn,
+        &keys.stream("coalesced"),
+        "g",
+        Duration::from_secs(30),
+    )
+    .await;
+    let effects = effect_counts(&db, "batch_effects").await;
+    assert_eq!(effects.len(), N);
+    assert!(effects.values().all(|&n| n == 1), "{effects:?}");
+    let transactions = common::runtime::WorkerStats::get(&worker.stats.batch_transactions);
+    assert!(
+        (N as u64).div_ceil(64) <= transactions && transactions <= (N / 8 / 2) as u64,
+        "{transactions} batch transactions for {} reads of 8",
+        N / 8
+    );
+    worker.stop().await;
+}
+
+/// [`Effects`], taking 2 ms inside its transaction.
+#[derive(Clone)]
+struct Slow(Effects);
+
+impl Handler for Slow {
+    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.0.handle(message).await
+    }
+}
