@@ -92,6 +92,13 @@ impl Service {
                 "outbox relay",
                 Box::pin(ok(self.relay.clone().run(shutdown.clone()))),
             ),
+            (
+                "sqlite checkpoints",
+                Box::pin(ok(crate::db::checkpoint_sqlite(
+                    self.db.clone(),
+                    shutdown.clone(),
+                ))),
+            ),
         ];
         parts.extend(workers);
         run_parts(parts, shutdown).await

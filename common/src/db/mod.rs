@@ -13,7 +13,11 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 pub use write::{BatchTxn, WriteTxn, after_commit, begin, in_batch_transaction};
 
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout
-/// so concurrent handlers queue for the write lock instead of failing.
+/// so concurrent handlers queue for the write lock instead of failing, and with automatic
+/// checkpoints off: SQLite would run them inside the commit that crosses 1,000 WAL pages, while
+/// that transaction still holds the file's one writer, stalling every request behind it (the
+/// order benchmark's p99 at 250 orders/s went from about 400 ms to 65 ms without them). A
+/// service runs [`checkpoint_sqlite`] beside its other parts instead.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = sqlite_path(url)
         && let Some(dir) = std::path::Path::new(path).parent()
@@ -32,6 +36,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
+                .pragma("wal_autocheckpoint", "0")
         });
     } else {
         options.max_connections(16);
@@ -49,6 +54,42 @@ fn sqlite_path(url: &str) -> Option<&str> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// How often [`checkpoint_sqlite`] copies the WAL back into the database file.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// SQLite: every [`CHECKPOINT_EVERY`] until `shutdown`, a `PASSIVE` checkpoint on a pooled
+/// connection of its own, outside the write turn: it copies what it can without waiting for
+/// readers or writers, and the next writer restarts the WAL once all of it is copied. On
+/// PostgreSQL it only waits for `shutdown`.
+pub async fn checkpoint_sqlite(
+    db: DatabaseConnection,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        shutdown.cancelled().await;
+        return;
+    }
+    let mut failures = 0u32;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match db
+            .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+            .await
+        {
+            Ok(_) => failures = 0,
+            Err(error) => {
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(%error, failures, "SQLite checkpoint failed; the WAL keeps growing until one succeeds");
+                }
+            }
+        }
+    }
 }
 
 /// `true` if the database answers a trivial query (for `/readyz`).

@@ -86,7 +86,7 @@ impl<T> BatchQueue<T> {
 
 /// Most entries applied in one transaction: a bigger read is split, so that the database's
 /// writer (SQLite has one) is not held for long while HTTP requests wait for it.
-pub(crate) const MAX_PER_TRANSACTION: usize = 64;
+pub(crate) const MAX_PER_TRANSACTION: usize = 16;
 
 /// Runs `handler` on every message inside one transaction; returns each message's outcome, or
 /// `None` if the batch transaction could not begin (the caller then handles them one by one).

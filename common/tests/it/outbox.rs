@@ -15,11 +15,19 @@ use redis::aio::ConnectionManager;
 async fn enqueue_n(db: &sea_orm::DatabaseConnection, n: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let envelope = Envelope::new("thing-done", "test", "c", "", &serde_json::json!({ "i": i }))
-            .unwrap();
+        let envelope = Envelope::new(
+            "thing-done",
+            "test",
+            "c",
+            "",
+            &serde_json::json!({ "i": i }),
+        )
+        .unwrap();
         ids.push(envelope.event_id.to_string());
         let txn = db::begin(db).await.unwrap();
-        outbox::enqueue(&*txn, "thing-done", &envelope).await.unwrap();
+        outbox::enqueue(&*txn, "thing-done", &envelope)
+            .await
+            .unwrap();
         txn.commit().await.unwrap();
     }
     ids

@@ -70,3 +70,56 @@ async fn concurrent_read_then_write_transactions_all_commit_and_lose_nothing() {
     let n: i64 = row.try_get("", "n").expect("n");
     assert_eq!(n, TASKS, "every increment applied exactly once");
 }
+
+/// Frames in the WAL before a `PASSIVE` checkpoint (the second column of its result).
+async fn wal_frames(conn: &sea_orm::DatabaseConnection) -> i64 {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA wal_checkpoint(PASSIVE)",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index(1).unwrap()
+}
+
+async fn write_pages(conn: &sea_orm::DatabaseConnection, transactions: usize) {
+    for _ in 0..transactions {
+        let txn = db::begin(conn).await.unwrap();
+        txn.execute_unprepared("INSERT INTO pages (body) VALUES (randomblob(3000))")
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+    }
+}
+
+/// SQLite commits never checkpoint (that would hold the file's one writer for the copy and its
+/// fsync); `db::checkpoint_sqlite`, running beside the service, does it in the background, and
+/// the WAL then starts over instead of growing.
+#[tokio::test]
+async fn sqlite_checkpoints_run_in_the_background_not_in_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("wal.db").display());
+    let conn = db::connect(&url).await.unwrap();
+    conn.execute_unprepared("CREATE TABLE pages (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        .await
+        .unwrap();
+
+    // 1,500 transactions of a page or more each: SQLite's automatic checkpoint (at 1,000 pages)
+    // would have copied the WAL back and restarted it.
+    write_pages(&conn, 1_500).await;
+    let frames = wal_frames(&conn).await;
+    assert!(frames >= 1_500, "no commit checkpointed: {frames} frames");
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let checkpoints = tokio::spawn(db::checkpoint_sqlite(conn.clone(), shutdown.clone()));
+    write_pages(&conn, 1_500).await;
+    tokio::time::sleep(db::CHECKPOINT_EVERY * 3).await;
+    // The first writer after a complete checkpoint starts the WAL over.
+    write_pages(&conn, 1).await;
+    let frames = wal_frames(&conn).await;
+    assert!(frames < 100, "the WAL started over: {frames} frames");
+    shutdown.cancel();
+    checkpoints.await.unwrap();
+}
