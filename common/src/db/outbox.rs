@@ -105,16 +105,13 @@ impl OutboxRelay {
 
     /// Publishes everything unsent; returns how many events went out.
     ///
-    /// A row is deleted only once Redis has accepted it: if publishing fails the rows stay for
-    /// the next sweep, and a crash between the publish and the delete sends them again, which
-    /// consumers absorb by `event_id`.
-    ///
-    /// On PostgreSQL a batch is taken with `DELETE … RETURNING … FOR UPDATE SKIP LOCKED` in a
-    /// transaction that stays open while Redis accepts it, so replicas sharing the database never
-    /// send the same rows. SQLite has a single writer per file, and holding it across a Redis
-    /// round trip stalls every request and handler of the service that wants to write; there the
-    /// batch is read first, published, and then deleted in a short write transaction. Replicas on
-    /// one SQLite file (an unusual set-up) may then both send a row; consumers absorb it.
+    /// Each batch is taken with `DELETE … RETURNING` inside a transaction that stays open while
+    /// Redis accepts the batch: replicas sharing one database never send the same rows (PostgreSQL
+    /// skips rows another relay has locked; SQLite serialises writers), and if publishing fails
+    /// the transaction rolls back and the rows stay for the next sweep. A crash after the publish
+    /// and before the commit can still send a batch twice; consumers absorb that by `event_id`.
+    /// (Reading, publishing and then deleting would free SQLite's writer during the Redis round
+    /// trip, but two replicas on one file would then send the same rows.)
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         let mut total = 0;
         loop {
@@ -128,12 +125,13 @@ impl OutboxRelay {
 
     async fn publish_batch(&self) -> anyhow::Result<usize> {
         let backend = self.db.get_database_backend();
-        if backend == DbBackend::Sqlite {
-            return self.publish_batch_then_delete().await;
-        }
+        let lock = match backend {
+            DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
         let sql = format!(
             "DELETE FROM mesh_outbox WHERE id IN \
-             (SELECT id FROM mesh_outbox ORDER BY id LIMIT {BATCH} FOR UPDATE SKIP LOCKED) \
+             (SELECT id FROM mesh_outbox ORDER BY id LIMIT {BATCH}{lock}) \
              RETURNING id, stream, fields"
         );
         let txn = super::begin(&self.db).await?;
@@ -144,38 +142,11 @@ impl OutboxRelay {
             txn.rollback().await?;
             return Ok(0);
         }
-        let (_, items) = decode_rows(rows)?;
+        let items = decode_rows(rows)?;
         if let Err(error) = self.publisher.publish_fields_many(&items).await {
             txn.rollback().await?;
             return Err(error.into());
         }
-        txn.commit().await?;
-        metrics::counter!("mesh_outbox_published_total").increment(items.len() as u64);
-        Ok(items.len())
-    }
-
-    /// SQLite: read, publish, then delete what was published (see [`Self::publish_pending`]).
-    async fn publish_batch_then_delete(&self) -> anyhow::Result<usize> {
-        let backend = self.db.get_database_backend();
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_string(
-                backend,
-                format!("SELECT id, stream, fields FROM mesh_outbox ORDER BY id LIMIT {BATCH}"),
-            ))
-            .await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let (ids, items) = decode_rows(rows)?;
-        self.publisher.publish_fields_many(&items).await?;
-        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-        let txn = super::begin(&self.db).await?;
-        txn.execute_unprepared(&format!(
-            "DELETE FROM mesh_outbox WHERE id IN ({})",
-            ids.join(",")
-        ))
-        .await?;
         txn.commit().await?;
         metrics::counter!("mesh_outbox_published_total").increment(items.len() as u64);
         Ok(items.len())
@@ -216,11 +187,10 @@ impl OutboxRelay {
     }
 }
 
-/// Row ids and `(stream, fields)` of outbox rows, in id order.
-#[allow(clippy::type_complexity)]
+/// `(stream, fields)` of outbox rows, in id order.
 fn decode_rows(
     rows: Vec<sea_orm::QueryResult>,
-) -> anyhow::Result<(Vec<i64>, Vec<(String, Vec<(String, String)>)>)> {
+) -> anyhow::Result<Vec<(String, Vec<(String, String)>)>> {
     let mut batch = Vec::with_capacity(rows.len());
     for row in rows {
         let id: i64 = row.try_get("", "id")?;
@@ -230,5 +200,5 @@ fn decode_rows(
         batch.push((id, stream, fields));
     }
     batch.sort_by_key(|(id, _, _)| *id);
-    Ok(batch.into_iter().map(|(id, s, f)| (id, (s, f))).unzip())
+    Ok(batch.into_iter().map(|(_, s, f)| (s, f)).collect())
 }

@@ -1,5 +1,8 @@
-//! Transactional batches: a worker configured with [`BatchTransactions`] applies the entries of
-//! one read in a single database transaction. Handlers run one after the other inside
+//! Transactional batches: a worker configured with [`BatchTransactions`] applies the entries it
+//! reads in shared database transactions. Reads queue for one draining task, which applies what
+//! is queued, [`MAX_PER_TRANSACTION`] at a time; reads that arrive while a transaction runs join
+//! the next one, so under load transactions grow instead of multiplying (SQLite has one writer:
+//! concurrent small transactions would only queue for it). Handlers run one after the other inside
 //! [`crate::db::in_batch_transaction`], where each `db::begin` is a savepoint: a handler that
 //! fails rolls back only its own work and is retried or dead-lettered as usual, and everything
 //! that succeeded commits once. Acknowledgements go out only after that commit; if the commit
@@ -84,9 +87,10 @@ impl<T> BatchQueue<T> {
     }
 }
 
-/// Most entries applied in one transaction: a bigger read is split, so that the database's
-/// writer (SQLite has one) is not held for long while HTTP requests wait for it.
-pub(crate) const MAX_PER_TRANSACTION: usize = 16;
+/// Most entries applied in one transaction: more are split, so that the database's writer
+/// (SQLite has one) is not held for long while HTTP requests wait for it. On the order benchmark
+/// 16 gave the same throughput as 64 and a third of its median latency at half load.
+pub const MAX_PER_TRANSACTION: usize = 16;
 
 /// Runs `handler` on every message inside one transaction; returns each message's outcome, or
 /// `None` if the batch transaction could not begin (the caller then handles them one by one).

@@ -65,10 +65,11 @@ pub struct WorkerConfig {
     pub housekeeping_interval: Duration,
     /// How long shutdown waits for in-flight handlers.
     pub shutdown_grace: Duration,
-    /// Apply each batch's entries in one database transaction (handlers one after the other,
-    /// each in a savepoint; see `common::db::in_batch_transaction`) instead of running them
-    /// concurrently, each in its own. Only for handlers whose effects all go through
-    /// `common::db::begin` and who do nothing outside the database that assumes a commit.
+    /// Apply the entries read in shared database transactions (handlers one after the other,
+    /// each in a savepoint; see `super::batch` and `common::db::in_batch_transaction`) instead
+    /// of running them concurrently, each in its own. Only for handlers whose effects all go
+    /// through `common::db::begin` and whose effects outside the database that assume a commit
+    /// go through `common::db::after_commit`.
     pub batch_transactions: Option<super::batch::BatchTransactions>,
 }
 

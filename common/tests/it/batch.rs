@@ -202,8 +202,8 @@ async fn after_commit_work_runs_once_the_batch_transaction_has_committed() {
 }
 
 /// Reads that arrive while a batch transaction runs wait and go into the next one together:
-/// 400 entries read 8 at a time are applied in far fewer transactions than the 50 reads, and
-/// none holds more than `MAX_PER_TRANSACTION` (64) entries.
+/// 400 entries read 4 at a time are applied in far fewer transactions than the 100 reads, and
+/// none holds more than `MAX_PER_TRANSACTION` entries.
 #[tokio::test]
 async fn reads_that_arrive_during_a_batch_transaction_are_applied_together_in_the_next() {
     const N: usize = 400;
@@ -222,7 +222,7 @@ async fn reads_that_arrive_during_a_batch_transaction_are_applied_together_in_th
         calls: Arc::default(),
     });
     let mut cfg = WorkerConfig::new(keys.clone(), "g", &["coalesced"]);
-    cfg.batch = 8;
+    cfg.batch = 4;
     cfg.concurrency = 256;
     cfg.batch_transactions = Some(BatchTransactions {
         db: db.clone(),
@@ -240,10 +240,11 @@ async fn reads_that_arrive_during_a_batch_transaction_are_applied_together_in_th
     assert_eq!(effects.len(), N);
     assert!(effects.values().all(|&n| n == 1), "{effects:?}");
     let transactions = common::runtime::WorkerStats::get(&worker.stats.batch_transactions);
+    let most = common::runtime::batch::MAX_PER_TRANSACTION;
     assert!(
-        (N as u64).div_ceil(64) <= transactions && transactions <= (N / 8 / 2) as u64,
-        "{transactions} batch transactions for {} reads of 8",
-        N / 8
+        N.div_ceil(most) as u64 <= transactions && transactions <= (N / 4 / 2) as u64,
+        "{transactions} batch transactions for {} reads of 4 (at most {most} entries each)",
+        N / 4
     );
     worker.stop().await;
 }
