@@ -187,10 +187,11 @@ impl OutboxRelay {
     }
 }
 
-/// `(stream, fields)` of outbox rows, in id order.
-fn decode_rows(
-    rows: Vec<sea_orm::QueryResult>,
-) -> anyhow::Result<Vec<(String, Vec<(String, String)>)>> {
+/// One event to publish: its stream and its envelope's fields.
+type Outgoing = (String, Vec<(String, String)>);
+
+/// The events of outbox rows, in id order.
+fn decode_rows(rows: Vec<sea_orm::QueryResult>) -> anyhow::Result<Vec<Outgoing>> {
     let mut batch = Vec::with_capacity(rows.len());
     for row in rows {
         let id: i64 = row.try_get("", "id")?;
