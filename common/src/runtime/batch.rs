@@ -12,20 +12,16 @@
 //! `BEGIN IMMEDIATE`, WAL frames for every page it touched and a `COMMIT`; under load a read
 //! brings dozens of entries, and one transaction for all of them writes each hot page once.
 
-use std::{
-    panic::AssertUnwindSafe,
-    sync::{
-        Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+use std::sync::{
+    Mutex,
+    atomic::{AtomicBool, Ordering},
 };
 
-use futures::FutureExt as _;
 use sea_orm::DatabaseConnection;
 
 use crate::db::{self, BatchTxn, outbox::OutboxNotifier};
 
-use super::handler::{HandleError, Handler, Message};
+use super::handler::{HandleError, Handler, Message, handle_catching_panics};
 
 /// The database a worker's handlers write to, and the outbox relay to wake once a batch has
 /// committed (handlers notify it before their work is durable, so the relay may have found
@@ -109,11 +105,7 @@ pub(crate) async fn handle_in_one_transaction<H: Handler>(
     let mut outcomes = db::in_batch_transaction(&txn, async {
         let mut outcomes = Vec::with_capacity(messages.len());
         for message in messages {
-            let outcome = AssertUnwindSafe(handler.handle(message))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(HandleError::Retry(anyhow::anyhow!("handler panicked"))));
-            outcomes.push(outcome);
+            outcomes.push(handle_catching_panics(handler, message).await);
         }
         outcomes
     })

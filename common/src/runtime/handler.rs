@@ -1,7 +1,9 @@
 //! What a service plugs into the worker: a [`Handler`] that turns a [`Message`] into an effect and
 //! says, when it cannot, whether to retry or to dead-letter.
 
-use std::future::Future;
+use std::{future::Future, panic::AssertUnwindSafe};
+
+use futures::FutureExt as _;
 
 use crate::envelope::{Envelope, PoisonError};
 
@@ -68,4 +70,15 @@ impl From<PoisonError> for HandleError {
 /// Handles messages of one consumer group. Must be safe to call concurrently.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, message: &Message) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// Runs `handler` on `message`; a panic is a retryable failure, like any unknown error.
+pub(crate) async fn handle_catching_panics<H: Handler>(
+    handler: &H,
+    message: &Message,
+) -> Result<(), HandleError> {
+    AssertUnwindSafe(handler.handle(message))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(HandleError::Retry(anyhow::anyhow!("handler panicked"))))
 }

@@ -2,7 +2,7 @@
 //! for other groups and events already processed, run the handlers concurrently, then ack, retry
 //! or dead-letter each entry.
 
-use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
 use redis::{Script, Value};
@@ -13,7 +13,7 @@ use super::{
     backoff::backoff_delay,
     batch,
     dead_letter::{self, Failure},
-    handler::{HandleError, Handler, Message},
+    handler::{HandleError, Handler, Message, handle_catching_panics},
     redis_io::{self, RawEntry},
     stats::WorkerStats,
     worker::{Shared, sleep_or_cancel},
@@ -69,7 +69,11 @@ fn process_batch<H: Handler>(
                 && target != group.as_bytes()
             {
                 WorkerStats::add(&shared.stats.skipped_other_group, 1);
-                acks.push(ack(stream_key, id, None));
+                acks.push(Ack {
+                    stream_key,
+                    id,
+                    event_id: None,
+                });
                 continue;
             }
             match Envelope::from_fields(&fields) {
@@ -107,7 +111,11 @@ fn process_batch<H: Handler>(
                     for (item, seen) in ready.into_iter().zip(seen) {
                         if seen {
                             WorkerStats::add(&shared.stats.duplicates, 1);
-                            acks.push(ack(item.stream_key, item.message.id, None));
+                            acks.push(Ack {
+                                stream_key: item.stream_key,
+                                id: item.message.id,
+                                event_id: None,
+                            });
                         } else {
                             fresh.push(item);
                         }
@@ -237,12 +245,9 @@ async fn run_concurrently<H: Handler>(
     }
 }
 
-/// Runs the handler on one entry; a panic is a retryable failure.
+/// Runs the handler on one entry.
 async fn run_handler<H: Handler>(handler: &H, item: Ready) -> Handled {
-    let outcome = AssertUnwindSafe(handler.handle(&item.message))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| Err(HandleError::Retry(anyhow::anyhow!("handler panicked"))));
+    let outcome = handle_catching_panics(handler, &item.message).await;
     (item, outcome)
 }
 
@@ -257,7 +262,11 @@ async fn dispose<H: Handler>(
     match outcome {
         Ok(()) => {
             WorkerStats::add(&shared.stats.handled, 1);
-            acks.push(ack(item.stream_key, item.message.id, Some(item.event_id)));
+            acks.push(Ack {
+                stream_key: item.stream_key,
+                id: item.message.id,
+                event_id: Some(item.event_id),
+            });
         }
         Err(HandleError::DeadLetter(error)) => {
             let error = format!("{error:#}");
@@ -274,14 +283,6 @@ async fn dispose<H: Handler>(
         Err(HandleError::Retry(error)) => {
             retry_or_dead_letter(shared, item, error).await;
         }
-    }
-}
-
-fn ack(stream_key: String, id: String, event_id: Option<String>) -> Ack {
-    Ack {
-        stream_key,
-        id,
-        event_id,
     }
 }
 

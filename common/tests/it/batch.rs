@@ -64,9 +64,8 @@ impl Handler for Effects {
     }
 }
 
-#[tokio::test]
-async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once() {
-    const N: usize = 150;
+/// A Redis server with `n` events on `stream`, and a database with the `batch_effects` table.
+async fn with_published(stream: &str, n: usize) -> (RedisServer, Keys, TestDb, DatabaseConnection) {
     let redis = RedisServer::start();
     let keys = Keys::new(unique_prefix());
     let test_db = TestDb::new().await;
@@ -74,7 +73,14 @@ async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once(
     db.execute_unprepared("CREATE TABLE batch_effects (event_id TEXT NOT NULL)")
         .await
         .unwrap();
-    publish_n(&redis, &keys, "batched", N).await;
+    publish_n(&redis, &keys, stream, n).await;
+    (redis, keys, test_db, db)
+}
+
+#[tokio::test]
+async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once() {
+    const N: usize = 150;
+    let (redis, keys, _test_db, db) = with_published("batched", N).await;
     let mut conn = redis.connection();
     let event_ids: Vec<String> = crate::support::stream_entries(&mut conn, &keys.stream("batched"))
         .await
@@ -207,14 +213,7 @@ async fn after_commit_work_runs_once_the_batch_transaction_has_committed() {
 #[tokio::test]
 async fn reads_that_arrive_during_a_batch_transaction_are_applied_together_in_the_next() {
     const N: usize = 400;
-    let redis = RedisServer::start();
-    let keys = Keys::new(unique_prefix());
-    let test_db = TestDb::new().await;
-    let db = test_db.connect::<RuntimeMigrator>().await;
-    db.execute_unprepared("CREATE TABLE batch_effects (event_id TEXT NOT NULL)")
-        .await
-        .unwrap();
-    publish_n(&redis, &keys, "coalesced", N).await;
+    let (redis, keys, _test_db, db) = with_published("coalesced", N).await;
     let mut conn = redis.connection();
     let handler = Slow(Effects {
         db: db.clone(),
