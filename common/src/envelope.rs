@@ -143,36 +143,49 @@ impl Envelope {
 
     /// Parses the fields of a stream entry. Unknown fields are ignored.
     pub fn from_fields(fields: &[(String, Vec<u8>)]) -> Result<Self, PoisonError> {
-        fn text<'a>(
-            fields: &'a [(String, Vec<u8>)],
-            name: &'static str,
-        ) -> Result<&'a str, PoisonError> {
-            let raw = field(fields, name).ok_or(PoisonError::MissingField(name))?;
-            std::str::from_utf8(raw).map_err(|_| PoisonError::NotUtf8(name))
+        // One pass over the entry, each envelope field into its slot (the first occurrence wins).
+        let mut found: [Option<&[u8]>; ENVELOPE_FIELDS.len()] = [None; ENVELOPE_FIELDS.len()];
+        for (name, value) in fields {
+            let slot = match name.as_str() {
+                "event_id" => 0,
+                "type" => 1,
+                "version" => 2,
+                "occurred_at" => 3,
+                "producer" => 4,
+                "correlation_id" => 5,
+                "causation_id" => 6,
+                "data" => 7,
+                _ => continue,
+            };
+            found[slot].get_or_insert(value.as_slice());
         }
+        let text = |slot: usize| -> Result<&str, PoisonError> {
+            let name = ENVELOPE_FIELDS[slot];
+            let raw = found[slot].ok_or(PoisonError::MissingField(name))?;
+            std::str::from_utf8(raw).map_err(|_| PoisonError::NotUtf8(name))
+        };
         let invalid = |field: &'static str, reason: String| PoisonError::Invalid { field, reason };
 
-        let version: u32 = text(fields, "version")?
+        let version: u32 = text(2)?
             .parse()
             .map_err(|e| invalid("version", format!("{e}")))?;
         if version == 0 || version > MAX_SUPPORTED_VERSION {
             return Err(PoisonError::UnsupportedVersion(version));
         }
-        let event_id = Uuid::parse_str(text(fields, "event_id")?)
-            .map_err(|e| invalid("event_id", e.to_string()))?;
-        let event_type = text(fields, "type")?;
+        let event_id =
+            Uuid::parse_str(text(0)?).map_err(|e| invalid("event_id", e.to_string()))?;
+        let event_type = text(1)?;
         if event_type.is_empty() {
             return Err(invalid("type", "empty".into()));
         }
-        let occurred_at = DateTime::parse_from_rfc3339(text(fields, "occurred_at")?)
+        let occurred_at = DateTime::parse_from_rfc3339(text(3)?)
             .map_err(|e| invalid("occurred_at", e.to_string()))?
             .with_timezone(&Utc);
-        let producer = text(fields, "producer")?;
-        let correlation_id = text(fields, "correlation_id")?;
-        let causation_id = text(fields, "causation_id")?;
-        let data_text = text(fields, "data")?;
+        let producer = text(4)?;
+        let correlation_id = text(5)?;
+        let causation_id = text(6)?;
         let data: Box<RawValue> =
-            serde_json::from_str(data_text).map_err(|e| invalid("data", e.to_string()))?;
+            serde_json::from_str(text(7)?).map_err(|e| invalid("data", e.to_string()))?;
         if !data.get().trim_start().starts_with('{') {
             return Err(invalid("data", "not a JSON object".into()));
         }

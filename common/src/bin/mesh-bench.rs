@@ -53,11 +53,37 @@ enum Cmd {
         sql_entries: usize,
         #[arg(long, default_value_t = 512)]
         batch: usize,
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 2048)]
         concurrency: usize,
+        /// Rounds of (raw loops, runtime) measured back to back.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         /// Folder for the SQLite file of the SQL-effect run.
         #[arg(long, default_value = "/tmp")]
         data_dir: std::path::PathBuf,
+    },
+    /// Only pre-fills a stream (for profiling `consume` or `raw` alone).
+    Fill {
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value = "bench-events")]
+        stream: String,
+        #[arg(long, default_value_t = 200_000)]
+        entries: usize,
+    },
+    /// Only the raw 2-in-flight loop on a stream `fill` wrote, as its own group (for profiling).
+    Raw {
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value = "bench-events")]
+        stream: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// Pipelines in flight.
+        #[arg(long, default_value_t = 2)]
+        depth: usize,
     },
     /// One runtime consumer process (spawned by `run`).
     Consume {
@@ -102,6 +128,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             sql_entries,
             batch,
             concurrency,
+            rounds,
             data_dir,
         } => {
             run(
@@ -111,9 +138,43 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
                 sql_entries,
                 batch,
                 concurrency,
+                rounds,
                 &data_dir,
             )
             .await
+        }
+        Cmd::Fill {
+            prefix,
+            stream,
+            entries,
+        } => {
+            let conn = redis_io::managed(&client, Duration::from_secs(30))?;
+            let rate = fill(&conn, &Keys::new(prefix), &stream, entries).await?;
+            println!("rate={rate:.0}");
+            Ok(())
+        }
+        Cmd::Raw {
+            prefix,
+            stream,
+            group,
+            batch,
+            depth,
+        } => {
+            let cpu0 = process_cpu();
+            let (total, rate) = raw_baseline(
+                &client,
+                &Keys::new(prefix),
+                &stream,
+                &group,
+                batch,
+                RawLoop::InFlight(depth),
+            )
+            .await?;
+            println!(
+                "rate={rate:.0} entries={total} cpu_us_per_msg={:.2}",
+                (process_cpu() - cpu0) * 1e6 / total.max(1) as f64
+            );
+            Ok(())
         }
         Cmd::Consume {
             prefix,
@@ -186,12 +247,13 @@ enum RawLoop {
     /// batch k+1 in one pipeline. Redis and this process still take turns: Redis idles while
     /// the reply is parsed, and this process idles while Redis works.
     OneRoundTrip,
-    /// Two such pipelines in flight: the one carrying the work of batch k-1 and the read of
-    /// batch k+1 is sent before the reply to the read of batch k is awaited, so Redis executes
-    /// one while this process receives and parses the other. This is the overlap the runtime has
-    /// (its reader reads the next batch while the batch tasks and the acker check and ack earlier
-    /// ones), so it is the reference for the ratio.
-    TwoInFlight,
+    /// That many such pipelines in flight (2 or more): the one carrying the work of batch k-1
+    /// and the read of batch k+n-1 is sent before the reply to the read of batch k is awaited, so
+    /// Redis executes one while this process receives and parses another. This is the overlap
+    /// the runtime has (its reader sends the next read before it parses a full batch, while the
+    /// batch tasks and the acker check and ack earlier ones), so the fastest of these is the
+    /// reference for the ratio.
+    InFlight(usize),
 }
 
 /// The runtime's idempotency layout (runtime::idempotency) and the Redis work it does per batch.
@@ -284,15 +346,17 @@ async fn raw_baseline(
     create_group(&mut conn, &work.key, group).await?;
     let started = Instant::now();
     let mut total = 0u64;
-    if mode == RawLoop::TwoInFlight {
+    if let RawLoop::InFlight(depth) = mode {
         let send = |pipe: redis::Pipeline| {
             let mut conn = conn.clone();
             tokio::spawn(async move { pipe.query_async::<(Value,)>(&mut conn).await })
         };
         let mut in_flight = std::collections::VecDeque::new();
-        let mut first = redis::pipe();
-        first.add_command(work.read());
-        in_flight.push_back(send(first));
+        for _ in 1..depth.max(1) {
+            let mut first = redis::pipe();
+            first.add_command(work.read());
+            in_flight.push_back(send(first));
+        }
         // The batch parsed last, whose work goes with the next pipeline.
         let mut parsed: Option<Vec<redis_io::RawEntry>> = None;
         while let Some(oldest) = in_flight.pop_front() {
@@ -335,6 +399,43 @@ async fn raw_baseline(
         };
     }
     Ok((total, total as f64 / started.elapsed().as_secs_f64()))
+}
+
+/// One raw loop on its own group: (msgs/s, Redis CPU µs per message, this process's CPU µs per
+/// message).
+#[allow(clippy::too_many_arguments)]
+async fn timed_raw(
+    client: &redis::Client,
+    info_conn: &mut ConnectionManager,
+    keys: &Keys,
+    stream: &str,
+    group: &str,
+    batch: usize,
+    mode: RawLoop,
+    entries: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let (redis_cpu0, own_cpu0) = (redis_cpu(info_conn).await?, process_cpu());
+    let (total, rate) = raw_baseline(client, keys, stream, group, batch, mode).await?;
+    let (redis_cpu1, own_cpu1) = (redis_cpu(info_conn).await?, process_cpu());
+    anyhow::ensure!(
+        total as usize == entries,
+        "raw baseline {group} read {total} of {entries}"
+    );
+    let per_msg = |secs: f64| secs * 1e6 / entries as f64;
+    Ok((
+        rate,
+        per_msg(redis_cpu1 - redis_cpu0),
+        per_msg(own_cpu1 - own_cpu0),
+    ))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -397,6 +498,7 @@ async fn run(
     sql_entries: usize,
     batch: usize,
     concurrency: usize,
+    rounds: usize,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let keys = Keys::new(format!(
@@ -421,65 +523,120 @@ async fn run(
 
     let mut info_conn = conn.clone();
     let per_msg = |secs: f64| secs * 1e6 / entries as f64;
-    let mut raw_rates = Vec::new();
-    for (group, mode, label) in [
-        ("raw-serial", RawLoop::Serial, "raw, serial"),
-        ("raw-one-rtt", RawLoop::OneRoundTrip, "raw, 1 round trip"),
+    // For reference, once: the loops that leave Redis or this process idle half the time.
+    let mut reference = Vec::new();
+    for (group, mode, label, how) in [
         (
-            "raw-two-in-flight",
-            RawLoop::TwoInFlight,
-            "raw, 2 in flight",
+            "raw-serial",
+            RawLoop::Serial,
+            "raw, serial",
+            "XREADGROUP; then 2 SMISMEMBER + SADD + XACK: 2 round trips a batch",
+        ),
+        (
+            "raw-one-rtt",
+            RawLoop::OneRoundTrip,
+            "raw, 1 round trip",
+            "work of batch k + XREADGROUP of k+1 in 1 pipeline",
         ),
     ] {
-        let (redis_cpu0, own_cpu0) = (redis_cpu(&mut info_conn).await?, process_cpu());
-        let (raw_total, raw_rate) =
-            raw_baseline(&client, &keys, stream, group, batch, mode).await?;
-        let (redis_cpu1, own_cpu1) = (redis_cpu(&mut info_conn).await?, process_cpu());
-        anyhow::ensure!(
-            raw_total as usize == entries,
-            "raw baseline {group} read {raw_total} of {entries}"
-        );
-        let how = match mode {
-            RawLoop::Serial => "XREADGROUP; then 2 SMISMEMBER + SADD + XACK: 2 round trips a batch",
-            RawLoop::OneRoundTrip => "work of batch k + XREADGROUP of k+1 in 1 pipeline",
-            RawLoop::TwoInFlight => "the same, 2 pipelines in flight",
-        };
-        println!("{label:<19}{raw_rate:>10.0} msgs/s  ({how})");
-        println!(
-            "  cpu per msg: redis {:.1} us, client {:.1} us",
-            per_msg(redis_cpu1 - redis_cpu0),
-            per_msg(own_cpu1 - own_cpu0)
-        );
-        raw_rates.push(raw_rate);
+        let (rate, redis_us, client_us) =
+            timed_raw(&client, &mut info_conn, &keys, stream, group, batch, mode, entries).await?;
+        println!("{label:<19}{rate:>10.0} msgs/s  ({how})");
+        println!("  cpu per msg: redis {redis_us:.1} us, client {client_us:.1} us");
+        reference.push(rate);
     }
-    let (serial_rate, one_rtt_rate, in_flight_rate) = (raw_rates[0], raw_rates[1], raw_rates[2]);
 
-    let redis_cpu2 = redis_cpu(&mut info_conn).await?;
-    let report = consumer_process(
-        redis_url,
-        &keys,
-        stream,
-        "runtime",
-        entries,
-        batch,
-        concurrency,
-        None,
-    )?;
-    let rt_rate = field(&report, "rate");
-    let rss_mb = field(&report, "peak_rss_kb") / 1024.0;
-    println!("runtime (no-op)    {rt_rate:>10.0} msgs/s  (one consumer process, idempotency on)");
+    // The comparison itself, in rounds: the machine's speed drifts between runs (a shared VM), so
+    // each round measures the raw loops and the runtime back to back, in alternating order, and
+    // the ratio is taken within a round; the summary is the median round.
+    let mut ratios = Vec::new();
+    let mut best_raw_rates = Vec::new();
+    let mut rt_rates = Vec::new();
+    let mut peak_rss_mb = 0f64;
+    for round in 1..=rounds.max(1) {
+        let mut raw_rates = Vec::new();
+        let mut rt = None;
+        let order: [bool; 2] = if round % 2 == 1 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for raw_first in order {
+            if raw_first {
+                for depth in 2..=4 {
+                    let group = format!("raw-in-flight-{depth}-{round}");
+                    let (rate, redis_us, client_us) = timed_raw(
+                        &client,
+                        &mut info_conn,
+                        &keys,
+                        stream,
+                        &group,
+                        batch,
+                        RawLoop::InFlight(depth),
+                        entries,
+                    )
+                    .await?;
+                    raw_rates.push((depth, rate, redis_us, client_us));
+                }
+            } else {
+                let redis_cpu0 = redis_cpu(&mut info_conn).await?;
+                let report = consumer_process(
+                    redis_url,
+                    &keys,
+                    stream,
+                    &format!("runtime-{round}"),
+                    entries,
+                    batch,
+                    concurrency,
+                    None,
+                )?;
+                let redis_us = per_msg(redis_cpu(&mut info_conn).await? - redis_cpu0);
+                peak_rss_mb = peak_rss_mb.max(field(&report, "peak_rss_kb") / 1024.0);
+                rt = Some((
+                    field(&report, "rate"),
+                    redis_us,
+                    field(&report, "cpu_us_per_msg"),
+                ));
+            }
+        }
+        let (rt_rate, rt_redis_us, rt_consumer_us) = rt.expect("the runtime ran this round");
+        let &(best_depth, best_rate, _, _) = raw_rates
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("raw loops ran this round");
+        println!("round {round}:");
+        for (depth, rate, redis_us, client_us) in &raw_rates {
+            println!(
+                "  raw, {depth} in flight  {rate:>10.0} msgs/s  (cpu per msg: redis {redis_us:.1} us, client {client_us:.1} us)"
+            );
+        }
+        println!(
+            "  runtime (no-op)   {rt_rate:>10.0} msgs/s  (cpu per msg: redis {rt_redis_us:.1} us, consumer {rt_consumer_us:.1} us)"
+        );
+        let ratio = 100.0 * rt_rate / best_rate;
+        println!("  runtime / raw     {ratio:>10.1} %  (of the fastest raw loop: {best_depth} in flight)");
+        ratios.push(ratio);
+        best_raw_rates.push(best_rate);
+        rt_rates.push(rt_rate);
+    }
+    let (lowest, highest) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    let (raw_median, rt_median) = (median(&mut best_raw_rates), median(&mut rt_rates));
     println!(
-        "  cpu per msg: redis {:.1} us, consumer {:.1} us",
-        per_msg(redis_cpu(&mut info_conn).await? - redis_cpu2),
-        field(&report, "cpu_us_per_msg")
+        "raw (fastest)      {raw_median:>10.0} msgs/s  (median of {} rounds)",
+        ratios.len()
     );
     println!(
-        "runtime / raw      {:>10.1} %  (of the 2-in-flight loop; of the 1-round-trip loop {:.1} %, of the serial loop {:.1} %)",
-        100.0 * rt_rate / in_flight_rate,
-        100.0 * rt_rate / one_rtt_rate,
-        100.0 * rt_rate / serial_rate
+        "runtime (no-op)    {rt_median:>10.0} msgs/s  (median; one consumer process, idempotency on)"
     );
-    println!("consumer peak RSS  {rss_mb:>10.1} MB");
+    println!(
+        "runtime / raw      {:>10.1} %  (median of the rounds' ratios; range {lowest:.1}-{highest:.1} %; of the 1-round-trip loop {:.1} %, of the serial loop {:.1} %)",
+        median(&mut ratios),
+        100.0 * rt_median / reference[1],
+        100.0 * rt_median / reference[0]
+    );
+    println!("consumer peak RSS  {peak_rss_mb:>10.1} MB");
 
     if sql_entries > 0 {
         let sql_stream = "bench-sql";

@@ -2,20 +2,23 @@
 //! `XACK`s, in one pipeline for everything that finished since the last flush. Under load a flush
 //! covers thousands of entries; when idle it goes out at once.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-use super::{stats::WorkerStats, worker::Shared};
+use super::{
+    stats::WorkerStats,
+    worker::{EntryKey, Shared},
+};
 
 /// An entry whose processing is over.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Ack {
-    pub stream_key: String,
-    pub id: String,
+    pub key: EntryKey,
     /// Set when a handler applied the event: remembered in the idempotency set.
-    pub event_id: Option<String>,
+    pub event_id: Option<Uuid>,
 }
 
 const MAX_FLUSH: usize = 4096;
@@ -62,19 +65,26 @@ async fn flush<H>(shared: &Shared<H>, buf: &mut Vec<Ack>) {
     }
     let mut pipe = redis::pipe();
     if shared.cfg.idempotency {
-        let applied = buf.iter().filter_map(|ack| ack.event_id.as_deref());
+        let applied = buf.iter().filter_map(|ack| ack.event_id);
         shared.idempotency.record(&mut pipe, applied);
     }
-    let mut by_stream: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for ack in buf.iter() {
-        by_stream.entry(&ack.stream_key).or_default().push(&ack.id);
-    }
-    for (key, ids) in &by_stream {
-        pipe.cmd("XACK")
-            .arg(*key)
-            .arg(&shared.cfg.group)
-            .arg(ids)
-            .ignore();
+    // One XACK per stream, its ids in the order they finished.
+    let mut id = String::with_capacity(48);
+    for (stream, key) in shared.stream_keys.iter().enumerate() {
+        let mut xack = None;
+        for ack in buf.iter().filter(|ack| ack.key.stream == stream) {
+            let cmd = xack.get_or_insert_with(|| {
+                let mut cmd = redis::cmd("XACK");
+                cmd.arg(key).arg(&shared.cfg.group);
+                cmd
+            });
+            id.clear();
+            ack.key.write_id(&mut id);
+            cmd.arg(id.as_str());
+        }
+        if let Some(cmd) = xack {
+            pipe.add_command(cmd).ignore();
+        }
     }
     let mut conn = shared.cmd.clone();
     let mut delay = Duration::from_millis(100);
@@ -95,13 +105,9 @@ async fn flush<H>(shared: &Shared<H>, buf: &mut Vec<Ack>) {
         }
     }
     {
-        let keys: Vec<_> = buf
-            .iter()
-            .filter_map(|ack| shared.entry_key(&ack.stream_key, &ack.id))
-            .collect();
         let mut inflight = shared.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        for key in keys {
-            inflight.remove(&key);
+        for ack in buf.iter() {
+            inflight.remove(&ack.key);
         }
     }
     WorkerStats::add(&shared.stats.acked, buf.len() as u64);

@@ -1,7 +1,7 @@
 //! What a service plugs into the worker: a [`Handler`] that turns a [`Message`] into an effect and
 //! says, when it cannot, whether to retry or to dead-letter.
 
-use std::{future::Future, panic::AssertUnwindSafe};
+use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
 
 use futures::FutureExt as _;
 
@@ -10,8 +10,8 @@ use crate::envelope::{Envelope, PoisonError};
 /// One entry delivered to a handler.
 #[derive(Debug, Clone)]
 pub struct Message {
-    /// Unprefixed stream name, e.g. `order-completed`.
-    pub stream: String,
+    /// Unprefixed stream name, e.g. `order-completed` (shared by the messages of one stream).
+    pub stream: Arc<str>,
     /// Stream entry id. Changes on replay and producer retries; use `envelope.event_id` as the
     /// identity of the event.
     pub id: String,

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use redis::{Pipeline, RedisResult, aio::ConnectionManager};
+use uuid::Uuid;
 
 /// The idempotency records of one group.
 #[derive(Debug, Clone)]
@@ -39,19 +40,33 @@ impl IdempotencySet {
     pub async fn contains(
         &self,
         conn: &mut ConnectionManager,
-        event_ids: &[&str],
+        event_ids: &[Uuid],
     ) -> RedisResult<Vec<bool>> {
         if event_ids.is_empty() {
             return Ok(Vec::new());
         }
         let generation = self.generation(chrono::Utc::now().timestamp_millis());
+        // The ids are formatted once, for both lookups.
+        let mut buf = Uuid::encode_buffer();
+        let ids: Vec<[u8; 36]> = event_ids
+            .iter()
+            .map(|id| {
+                let mut text = [0u8; 36];
+                text.copy_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
+                text
+            })
+            .collect();
+        let lookup = |key: String| {
+            let mut cmd = redis::cmd("SMISMEMBER");
+            cmd.arg(key);
+            for id in &ids {
+                cmd.arg(&id[..]);
+            }
+            cmd
+        };
         let (current, previous): (Vec<bool>, Vec<bool>) = redis::pipe()
-            .cmd("SMISMEMBER")
-            .arg(self.key(generation))
-            .arg(event_ids)
-            .cmd("SMISMEMBER")
-            .arg(self.key(generation - 1))
-            .arg(event_ids)
+            .add_command(lookup(self.key(generation)))
+            .add_command(lookup(self.key(generation - 1)))
             .query_async(conn)
             .await?;
         Ok(current
@@ -62,18 +77,13 @@ impl IdempotencySet {
     }
 
     /// Adds the commands that record `event_ids` to `pipe` (their replies ignored).
-    pub fn record<'a>(&self, pipe: &mut Pipeline, event_ids: impl IntoIterator<Item = &'a str>) {
+    pub fn record(&self, pipe: &mut Pipeline, event_ids: impl IntoIterator<Item = Uuid>) {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let generation = self.generation(now_ms);
         let key = self.key(generation);
         let mut sadd = redis::cmd("SADD");
         sadd.arg(&key);
-        let mut any = false;
-        for id in event_ids {
-            sadd.arg(id);
-            any = true;
-        }
-        if !any {
+        if add_ids(&mut sadd, event_ids) == 0 {
             return;
         }
         // Expire two windows after the generation began (+ a minute of clock slack).
@@ -85,6 +95,18 @@ impl IdempotencySet {
             .arg(expire_at_ms)
             .ignore();
     }
+}
+
+/// Adds each id as an argument, in its canonical text form (hyphenated, lower case: what
+/// `Uuid`'s `Display` writes and producers send), formatted without allocating. Returns how many.
+fn add_ids(cmd: &mut redis::Cmd, ids: impl IntoIterator<Item = Uuid>) -> usize {
+    let mut buf = Uuid::encode_buffer();
+    let mut n = 0;
+    for id in ids {
+        cmd.arg(&*id.hyphenated().encode_lower(&mut buf));
+        n += 1;
+    }
+    n
 }
 
 #[cfg(test)]

@@ -16,14 +16,14 @@ use super::{
     handler::{HandleError, Handler, Message, handle_catching_panics},
     redis_io::{self, RawEntry},
     stats::WorkerStats,
-    worker::{Shared, sleep_or_cancel},
+    worker::{EntryKey, Shared, Tracked, sleep_or_cancel},
 };
 use crate::envelope::{self, Envelope, Fields, REPLAY_FOR_GROUP_FIELD};
 
 /// Hands a batch (already tracked as ours) to its own task.
 pub(crate) fn dispatch<H: Handler>(
     shared: Arc<Shared<H>>,
-    entries: Vec<RawEntry>,
+    entries: Vec<Tracked>,
     permit: OwnedSemaphorePermit,
 ) {
     if entries.is_empty() {
@@ -33,36 +33,29 @@ pub(crate) fn dispatch<H: Handler>(
     tasks.spawn(process_batch(shared, entries, permit));
 }
 
+/// An entry with a valid envelope, ready for its handler.
 pub(crate) struct Ready {
-    stream_key: String,
+    key: EntryKey,
     message: Message,
+    /// The entry as read: what a dead letter carries.
     fields: Fields,
-    /// `message.envelope.event_id` as text: the idempotency check and record use it.
-    event_id: String,
 }
-
-/// A handler's outcome for one entry.
-type Handled = (Ready, Result<(), HandleError>);
 
 fn process_batch<H: Handler>(
     shared: Arc<Shared<H>>,
-    entries: Vec<RawEntry>,
+    entries: Vec<Tracked>,
     permit: OwnedSemaphorePermit,
 ) -> BoxFuture<'static, ()> {
     async move {
         let group = shared.cfg.group.clone();
         let mut acks = Vec::with_capacity(entries.len());
         let mut ready = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let RawEntry {
-                stream_key,
-                id,
-                fields,
-            } = entry;
+        for Tracked { key, entry } in entries {
+            let RawEntry { id, fields, .. } = entry;
             let Some(fields) = fields else {
                 // Pending entry whose payload was trimmed: nothing to process. Claiming it
                 // already removed it from the PEL.
-                note_trimmed(&shared, &stream_key, &[id]).await;
+                note_trimmed(&shared, shared.stream_key(key), &[id]).await;
                 continue;
             };
             if let Some(target) = envelope::field(&fields, REPLAY_FOR_GROUP_FIELD)
@@ -70,36 +63,25 @@ fn process_batch<H: Handler>(
             {
                 WorkerStats::add(&shared.stats.skipped_other_group, 1);
                 acks.push(Ack {
-                    stream_key,
-                    id,
+                    key,
                     event_id: None,
                 });
                 continue;
             }
             match Envelope::from_fields(&fields) {
-                Ok(envelope) => {
-                    let stream = shared
-                        .cfg
-                        .keys
-                        .stream_name(&stream_key)
-                        .unwrap_or(&stream_key)
-                        .to_owned();
-                    let event_id = envelope.event_id.to_string();
-                    ready.push(Ready {
-                        stream_key,
-                        message: Message {
-                            stream,
-                            id,
-                            envelope,
-                        },
-                        fields,
-                        event_id,
-                    });
-                }
+                Ok(envelope) => ready.push(Ready {
+                    key,
+                    message: Message {
+                        stream: shared.stream_names[key.stream].clone(),
+                        id,
+                        envelope,
+                    },
+                    fields,
+                }),
                 Err(poison) => {
                     WorkerStats::add(&shared.stats.poison, 1);
                     let error = format!("poison: {poison}");
-                    send_to_dead_letter(&shared, &stream_key, &id, &fields, &error, None).await;
+                    send_to_dead_letter(&shared, key, &id, &fields, &error, None).await;
                 }
             }
         }
@@ -112,8 +94,7 @@ fn process_batch<H: Handler>(
                         if seen {
                             WorkerStats::add(&shared.stats.duplicates, 1);
                             acks.push(Ack {
-                                stream_key: item.stream_key,
-                                id: item.message.id,
+                                key: item.key,
                                 event_id: None,
                             });
                         } else {
@@ -126,7 +107,7 @@ fn process_batch<H: Handler>(
                     // Cannot tell what was processed: leave the entries pending; a consumer
                     // reclaims them once Redis answers again.
                     for item in &ready {
-                        shared.untrack(&item.stream_key, &item.message.id);
+                        shared.untrack(item.key);
                     }
                     send_acks(&shared, &mut acks);
                     return;
@@ -187,9 +168,9 @@ async fn apply_in_transactions<H: Handler>(
     while !ready.is_empty() {
         let tail = ready.split_off(ready.len().min(batch::MAX_PER_TRANSACTION));
         let mut chunk = std::mem::replace(&mut ready, tail);
-        if chunk.len() == 1 {
+        if let [item] = &chunk[..] {
             // Nothing to share a transaction with: the handler's own.
-            let (item, outcome) = run_handler(&shared.handler, chunk.remove(0)).await;
+            let outcome = handle_catching_panics(&shared.handler, &item.message).await;
             dispose(shared, item, outcome, &mut acks).await;
             send_acks(shared, &mut acks);
             continue;
@@ -202,7 +183,7 @@ async fn apply_in_transactions<H: Handler>(
             return chunk;
         };
         WorkerStats::add(&shared.stats.batch_transactions, 1);
-        for (item, outcome) in chunk.into_iter().zip(outcomes) {
+        for (item, outcome) in chunk.iter().zip(outcomes) {
             dispose(shared, item, outcome, &mut acks).await;
         }
         send_acks(shared, &mut acks);
@@ -218,44 +199,34 @@ async fn run_concurrently<H: Handler>(
 ) {
     let mut acks = Vec::with_capacity(ready.len());
     // Each handler is polled once right away; one that completes then (a no-op, a cache hit, an
-    // event it ignores) is disposed of without a task slot, and its permit goes back with the
-    // batch's. Only handlers that have to wait are driven concurrently, each holding a permit
-    // until it is done.
+    // event it ignores) is disposed of at once, and its permit goes back with the batch's. Only
+    // handlers that have to wait are driven concurrently, each holding a permit until it is
+    // done. The entries stay where they are: the handlers' futures borrow them.
     let mut running = FuturesUnordered::new();
-    let mut finished: Vec<Handled> = Vec::new();
-    for item in ready {
-        let mut handling = Box::pin(run_handler(&shared.handler, item));
+    for item in &ready {
+        let mut handling = Box::pin(handle_catching_panics(&shared.handler, &item.message));
         match futures::future::poll_immediate(&mut handling).await {
-            Some(done) => finished.push(done),
+            Some(outcome) => dispose(shared, item, outcome, &mut acks).await,
             None => {
                 let piece = permit.split(1);
-                running.push(async move { (handling.await, piece) });
+                running.push(async move { (item, handling.await, piece) });
             }
         }
     }
-    for (item, outcome) in finished {
-        dispose(shared, item, outcome, &mut acks).await;
-    }
     send_acks(shared, &mut acks);
     drop(permit);
-    while let Some(((item, outcome), piece)) = running.next().await {
+    while let Some((item, outcome, piece)) = running.next().await {
         dispose(shared, item, outcome, &mut acks).await;
         send_acks(shared, &mut acks);
         drop(piece);
     }
 }
 
-/// Runs the handler on one entry.
-async fn run_handler<H: Handler>(handler: &H, item: Ready) -> Handled {
-    let outcome = handle_catching_panics(handler, &item.message).await;
-    (item, outcome)
-}
-
 /// Acks, dead-letters or schedules the retry of one handled entry.
 /// Acknowledgements go to `acks`, for [`send_acks`].
 async fn dispose<H: Handler>(
     shared: &Arc<Shared<H>>,
-    item: Ready,
+    item: &Ready,
     outcome: Result<(), HandleError>,
     acks: &mut Vec<Ack>,
 ) {
@@ -263,16 +234,15 @@ async fn dispose<H: Handler>(
         Ok(()) => {
             WorkerStats::add(&shared.stats.handled, 1);
             acks.push(Ack {
-                stream_key: item.stream_key,
-                id: item.message.id,
-                event_id: Some(item.event_id),
+                key: item.key,
+                event_id: Some(item.message.envelope.event_id),
             });
         }
         Err(HandleError::DeadLetter(error)) => {
             let error = format!("{error:#}");
             send_to_dead_letter(
                 shared,
-                &item.stream_key,
+                item.key,
                 &item.message.id,
                 &item.fields,
                 &error,
@@ -298,7 +268,10 @@ fn send_acks<H>(shared: &Shared<H>, acks: &mut Vec<Ack>) {
 /// Which of the batch's events the group already processed (the idempotency sets); `None` if
 /// Redis could not answer after a few tries.
 async fn already_processed<H>(shared: &Shared<H>, ready: &[Ready]) -> Option<Vec<bool>> {
-    let ids: Vec<&str> = ready.iter().map(|item| item.event_id.as_str()).collect();
+    let ids: Vec<uuid::Uuid> = ready
+        .iter()
+        .map(|item| item.message.envelope.event_id)
+        .collect();
     for attempt in 1..=3u64 {
         match shared
             .idempotency
@@ -318,13 +291,9 @@ async fn already_processed<H>(shared: &Shared<H>, ready: &[Ready]) -> Option<Vec
 }
 
 /// Redis's own delivery counter of a pending entry (`XPENDING`).
-pub(crate) async fn delivery_count<H>(
-    shared: &Shared<H>,
-    stream_key: &str,
-    id: &str,
-) -> Option<u64> {
+pub(crate) async fn delivery_count<H>(shared: &Shared<H>, key: EntryKey, id: &str) -> Option<u64> {
     let reply: Value = redis::cmd("XPENDING")
-        .arg(stream_key)
+        .arg(shared.stream_key(key))
         .arg(&shared.cfg.group)
         .arg(id)
         .arg(id)
@@ -340,16 +309,16 @@ pub(crate) async fn delivery_count<H>(
 
 async fn retry_or_dead_letter<H: Handler>(
     shared: &Arc<Shared<H>>,
-    item: Ready,
+    item: &Ready,
     error: anyhow::Error,
 ) {
-    let deliveries = delivery_count(shared, &item.stream_key, &item.message.id).await;
+    let deliveries = delivery_count(shared, item.key, &item.message.id).await;
     let error_text = format!("{error:#}");
     match deliveries {
         Some(n) if n >= shared.cfg.max_deliveries => {
             send_to_dead_letter(
                 shared,
-                &item.stream_key,
+                item.key,
                 &item.message.id,
                 &item.fields,
                 &error_text,
@@ -357,9 +326,9 @@ async fn retry_or_dead_letter<H: Handler>(
             )
             .await;
         }
-        None if !still_pending(shared, &item).await => {
+        None if !still_pending(shared, item).await => {
             // Someone else acknowledged or took it; nothing of ours to retry.
-            shared.untrack(&item.stream_key, &item.message.id);
+            shared.untrack(item.key);
         }
         _ => {
             WorkerStats::add(&shared.stats.retried, 1);
@@ -376,7 +345,7 @@ async fn retry_or_dead_letter<H: Handler>(
                 error = %error_text,
                 "handler failed; will retry"
             );
-            schedule_retry(shared.clone(), item.stream_key, item.message.id, delay);
+            schedule_retry(shared.clone(), item.key, item.message.id.clone(), delay);
         }
     }
 }
@@ -384,7 +353,7 @@ async fn retry_or_dead_letter<H: Handler>(
 /// `false` only when Redis says the entry is no longer pending at all.
 async fn still_pending<H>(shared: &Shared<H>, item: &Ready) -> bool {
     let reply: redis::RedisResult<Value> = redis::cmd("XPENDING")
-        .arg(&item.stream_key)
+        .arg(shared.stream_key(item.key))
         .arg(&shared.cfg.group)
         .arg(&item.message.id)
         .arg(&item.message.id)
@@ -406,17 +375,13 @@ return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3])
 "#;
 
 /// After `delay`, redeliver the entry to this consumer. On shutdown it simply stays pending.
-fn schedule_retry<H: Handler>(
-    shared: Arc<Shared<H>>,
-    stream_key: String,
-    id: String,
-    delay: Duration,
-) {
+fn schedule_retry<H: Handler>(shared: Arc<Shared<H>>, key: EntryKey, id: String, delay: Duration) {
     let tasks = shared.tasks.clone();
     tasks.spawn(async move {
+        let stream_key = shared.stream_key(key).to_owned();
         sleep_or_cancel(delay, &shared.stopping).await;
         if shared.stopping.is_cancelled() {
-            shared.untrack(&stream_key, &id);
+            shared.untrack(key);
             return;
         }
         let permit = tokio::select! {
@@ -424,7 +389,7 @@ fn schedule_retry<H: Handler>(
             _ = shared.stopping.cancelled() => None,
         };
         let Some(permit) = permit else {
-            shared.untrack(&stream_key, &id);
+            shared.untrack(key);
             return;
         };
         let reply: redis::RedisResult<Value> = Script::new(RECLAIM_OWN)
@@ -437,10 +402,11 @@ fn schedule_retry<H: Handler>(
         match reply {
             Ok(Value::Nil) => {
                 WorkerStats::add(&shared.stats.lost_claims, 1);
-                shared.untrack(&stream_key, &id);
+                shared.untrack(key);
             }
             Ok(v) => {
-                let entries = redis_io::parse_entries(&stream_key, v);
+                // Still tracked as ours since its first delivery.
+                let entries = shared.keyed(redis_io::parse_entries(&stream_key, v));
                 if entries.is_empty() {
                     // XCLAIM found the payload gone and dropped it from the PEL.
                     note_trimmed(&shared, &stream_key, std::slice::from_ref(&id)).await;
@@ -453,7 +419,7 @@ fn schedule_retry<H: Handler>(
                 if let Some(suppressed) = shared.redis_log.allow() {
                     tracing::warn!(%error, suppressed, "retry claim failed");
                 }
-                shared.untrack(&stream_key, &id);
+                shared.untrack(key);
             }
         }
     });
@@ -463,7 +429,7 @@ fn schedule_retry<H: Handler>(
 /// is dealt with on a later delivery.
 async fn send_to_dead_letter<H>(
     shared: &Shared<H>,
-    stream_key: &str,
+    key: EntryKey,
     id: &str,
     fields: &[(String, Vec<u8>)],
     error: &str,
@@ -471,8 +437,9 @@ async fn send_to_dead_letter<H>(
 ) {
     let deliveries = match deliveries {
         Some(n) => n,
-        None => delivery_count(shared, stream_key, id).await.unwrap_or(1),
+        None => delivery_count(shared, key, id).await.unwrap_or(1),
     };
+    let stream_key = shared.stream_key(key);
     let origin_stream = shared
         .cfg
         .keys
@@ -502,7 +469,7 @@ async fn send_to_dead_letter<H>(
                     error,
                     "entry dead-lettered"
                 );
-                shared.untrack(stream_key, id);
+                shared.untrack(key);
                 return;
             }
             Err(e) => {
@@ -513,7 +480,7 @@ async fn send_to_dead_letter<H>(
             }
         }
     }
-    shared.untrack(stream_key, id);
+    shared.untrack(key);
 }
 
 /// Counts (in Redis and locally) and logs pending entries whose payload was trimmed.
@@ -522,7 +489,7 @@ pub(crate) async fn note_trimmed<H>(shared: &Shared<H>, stream_key: &str, ids: &
         return;
     }
     for id in ids {
-        shared.untrack(stream_key, id);
+        shared.untrack_id(stream_key, id);
     }
     WorkerStats::add(&shared.stats.trimmed, ids.len() as u64);
     let counted: redis::RedisResult<i64> = redis::cmd("INCRBY")

@@ -237,10 +237,26 @@ pub fn value_int(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-/// Parses a stream id `ms-seq`.
+/// Parses a stream id `ms-seq` (or `ms`, meaning `ms-0`). On the hot path: every entry read is
+/// tracked by its parsed id.
 pub fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+    fn number(digits: &[u8]) -> Option<u64> {
+        if digits.is_empty() {
+            return None;
+        }
+        digits.iter().try_fold(0u64, |n, &d| {
+            if d.is_ascii_digit() {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            } else {
+                None
+            }
+        })
+    }
+    let bytes = id.as_bytes();
+    match bytes.iter().position(|&b| b == b'-') {
+        Some(dash) => Some((number(&bytes[..dash])?, number(&bytes[dash + 1..])?)),
+        None => Some((number(bytes)?, 0)),
+    }
 }
 
 /// The smallest id strictly greater than `id`.
@@ -250,4 +266,21 @@ pub fn next_id(id: &str) -> Option<String> {
         Some(seq) => format!("{ms}-{seq}"),
         None => format!("{}-0", ms + 1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_and_step() {
+        assert_eq!(parse_id("1700000000000-42"), Some((1_700_000_000_000, 42)));
+        assert_eq!(parse_id("5"), Some((5, 0)));
+        assert_eq!(parse_id("18446744073709551615-0"), Some((u64::MAX, 0)));
+        for bad in ["", "-", "1-", "-1", "1-2-3", "a-1", "1-b", "18446744073709551616-0", "+1-0"] {
+            assert_eq!(parse_id(bad), None, "{bad}");
+        }
+        assert_eq!(next_id("1-2").as_deref(), Some("1-3"));
+        assert_eq!(next_id("1-18446744073709551615").as_deref(), Some("2-0"));
+    }
 }

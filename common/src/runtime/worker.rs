@@ -4,12 +4,13 @@
 //! gracefully. The batch path is in `process.rs`, timers in `maintenance.rs`, acks in `acker.rs`.
 
 use std::{
-    collections::HashSet,
+    collections::{HashSet, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use anyhow::Context as _;
+use futures::{FutureExt as _, future::BoxFuture};
 use redis::{Client, Value, aio::ConnectionManager};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -135,6 +136,8 @@ pub(crate) struct Shared<H> {
     pub inflight: Mutex<HashSet<EntryKey, foldhash::fast::RandomState>>,
     /// Prefixed keys of `cfg.streams`, in order (an [`EntryKey`] stores the index).
     pub stream_keys: Vec<String>,
+    /// `cfg.streams`, shared by every [`super::handler::Message`] of a stream.
+    pub stream_names: Vec<Arc<str>>,
     pub permits: Arc<Semaphore>,
     /// Acknowledgements, a batch's (or a handler's) at a time.
     pub ack_tx: mpsc::UnboundedSender<Vec<Ack>>,
@@ -155,6 +158,22 @@ pub(crate) struct EntryKey {
     pub seq: u64,
 }
 
+impl EntryKey {
+    /// Appends the entry id (`ms-seq`) to `buf`.
+    pub fn write_id(&self, buf: &mut String) {
+        let mut digits = itoa::Buffer::new();
+        buf.push_str(digits.format(self.ms));
+        buf.push('-');
+        buf.push_str(digits.format(self.seq));
+    }
+}
+
+/// An entry this consumer owns, with its [`EntryKey`].
+pub(crate) struct Tracked {
+    pub key: EntryKey,
+    pub entry: RawEntry,
+}
+
 impl<H> Shared<H> {
     pub fn entry_key(&self, stream_key: &str, id: &str) -> Option<EntryKey> {
         let stream = self.stream_keys.iter().position(|k| k == stream_key)?;
@@ -164,33 +183,49 @@ impl<H> Shared<H> {
 
     /// The stream key and id of an [`EntryKey`].
     pub fn entry_of(&self, key: EntryKey) -> (&str, String) {
-        (
-            &self.stream_keys[key.stream],
-            format!("{}-{}", key.ms, key.seq),
-        )
+        let mut id = String::new();
+        key.write_id(&mut id);
+        (&self.stream_keys[key.stream], id)
     }
 
-    pub fn untrack(&self, stream_key: &str, id: &str) {
+    /// The prefixed stream key of an [`EntryKey`].
+    pub fn stream_key(&self, key: EntryKey) -> &str {
+        &self.stream_keys[key.stream]
+    }
+
+    /// Forgets an entry: it is no longer ours to keep fresh.
+    pub fn untrack(&self, key: EntryKey) {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+    }
+
+    /// [`Self::untrack`] by stream key and id.
+    pub fn untrack_id(&self, stream_key: &str, id: &str) {
         if let Some(key) = self.entry_key(stream_key, id) {
-            self.inflight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
+            self.untrack(key);
         }
     }
 
-    /// Records ids as ours; returns the entries that were not already ours.
-    pub fn track(&self, entries: Vec<RawEntry>) -> Vec<RawEntry> {
-        let keys: Vec<Option<EntryKey>> = entries
-            .iter()
-            .map(|e| self.entry_key(&e.stream_key, &e.id))
-            .collect();
+    /// Records entries as ours; returns those that were not already ours, with their keys.
+    pub fn track(&self, entries: Vec<RawEntry>) -> Vec<Tracked> {
+        let keyed = self.keyed(entries);
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        keyed
+            .into_iter()
+            .filter(|t| inflight.insert(t.key))
+            .collect()
+    }
+
+    /// Entries of our streams with their keys (entries of other streams are dropped).
+    pub fn keyed(&self, entries: Vec<RawEntry>) -> Vec<Tracked> {
         entries
             .into_iter()
-            .zip(keys)
-            .filter(|(_, key)| key.is_some_and(|k| inflight.insert(k)))
-            .map(|(e, _)| e)
+            .filter_map(|entry| {
+                let key = self.entry_key(&entry.stream_key, &entry.id)?;
+                Some(Tracked { key, entry })
+            })
             .collect()
     }
 
@@ -245,6 +280,7 @@ impl<H: Handler> Worker<H> {
             .iter()
             .map(|s| self.cfg.keys.stream(s))
             .collect();
+        let stream_names = self.cfg.streams.iter().map(|s| Arc::from(s.as_str())).collect();
         let shared = Arc::new(Shared {
             permits: Arc::new(Semaphore::new(self.cfg.concurrency.max(1))),
             cfg: self.cfg,
@@ -253,6 +289,7 @@ impl<H: Handler> Worker<H> {
             stats: self.stats,
             inflight: Mutex::default(),
             stream_keys,
+            stream_names,
             ack_tx,
             tasks: TaskTracker::new(),
             stopping: shutdown.clone(),
@@ -353,6 +390,19 @@ pub(crate) async fn sleep_or_cancel(d: Duration, token: &CancellationToken) {
     }
 }
 
+/// A read sent to Redis and not yet answered, with the permits it holds and its `COUNT`.
+struct InFlightRead {
+    reply: BoxFuture<'static, redis::RedisResult<Value>>,
+    permit: OwnedSemaphorePermit,
+    count: usize,
+}
+
+/// Reads batches and dispatches them. While entries keep coming in full batches, a second
+/// `XREADGROUP` is sent before the reply to the first is taken apart, so that Redis executes one
+/// read while this process parses the other (a raw pipelined loop overlaps its round trips the same
+/// way). A read that comes back short means the stream is drained: then there is one read at a
+/// time, blocking. Reads are never cancelled half way: on shutdown no new read is sent, and the
+/// entries of those in flight are dispatched like any others.
 async fn read_loop<H: Handler>(
     shared: &Arc<Shared<H>>,
     conn: &mut ConnectionManager,
@@ -362,51 +412,77 @@ async fn read_loop<H: Handler>(
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let reclaim_every = maintenance::reclaim_interval(shared.cfg.processing_timeout);
     let mut next_reclaim = tokio::time::Instant::now();
-    while !shutdown.is_cancelled() {
-        // Bounded in-flight: a read asks for no more entries than there are free permits.
-        let mut permit = tokio::select! {
-            p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.cancelled() => break,
+    let mut in_flight: VecDeque<InFlightRead> = VecDeque::with_capacity(2);
+    // Whether the last answered read came back full (more entries are probably waiting).
+    let mut last_full = false;
+    loop {
+        let reclaim_due = tokio::time::Instant::now() >= next_reclaim;
+        let send_another = !shutdown.is_cancelled()
+            && (in_flight.is_empty() || (in_flight.len() < 2 && last_full && !reclaim_due));
+        if send_another {
+            if in_flight.is_empty() {
+                // Bounded in-flight: a read asks for no more entries than there are free permits.
+                let permit = tokio::select! {
+                    p = shared.permits.clone().acquire_owned() => p.ok(),
+                    _ = shutdown.cancelled() => None,
+                };
+                if let Some(mut permit) = permit {
+                    let extra = shared
+                        .permits
+                        .available_permits()
+                        .min(shared.cfg.batch.saturating_sub(1));
+                    if extra > 0
+                        && let Ok(more) =
+                            shared.permits.clone().try_acquire_many_owned(extra as u32)
+                    {
+                        permit.merge(more);
+                    }
+                    // Entries of dead consumers are taken over with the same permits, between
+                    // reads.
+                    if reclaim_due {
+                        maintenance::reclaim_abandoned(shared, permit).await;
+                        next_reclaim = tokio::time::Instant::now() + reclaim_every;
+                        continue;
+                    }
+                    in_flight.push_back(send_read(shared, conn, &keys, permit, false));
+                    continue;
+                }
+            } else {
+                // A read ahead takes only permits that the read before it will not need for its
+                // entries, and holds all of them (it is sent while entries keep coming, so it
+                // does not block for long): never wait for permits with a reply due.
+                let owed: usize = in_flight
+                    .iter()
+                    .map(|r| (r.count * keys.len()).saturating_sub(r.permit.num_permits()))
+                    .sum();
+                let spare = shared
+                    .permits
+                    .available_permits()
+                    .saturating_sub(owed)
+                    .min(shared.cfg.batch);
+                if spare > 0
+                    && let Ok(permit) = shared.permits.clone().try_acquire_many_owned(spare as u32)
+                {
+                    WorkerStats::add(&shared.stats.reads_ahead, 1);
+                    in_flight.push_back(send_read(shared, conn, &keys, permit, true));
+                    continue;
+                }
+            }
+        }
+        let Some(read) = in_flight.pop_front() else {
+            // Nothing in flight and no new read: shutting down.
+            break;
         };
-        let extra = shared
-            .permits
-            .available_permits()
-            .min(shared.cfg.batch.saturating_sub(1));
-        if extra > 0
-            && let Ok(more) = shared.permits.clone().try_acquire_many_owned(extra as u32)
-        {
-            permit.merge(more);
-        }
-        // Entries of dead consumers are taken over with the same permits, between reads.
-        if tokio::time::Instant::now() >= next_reclaim {
-            maintenance::reclaim_abandoned(shared, permit).await;
-            next_reclaim = tokio::time::Instant::now() + reclaim_every;
-            continue;
-        }
-        // COUNT applies per stream.
-        let count = (permit.num_permits() / keys.len()).max(1);
-        // While the read blocks, hold one permit only: retries and reclaims due in the meantime
-        // must not wait for an idle stream. The rest is taken back when entries arrive.
-        let held = permit.num_permits();
-        drop(permit.split(held - 1));
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(&shared.cfg.group)
-            .arg(&shared.cfg.consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(shared.cfg.block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&keys);
-        for _ in &keys {
-            cmd.arg(">");
-        }
-        // Never cancelled half way: shutdown is checked between reads only.
-        match cmd.query_async::<Value>(conn).await {
+        let InFlightRead {
+            reply,
+            mut permit,
+            count,
+        } = read;
+        match reply.await {
             Ok(reply) => {
                 backoff.reset();
                 let entries = redis_io::parse_read_reply(reply);
+                last_full = entries.len() >= count;
                 if entries.is_empty() {
                     continue;
                 }
@@ -414,24 +490,32 @@ async fn read_loop<H: Handler>(
                 if entries.is_empty() {
                     continue;
                 }
-                // Usually free at once; otherwise wait for handlers to finish (the entries are
-                // tracked, so their claims stay fresh meanwhile).
-                if entries.len() > 1 {
+                // One permit per entry. Usually free at once; otherwise wait for handlers to
+                // finish (the entries are tracked, so their claims stay fresh meanwhile).
+                let held = permit.num_permits();
+                if entries.len() > held {
                     match shared
                         .permits
                         .clone()
-                        .acquire_many_owned((entries.len() - 1) as u32)
+                        .acquire_many_owned((entries.len() - held) as u32)
                         .await
                     {
                         Ok(more) => permit.merge(more),
                         Err(_) => break,
                     }
+                } else {
+                    drop(permit.split(held - entries.len()));
                 }
                 dispatch(shared.clone(), entries, permit);
             }
             Err(e) if redis_io::is_nogroup(&e) => {
-                tracing::warn!(group = %shared.cfg.group, "consumer group vanished; recreating it");
+                last_full = false;
                 drop(permit);
+                if !in_flight.is_empty() {
+                    // The read behind it fails the same way; recreate once.
+                    continue;
+                }
+                tracing::warn!(group = %shared.cfg.group, "consumer group vanished; recreating it");
                 sleep_or_cancel(backoff.next_delay(), shutdown).await;
                 if ensure_groups(shared).await.is_ok() {
                     shared
@@ -441,8 +525,12 @@ async fn read_loop<H: Handler>(
                 }
             }
             Err(error) => {
+                last_full = false;
                 drop(permit);
                 WorkerStats::add(&shared.stats.read_errors, 1);
+                if !in_flight.is_empty() {
+                    continue;
+                }
                 let delay = backoff.next_delay();
                 if let Some(suppressed) = shared.redis_log.allow() {
                     tracing::warn!(
@@ -456,5 +544,42 @@ async fn read_loop<H: Handler>(
                 sleep_or_cancel(delay, shutdown).await;
             }
         }
+    }
+}
+
+/// Sends one `XREADGROUP` for as many entries per stream as `permit` allows. Unless `hold_all`,
+/// the read holds one permit only: retries and reclaims due while it blocks must not wait for an
+/// idle stream; the rest is taken back when entries arrive.
+fn send_read<H>(
+    shared: &Shared<H>,
+    conn: &ConnectionManager,
+    keys: &[String],
+    mut permit: OwnedSemaphorePermit,
+    hold_all: bool,
+) -> InFlightRead {
+    // COUNT applies per stream.
+    let count = (permit.num_permits() / keys.len()).max(1);
+    if !hold_all {
+        let held = permit.num_permits();
+        drop(permit.split(held - 1));
+    }
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(&shared.cfg.group)
+        .arg(&shared.cfg.consumer)
+        .arg("COUNT")
+        .arg(count)
+        .arg("BLOCK")
+        .arg(shared.cfg.block.as_millis() as u64)
+        .arg("STREAMS")
+        .arg(keys);
+    for _ in keys {
+        cmd.arg(">");
+    }
+    let mut conn = conn.clone();
+    InFlightRead {
+        reply: async move { cmd.query_async::<Value>(&mut conn).await }.boxed(),
+        permit,
+        count,
     }
 }

@@ -123,3 +123,78 @@ async fn no_more_handlers_run_at_once_than_the_concurrency_and_each_entry_is_han
     assert_eq!(WorkerStats::get(&stats.dead_lettered), 0);
     assert!(pending(&mut conn, &stream_key, group).await.is_empty());
 }
+
+/// Counts runs per event and the most handlers running at once; each run takes a moment.
+#[derive(Clone, Default)]
+struct Tally {
+    running: Arc<AtomicUsize>,
+    high_water: Arc<AtomicUsize>,
+    runs: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Handler for Tally {
+    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.high_water.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        *self
+            .runs
+            .lock()
+            .unwrap()
+            .entry(message.envelope.event_id.to_string())
+            .or_default() += 1;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The reader sends a second read before it takes the first reply apart only with permits the
+/// first read will not need: with as many permits as one batch (or one more) it never reads ahead
+/// and never stalls waiting for permits it gave to a read ahead (an earlier version of the read
+/// ahead did, with `concurrency == batch`); with room for several batches it reads ahead. In every
+/// case each entry is handled once and no more than `concurrency` handlers run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_ahead_only_with_spare_permits_and_never_stalls() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connection();
+    let batch = 8;
+    // Whether it must read ahead: `None` where that depends on how fast handlers finish.
+    for (concurrency, reads_ahead) in [
+        (8, Some(false)),
+        (9, None),
+        (15, None),
+        (16, None),
+        (40, Some(true)),
+    ] {
+        let keys = Keys::new(unique_prefix());
+        let stream_key = keys.stream("jobs");
+        let event_ids = publish_n(&redis, &keys, "jobs", 400).await;
+        let handler = Tally::default();
+        let mut cfg = WorkerConfig::new(keys.clone(), "runners", &["jobs"]);
+        cfg.concurrency = concurrency;
+        cfg.batch = batch;
+        cfg.block = Duration::from_millis(100);
+        let worker = InProcessWorker::start(&redis, cfg, handler.clone());
+        let stats = worker.stats.clone();
+        wait_drained(&mut conn, &stream_key, "runners", Duration::from_secs(30)).await;
+        worker.stop().await;
+
+        let runs = handler.runs.lock().unwrap().clone();
+        assert_eq!(runs.len(), event_ids.len(), "concurrency {concurrency}");
+        assert!(runs.values().all(|n| *n == 1), "concurrency {concurrency}");
+        assert!(
+            handler.high_water.load(Ordering::SeqCst) <= concurrency,
+            "concurrency {concurrency}: {} at once",
+            handler.high_water.load(Ordering::SeqCst)
+        );
+        assert_eq!(WorkerStats::get(&stats.handled), 400);
+        assert_eq!(WorkerStats::get(&stats.acked), 400);
+        let ahead = WorkerStats::get(&stats.reads_ahead);
+        match reads_ahead {
+            Some(true) => assert!(ahead > 0, "concurrency {concurrency}: no read ahead"),
+            Some(false) => assert_eq!(ahead, 0, "concurrency {concurrency}"),
+            None => {}
+        }
+        assert!(pending(&mut conn, &stream_key, "runners").await.is_empty());
+    }
+}

@@ -39,7 +39,7 @@ impl Handler for InventoryHandler {
             group = GROUP,
         );
         async move {
-            match message.stream.as_str() {
+            match &*message.stream {
                 OrderCompleted::TYPE => order_completed::handle(self, &message.envelope).await,
                 RefundOrder::TYPE => refund_order::handle(self, &message.envelope).await,
                 other => Err(HandleError::dead_letter(anyhow::anyhow!(

@@ -43,7 +43,7 @@ impl Handler for PaymentHandler {
             group = GROUP,
         );
         async move {
-            match message.stream.as_str() {
+            match &*message.stream {
                 UserRegistered::TYPE => user_registered::handle(self, &message.envelope).await,
                 OrderPlaced::TYPE => order_placed::handle(self, &message.envelope).await,
                 RefundOrder::TYPE => refund_order::handle(self, &message.envelope).await,

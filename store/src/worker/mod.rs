@@ -61,7 +61,7 @@ impl Handler for StoreHandler {
         );
         let envelope = &message.envelope;
         async move {
-            match message.stream.as_str() {
+            match &*message.stream {
                 ProductChanged::TYPE => product_changed::handle(self, envelope).await,
                 OrderCompleted::TYPE => order_completed::handle(self, envelope).await,
                 PaymentFailed::TYPE => payment_failed::handle(self, envelope).await,

@@ -41,7 +41,7 @@ impl Handler for WarehouseHandler {
             group = GROUP,
         );
         async move {
-            match message.stream.as_str() {
+            match &*message.stream {
                 StockReserved::TYPE => stock_reserved::handle(self, &message.envelope).await,
                 RefundOrder::TYPE => refund_order::handle(self, &message.envelope).await,
                 other => Err(HandleError::dead_letter(anyhow::anyhow!(
