@@ -172,8 +172,7 @@ impl Envelope {
         if version == 0 || version > MAX_SUPPORTED_VERSION {
             return Err(PoisonError::UnsupportedVersion(version));
         }
-        let event_id =
-            Uuid::parse_str(text(0)?).map_err(|e| invalid("event_id", e.to_string()))?;
+        let event_id = Uuid::parse_str(text(0)?).map_err(|e| invalid("event_id", e.to_string()))?;
         let event_type = text(1)?;
         if event_type.is_empty() {
             return Err(invalid("type", "empty".into()));

@@ -539,8 +539,17 @@ async fn run(
             "work of batch k + XREADGROUP of k+1 in 1 pipeline",
         ),
     ] {
-        let (rate, redis_us, client_us) =
-            timed_raw(&client, &mut info_conn, &keys, stream, group, batch, mode, entries).await?;
+        let (rate, redis_us, client_us) = timed_raw(
+            &client,
+            &mut info_conn,
+            &keys,
+            stream,
+            group,
+            batch,
+            mode,
+            entries,
+        )
+        .await?;
         println!("{label:<19}{rate:>10.0} msgs/s  ({how})");
         println!("  cpu per msg: redis {redis_us:.1} us, client {client_us:.1} us");
         reference.push(rate);
@@ -614,7 +623,9 @@ async fn run(
             "  runtime (no-op)   {rt_rate:>10.0} msgs/s  (cpu per msg: redis {rt_redis_us:.1} us, consumer {rt_consumer_us:.1} us)"
         );
         let ratio = 100.0 * rt_rate / best_rate;
-        println!("  runtime / raw     {ratio:>10.1} %  (of the fastest raw loop: {best_depth} in flight)");
+        println!(
+            "  runtime / raw     {ratio:>10.1} %  (of the fastest raw loop: {best_depth} in flight)"
+        );
         ratios.push(ratio);
         best_raw_rates.push(best_rate);
         rt_rates.push(rt_rate);

@@ -277,7 +277,17 @@ mod tests {
         assert_eq!(parse_id("1700000000000-42"), Some((1_700_000_000_000, 42)));
         assert_eq!(parse_id("5"), Some((5, 0)));
         assert_eq!(parse_id("18446744073709551615-0"), Some((u64::MAX, 0)));
-        for bad in ["", "-", "1-", "-1", "1-2-3", "a-1", "1-b", "18446744073709551616-0", "+1-0"] {
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "1-2-3",
+            "a-1",
+            "1-b",
+            "18446744073709551616-0",
+            "+1-0",
+        ] {
             assert_eq!(parse_id(bad), None, "{bad}");
         }
         assert_eq!(next_id("1-2").as_deref(), Some("1-3"));

@@ -280,7 +280,12 @@ impl<H: Handler> Worker<H> {
             .iter()
             .map(|s| self.cfg.keys.stream(s))
             .collect();
-        let stream_names = self.cfg.streams.iter().map(|s| Arc::from(s.as_str())).collect();
+        let stream_names = self
+            .cfg
+            .streams
+            .iter()
+            .map(|s| Arc::from(s.as_str()))
+            .collect();
         let shared = Arc::new(Shared {
             permits: Arc::new(Semaphore::new(self.cfg.concurrency.max(1))),
             cfg: self.cfg,
