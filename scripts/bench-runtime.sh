@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark of the stream runtime: one consumer process, no-op handler, idempotency on, against a
-# local redis-server on a pre-filled stream, with raw pipelined baselines in the same run (serial:
-# read, then check + record + ack; 1 round trip: the check + record + ack of one batch and the read
-# of the next in one pipeline; 2 in flight: two such pipelines outstanding, the reference of the
-# runtime / raw ratio) and a SQL-effect (SQLite) run.
+# Benchmark of the stream runtime (see common/src/bin/mesh-bench.rs and docs/benchmarks.md): one
+# consumer process, no-op handler, idempotency on, against a private redis-server on a pre-filled
+# stream, measured in rounds back to back with raw pipelined loops doing the same Redis work (the
+# ratio is the median round's), then a SQL-effect (SQLite) run.
 # Usage: scripts/bench-runtime.sh [ENTRIES] [extra mesh-bench run flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
