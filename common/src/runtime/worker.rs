@@ -42,7 +42,8 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Most entries per read.
     pub batch: usize,
-    /// `BLOCK` of a read; also the longest a shutdown waits for the current read.
+    /// `BLOCK` of a read; also about the longest a shutdown waits for the reads in flight (two at
+    /// most, and the second only while the stream has more entries than a read takes).
     pub block: Duration,
     /// Deliveries after which a failing entry is dead-lettered.
     pub max_deliveries: u64,
