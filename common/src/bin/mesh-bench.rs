@@ -6,9 +6,9 @@
 //! once serial and once with one round trip a batch, for reference; then, in rounds, the same
 //! work with 2, 3 and 4 pipelines in flight and the runtime itself in a separate consumer process
 //! (`mesh-bench consume`, no-op handler, idempotency on), back to back, in alternating order. The
-//! ratio is taken within each round against the fastest raw loop of that round, and the median
-//! round is the result: this VM's speed drifts between runs, and a ratio of two runs minutes
-//! apart measures the drift as much as the runtime. Last, the runtime with a SQL effect (inbox
+//! reference is the depth with the highest median rate; the ratio is taken within each round
+//! against that depth's run, and the median round is the result: this VM's speed drifts between
+//! runs, and a ratio of two runs minutes apart measures the drift as much as the runtime. Last, the runtime with a SQL effect (inbox
 //! record + one row per event) on SQLite. It prints msgs/s, the ratios, CPU per message of Redis
 //! and of each client, publish throughput and the consumer's peak RSS.
 //!
@@ -75,7 +75,8 @@ enum Cmd {
         #[arg(long, default_value_t = 200_000)]
         entries: usize,
     },
-    /// Only the raw 2-in-flight loop on a stream `fill` wrote, as its own group (for profiling).
+    /// Only the raw loop with `depth` pipelines in flight, on a stream `fill` wrote, as its own
+    /// group (for profiling).
     Raw {
         #[arg(long)]
         prefix: String,
@@ -255,8 +256,8 @@ enum RawLoop {
     /// and the read of batch k+n-1 is sent before the reply to the read of batch k is awaited, so
     /// Redis executes one while this process receives and parses another. This is the overlap
     /// the runtime has (its reader sends the next read before it parses a full batch, while the
-    /// batch tasks and the acker check and ack earlier ones), so the fastest of these is the
-    /// reference for the ratio.
+    /// batch tasks and the acker check and ack earlier ones), so the fastest of these (by median
+    /// over the rounds) is the reference for the ratio.
     InFlight(usize),
 }
 

@@ -46,22 +46,10 @@ impl IdempotencySet {
             return Ok(Vec::new());
         }
         let generation = self.generation(chrono::Utc::now().timestamp_millis());
-        // The ids are formatted once, for both lookups.
-        let mut buf = Uuid::encode_buffer();
-        let ids: Vec<[u8; 36]> = event_ids
-            .iter()
-            .map(|id| {
-                let mut text = [0u8; 36];
-                text.copy_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
-                text
-            })
-            .collect();
         let lookup = |key: String| {
             let mut cmd = redis::cmd("SMISMEMBER");
             cmd.arg(key);
-            for id in &ids {
-                cmd.arg(&id[..]);
-            }
+            add_ids(&mut cmd, event_ids.iter().copied());
             cmd
         };
         let (current, previous): (Vec<bool>, Vec<bool>) = redis::pipe()

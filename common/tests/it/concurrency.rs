@@ -124,30 +124,6 @@ async fn no_more_handlers_run_at_once_than_the_concurrency_and_each_entry_is_han
     assert!(pending(&mut conn, &stream_key, group).await.is_empty());
 }
 
-/// Counts runs per event and the most handlers running at once; each run takes a moment.
-#[derive(Clone, Default)]
-struct Tally {
-    running: Arc<AtomicUsize>,
-    high_water: Arc<AtomicUsize>,
-    runs: Arc<Mutex<HashMap<String, u64>>>,
-}
-
-impl Handler for Tally {
-    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
-        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-        self.high_water.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        *self
-            .runs
-            .lock()
-            .unwrap()
-            .entry(message.envelope.event_id.to_string())
-            .or_default() += 1;
-        self.running.fetch_sub(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
 /// The reader sends a second read before it takes the first reply apart only with permits the
 /// first read will not need, so it never stalls waiting for permits it gave to a read ahead (an
 /// earlier version of the read ahead did, with `concurrency == batch`: the first reply waited for
@@ -166,7 +142,7 @@ async fn reads_ahead_only_with_spare_permits_and_never_stalls() {
         let keys = Keys::new(unique_prefix());
         let stream_key = keys.stream("jobs");
         let event_ids = publish_n(&redis, &keys, "jobs", 400).await;
-        let handler = Tally::default();
+        let handler = Gauge::default();
         let mut cfg = WorkerConfig::new(keys.clone(), "runners", &["jobs"]);
         cfg.concurrency = concurrency;
         cfg.batch = batch;
