@@ -151,6 +151,26 @@ pub fn parse_read_reply(v: Value) -> Vec<RawEntry> {
     out
 }
 
+/// How many entries an `XREADGROUP` reply holds, counted without taking it apart (the reader
+/// decides from it whether to send the next read before it parses this one).
+pub fn read_reply_len(v: &Value) -> usize {
+    let entries_len = |entries: &Value| match entries {
+        Value::Array(entries) => entries.len(),
+        _ => 0,
+    };
+    match v {
+        Value::Array(streams) => streams
+            .iter()
+            .map(|s| match s {
+                Value::Array(kv) if kv.len() == 2 => entries_len(&kv[1]),
+                _ => 0,
+            })
+            .sum(),
+        Value::Map(pairs) => pairs.iter().map(|(_, entries)| entries_len(entries)).sum(),
+        _ => 0,
+    }
+}
+
 /// Parses an `XAUTOCLAIM` reply: (next cursor, claimed entries, ids deleted from the PEL because
 /// their payload no longer exists).
 pub fn parse_autoclaim(stream_key: &str, v: Value) -> (String, Vec<RawEntry>, Vec<String>) {
@@ -292,5 +312,35 @@ mod tests {
         }
         assert_eq!(next_id("1-2").as_deref(), Some("1-3"));
         assert_eq!(next_id("1-18446744073709551615").as_deref(), Some("2-0"));
+    }
+
+    #[test]
+    fn read_replies_are_counted_without_parsing() {
+        let entry = |id: &str| {
+            Value::Array(vec![
+                Value::BulkString(id.into()),
+                Value::Array(vec![
+                    Value::BulkString(b"k".to_vec()),
+                    Value::BulkString(b"v".to_vec()),
+                ]),
+            ])
+        };
+        let stream = |key: &str, ids: &[&str]| {
+            (
+                Value::BulkString(key.into()),
+                Value::Array(ids.iter().map(|id| entry(id)).collect()),
+            )
+        };
+        let (a, b) = (stream("a", &["1-0", "2-0"]), stream("b", &["3-0"]));
+        let resp2 = Value::Array(vec![
+            Value::Array(vec![a.0.clone(), a.1.clone()]),
+            Value::Array(vec![b.0.clone(), b.1.clone()]),
+        ]);
+        let resp3 = Value::Map(vec![a, b]);
+        for reply in [resp2, resp3] {
+            assert_eq!(read_reply_len(&reply), 3);
+            assert_eq!(read_reply_len(&reply), parse_read_reply(reply).len());
+        }
+        assert_eq!(read_reply_len(&Value::Nil), 0);
     }
 }

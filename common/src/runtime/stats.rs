@@ -29,7 +29,8 @@ pub struct WorkerStats {
     pub lost_claims: AtomicU64,
     /// Failed reads (Redis unreachable and the like).
     pub read_errors: AtomicU64,
-    /// Reads sent before the reply to the previous one was taken apart (see the reader).
+    /// Reads sent as soon as a full reply arrived, before its entries were taken apart (see the
+    /// reader).
     pub reads_ahead: AtomicU64,
     /// Transactions of transactional batches (each applied one or more entries).
     pub batch_transactions: AtomicU64,

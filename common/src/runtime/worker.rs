@@ -4,7 +4,7 @@
 //! gracefully. The batch path is in `process.rs`, timers in `maintenance.rs`, acks in `acker.rs`.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::HashSet,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -42,8 +42,7 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Most entries per read.
     pub batch: usize,
-    /// `BLOCK` of a read; also about the longest a shutdown waits for the reads in flight (two at
-    /// most, and the second only while the stream has more entries than a read takes).
+    /// `BLOCK` of a read; also about the longest a shutdown waits for the read in flight.
     pub block: Duration,
     /// Deliveries after which a failing entry is dead-lettered.
     pub max_deliveries: u64,
@@ -396,19 +395,25 @@ pub(crate) async fn sleep_or_cancel(d: Duration, token: &CancellationToken) {
     }
 }
 
-/// A read sent to Redis and not yet answered, with the permits it holds and its `COUNT`.
+/// A read sent to Redis and not yet answered, with the permit it holds and its `COUNT`.
 struct InFlightRead {
     reply: BoxFuture<'static, redis::RedisResult<Value>>,
     permit: OwnedSemaphorePermit,
     count: usize,
 }
 
-/// Reads batches and dispatches them. While entries keep coming in full batches, a second
-/// `XREADGROUP` is sent before the reply to the first is taken apart, so that Redis executes one
-/// read while this process parses the other (a raw pipelined loop overlaps its round trips the same
-/// way). A read that comes back short means the stream is drained: then there is one read at a
-/// time, blocking. Reads are never cancelled half way: on shutdown no new read is sent, and the
-/// entries of those in flight are dispatched like any others.
+/// Reads batches and dispatches them, one read in flight at a time. While reads come back full,
+/// the next `XREADGROUP` is sent as soon as a reply arrives, before this one is taken apart and
+/// dispatched, so that Redis executes it while this process works (a raw pipelined loop overlaps
+/// its round trips the same way). It asks only for as many entries as there are permits the
+/// batch in hand will not need, so taking that batch never waits for a read. A short reply means
+/// the stream is drained: the next read is sent when there are permits, and blocks. Reads are
+/// never cancelled half way: on shutdown no new read is sent, and the entries of the one in
+/// flight are dispatched like any others.
+///
+/// Two reads queued at once would be worse: Redis executes both before it finishes writing the
+/// first reply, so the batches arrive together and both sides wait in turn (measured in
+/// docs/benchmarks.md).
 async fn read_loop<H: Handler>(
     shared: &Arc<Shared<H>>,
     conn: &mut ConnectionManager,
@@ -418,66 +423,37 @@ async fn read_loop<H: Handler>(
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let reclaim_every = maintenance::reclaim_interval(shared.cfg.processing_timeout);
     let mut next_reclaim = tokio::time::Instant::now();
-    let mut in_flight: VecDeque<InFlightRead> = VecDeque::with_capacity(2);
-    // Whether the last answered read came back full (more entries are probably waiting).
-    let mut last_full = false;
+    let mut in_flight: Option<InFlightRead> = None;
     loop {
-        let reclaim_due = tokio::time::Instant::now() >= next_reclaim;
-        let send_another = !shutdown.is_cancelled()
-            && (in_flight.is_empty() || (in_flight.len() < 2 && last_full && !reclaim_due));
-        if send_another {
-            if in_flight.is_empty() {
+        let read = match in_flight.take() {
+            Some(read) => read,
+            None if shutdown.is_cancelled() => break,
+            None => {
                 // Bounded in-flight: a read asks for no more entries than there are free permits.
                 let permit = tokio::select! {
                     p = shared.permits.clone().acquire_owned() => p.ok(),
                     _ = shutdown.cancelled() => None,
                 };
-                if let Some(mut permit) = permit {
-                    let extra = shared
-                        .permits
-                        .available_permits()
-                        .min(shared.cfg.batch.saturating_sub(1));
-                    if extra > 0
-                        && let Ok(more) =
-                            shared.permits.clone().try_acquire_many_owned(extra as u32)
-                    {
-                        permit.merge(more);
-                    }
-                    // Entries of dead consumers are taken over with the same permits, between
-                    // reads.
-                    if reclaim_due {
-                        maintenance::reclaim_abandoned(shared, permit).await;
-                        next_reclaim = tokio::time::Instant::now() + reclaim_every;
-                        continue;
-                    }
-                    in_flight.push_back(send_read(shared, conn, &keys, permit, false));
-                    continue;
-                }
-            } else {
-                // A read ahead takes only permits that the read before it will not need for its
-                // entries, and holds all of them (it is sent while entries keep coming, so it
-                // does not block for long): never wait for permits with a reply due.
-                let owed: usize = in_flight
-                    .iter()
-                    .map(|r| (r.count * keys.len()).saturating_sub(r.permit.num_permits()))
-                    .sum();
-                let spare = shared
+                let Some(mut permit) = permit else {
+                    break;
+                };
+                let extra = shared
                     .permits
                     .available_permits()
-                    .saturating_sub(owed)
-                    .min(shared.cfg.batch);
-                if spare > 0
-                    && let Ok(permit) = shared.permits.clone().try_acquire_many_owned(spare as u32)
+                    .min(shared.cfg.batch.saturating_sub(1));
+                if extra > 0
+                    && let Ok(more) = shared.permits.clone().try_acquire_many_owned(extra as u32)
                 {
-                    WorkerStats::add(&shared.stats.reads_ahead, 1);
-                    in_flight.push_back(send_read(shared, conn, &keys, permit, true));
+                    permit.merge(more);
+                }
+                // Entries of dead consumers are taken over with the same permits, between reads.
+                if tokio::time::Instant::now() >= next_reclaim {
+                    maintenance::reclaim_abandoned(shared, permit).await;
+                    next_reclaim = tokio::time::Instant::now() + reclaim_every;
                     continue;
                 }
+                send_read(shared, conn, &keys, permit)
             }
-        }
-        let Some(read) = in_flight.pop_front() else {
-            // Nothing in flight and no new read: shutting down.
-            break;
         };
         let InFlightRead {
             reply,
@@ -487,18 +463,44 @@ async fn read_loop<H: Handler>(
         match reply.await {
             Ok(reply) => {
                 backoff.reset();
-                let entries = redis_io::parse_read_reply(reply);
-                last_full = entries.len() >= count;
-                if entries.is_empty() {
+                let received = redis_io::read_reply_len(&reply);
+                if received == 0 {
                     continue;
                 }
-                let entries = shared.track(entries);
+                let held = permit.num_permits();
+                if received >= count
+                    && !shutdown.is_cancelled()
+                    && tokio::time::Instant::now() < next_reclaim
+                {
+                    // More entries are probably waiting: read them now, with permits this batch
+                    // will not need.
+                    let spare = shared
+                        .permits
+                        .available_permits()
+                        .saturating_sub(received.saturating_sub(held))
+                        .min(shared.cfg.batch);
+                    if spare > 0
+                        && let Ok(next) =
+                            shared.permits.clone().try_acquire_many_owned(spare as u32)
+                    {
+                        let mut next = send_read(shared, conn, &keys, next);
+                        // Hand the command to the connection now, and let its task write it
+                        // before this one takes the batch apart.
+                        if let std::task::Poll::Ready(done) = futures::poll!(&mut next.reply) {
+                            next.reply = futures::future::ready(done).boxed();
+                        }
+                        tokio::task::yield_now().await;
+                        WorkerStats::add(&shared.stats.reads_ahead, 1);
+                        in_flight = Some(next);
+                    }
+                }
+                let entries = shared.track(redis_io::parse_read_reply(reply));
                 if entries.is_empty() {
                     continue;
                 }
                 // One permit per entry. Usually free at once; otherwise wait for handlers to
-                // finish (the entries are tracked, so their claims stay fresh meanwhile).
-                let held = permit.num_permits();
+                // finish (the entries are tracked, so their claims stay fresh meanwhile). The
+                // read in flight, if any, holds one permit: its reply does not wait for these.
                 if entries.len() > held {
                     match shared
                         .permits
@@ -515,12 +517,7 @@ async fn read_loop<H: Handler>(
                 dispatch(shared.clone(), entries, permit);
             }
             Err(e) if redis_io::is_nogroup(&e) => {
-                last_full = false;
                 drop(permit);
-                if !in_flight.is_empty() {
-                    // The read behind it fails the same way; recreate once.
-                    continue;
-                }
                 tracing::warn!(group = %shared.cfg.group, "consumer group vanished; recreating it");
                 sleep_or_cancel(backoff.next_delay(), shutdown).await;
                 if ensure_groups(shared).await.is_ok() {
@@ -531,12 +528,8 @@ async fn read_loop<H: Handler>(
                 }
             }
             Err(error) => {
-                last_full = false;
                 drop(permit);
                 WorkerStats::add(&shared.stats.read_errors, 1);
-                if !in_flight.is_empty() {
-                    continue;
-                }
                 let delay = backoff.next_delay();
                 if let Some(suppressed) = shared.redis_log.allow() {
                     tracing::warn!(
@@ -553,22 +546,19 @@ async fn read_loop<H: Handler>(
     }
 }
 
-/// Sends one `XREADGROUP` for as many entries per stream as `permit` allows. Unless `hold_all`,
-/// the read holds one permit only: retries and reclaims due while it blocks must not wait for an
-/// idle stream; the rest is taken back when entries arrive.
+/// Sends one `XREADGROUP` for as many entries per stream as `permit` allows, and keeps one
+/// permit of them: retries and reclaims due while it blocks must not wait for an idle stream;
+/// the rest is taken back when entries arrive.
 fn send_read<H>(
     shared: &Shared<H>,
     conn: &ConnectionManager,
     keys: &[String],
     mut permit: OwnedSemaphorePermit,
-    hold_all: bool,
 ) -> InFlightRead {
     // COUNT applies per stream.
     let count = (permit.num_permits() / keys.len()).max(1);
-    if !hold_all {
-        let held = permit.num_permits();
-        drop(permit.split(held - 1));
-    }
+    let held = permit.num_permits();
+    drop(permit.split(held - 1));
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP")
         .arg(&shared.cfg.group)

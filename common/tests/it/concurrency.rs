@@ -124,12 +124,12 @@ async fn no_more_handlers_run_at_once_than_the_concurrency_and_each_entry_is_han
     assert!(pending(&mut conn, &stream_key, group).await.is_empty());
 }
 
-/// The reader sends a second read before it takes the first reply apart only with permits the
-/// first read will not need, so it never stalls waiting for permits it gave to a read ahead (an
-/// earlier version of the read ahead did, with `concurrency == batch`: the first reply waited for
-/// permits held by the second read, which waited for the first). With room for several batches it
-/// reads ahead. In every case each entry is handled once and no more than `concurrency` handlers
-/// run at once.
+/// The reader sends the next read before it takes a full reply apart only for as many entries as
+/// there are permits that reply will not need, so it never stalls waiting for permits it gave to
+/// a read ahead (an earlier version of the read ahead did, with `concurrency == batch`: the first
+/// reply waited for permits held by the second read, which waited for the first). With room for
+/// several batches it reads ahead. In every case each entry is handled once and no more than
+/// `concurrency` handlers run at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_ahead_only_with_spare_permits_and_never_stalls() {
     let redis = RedisServer::start();
