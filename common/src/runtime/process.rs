@@ -50,7 +50,33 @@ fn process_batch<H: Handler>(
         let group = shared.cfg.group.clone();
         let mut acks = Vec::with_capacity(entries.len());
         let mut ready = Vec::with_capacity(entries.len());
-        for Tracked { key, entry } in entries {
+        // The idempotency check goes out first, with the event ids as read, and Redis answers it
+        // while the envelopes are validated. `slots[i]`: where entry i's id is in `lookup`.
+        let mut lookup = Vec::new();
+        let mut slots = Vec::with_capacity(entries.len());
+        for tracked in &entries {
+            let id = shared
+                .cfg
+                .idempotency
+                .then(|| lookup_id(&tracked.entry, &group))
+                .flatten();
+            slots.push(id.map(|id| {
+                lookup.push(id);
+                lookup.len() - 1
+            }));
+        }
+        let mut check = None;
+        if !lookup.is_empty() {
+            let mut asked = already_processed(&shared, &lookup).boxed();
+            // Hand the lookup to the connection, and let its task write it, before validating.
+            if let std::task::Poll::Ready(answer) = futures::poll!(&mut asked) {
+                asked = futures::future::ready(answer).boxed();
+            }
+            tokio::task::yield_now().await;
+            check = Some(asked);
+        }
+        let mut ready_slots = Vec::with_capacity(entries.len());
+        for (Tracked { key, entry }, slot) in entries.into_iter().zip(slots) {
             let RawEntry { id, fields, .. } = entry;
             let Some(fields) = fields else {
                 // Pending entry whose payload was trimmed: nothing to process. Claiming it
@@ -69,15 +95,18 @@ fn process_batch<H: Handler>(
                 continue;
             }
             match Envelope::from_fields(&fields) {
-                Ok(envelope) => ready.push(Ready {
-                    key,
-                    message: Message {
-                        stream: shared.stream_names[key.stream].clone(),
-                        id,
-                        envelope,
-                    },
-                    fields,
-                }),
+                Ok(envelope) => {
+                    ready_slots.push(slot);
+                    ready.push(Ready {
+                        key,
+                        message: Message {
+                            stream: shared.stream_names[key.stream].clone(),
+                            id,
+                            envelope,
+                        },
+                        fields,
+                    })
+                }
                 Err(poison) => {
                     WorkerStats::add(&shared.stats.poison, 1);
                     let error = format!("poison: {poison}");
@@ -86,12 +115,13 @@ fn process_batch<H: Handler>(
             }
         }
 
-        if shared.cfg.idempotency && !ready.is_empty() {
-            match already_processed(&shared, &ready).await {
+        if let Some(check) = check {
+            match check.await {
                 Some(seen) => {
                     let mut fresh = Vec::with_capacity(ready.len());
-                    for (item, seen) in ready.into_iter().zip(seen) {
-                        if seen {
+                    for (item, slot) in ready.into_iter().zip(ready_slots) {
+                        // A valid envelope's id parsed in the lookup too.
+                        if slot.is_some_and(|slot| seen[slot]) {
                             WorkerStats::add(&shared.stats.duplicates, 1);
                             acks.push(Ack {
                                 key: item.key,
@@ -267,15 +297,11 @@ fn send_acks<H>(shared: &Shared<H>, acks: &mut Vec<Ack>) {
 
 /// Which of the batch's events the group already processed (the idempotency sets); `None` if
 /// Redis could not answer after a few tries.
-async fn already_processed<H>(shared: &Shared<H>, ready: &[Ready]) -> Option<Vec<bool>> {
-    let ids: Vec<uuid::Uuid> = ready
-        .iter()
-        .map(|item| item.message.envelope.event_id)
-        .collect();
+async fn already_processed<H>(shared: &Shared<H>, ids: &[uuid::Uuid]) -> Option<Vec<bool>> {
     for attempt in 1..=3u64 {
         match shared
             .idempotency
-            .contains(&mut shared.cmd.clone(), &ids)
+            .contains(&mut shared.cmd.clone(), ids)
             .await
         {
             Ok(seen) => return Some(seen),
@@ -288,6 +314,18 @@ async fn already_processed<H>(shared: &Shared<H>, ready: &[Ready]) -> Option<Vec
         }
     }
     None
+}
+
+/// The `event_id` the idempotency check looks up for an entry: that of an entry with a payload,
+/// not replayed for another group, whose `event_id` parses (as `Envelope::from_fields` reads it;
+/// an entry whose id does not parse is poison).
+fn lookup_id(entry: &RawEntry, group: &str) -> Option<uuid::Uuid> {
+    let fields = entry.fields.as_deref()?;
+    if envelope::field(fields, REPLAY_FOR_GROUP_FIELD).is_some_and(|g| g != group.as_bytes()) {
+        return None;
+    }
+    let id = envelope::field(fields, "event_id")?;
+    uuid::Uuid::try_parse_ascii(id).ok()
 }
 
 /// Redis's own delivery counter of a pending entry (`XPENDING`).

@@ -11,7 +11,7 @@ use common::{
 };
 use redis::aio::ConnectionManager;
 
-use crate::support::{InProcessWorker, Recorder};
+use crate::support::{InProcessWorker, Recorder, pending};
 
 /// The group's generation keys (`<prefix>idem:<group>:<n>`) as (generation, key), oldest first.
 async fn generation_keys(
@@ -161,4 +161,93 @@ async fn redelivered_event_is_skipped_within_the_retention_and_its_record_expire
     for (_, key) in &all {
         assert!(int(&mut conn, "PTTL", key).await > 0, "{key} has no expiry");
     }
+}
+
+/// One read holding duplicates, poison (one with a valid `event_id`, one without), a replay for
+/// another group and fresh events: the idempotency check (sent before the envelopes are
+/// validated) skips exactly the duplicates; poison is dead-lettered, the replay acknowledged, the
+/// fresh events handled once.
+#[tokio::test]
+async fn a_mixed_read_skips_exactly_its_duplicates() {
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let mut conn = redis.connection();
+    let stream_key = keys.stream("refunds");
+    let group = "bank";
+    let publisher = Publisher::new(conn.clone(), keys.clone());
+    let envelope = || Envelope::new("refunds", "test", "corr", "", &serde_json::json!({"n": 1}));
+    let (a, b, c, d) = (
+        envelope().unwrap(),
+        envelope().unwrap(),
+        envelope().unwrap(),
+        envelope().unwrap(),
+    );
+    let recorder = Recorder::default();
+    let start = || {
+        let mut cfg = WorkerConfig::new(keys.clone(), group, &["refunds"]);
+        cfg.block = Duration::from_millis(100);
+        cfg.batch = 64;
+        InProcessWorker::start(&redis, cfg, recorder.clone())
+    };
+
+    // a and b are processed (and recorded) first.
+    for env in [&a, &b] {
+        publisher.publish("refunds", env).await.unwrap();
+    }
+    let worker = start();
+    wait_drained(&mut conn, &stream_key, group, Duration::from_secs(20)).await;
+    worker.stop().await;
+
+    // Then, with no worker running, one read's worth of entries.
+    type Fields = Vec<(&'static str, String)>;
+    let raw = |env: &Envelope, change: &dyn Fn(&mut Fields)| {
+        let mut fields = env.to_fields();
+        change(&mut fields);
+        fields
+    };
+    let set = |name: &'static str, value: &'static str| {
+        move |fields: &mut Fields| {
+            fields.iter_mut().find(|(k, _)| *k == name).unwrap().1 = value.to_owned()
+        }
+    };
+    let poison_valid_id = envelope().unwrap();
+    let poison_bad_id = envelope().unwrap();
+    let other_group = envelope().unwrap();
+    let entries = [
+        raw(&a, &|_| {}),
+        raw(&poison_valid_id, &set("version", "99")),
+        raw(&c, &|_| {}),
+        raw(&other_group, &|f| {
+            f.push(("replay_for_group", "someone-else".to_owned()))
+        }),
+        raw(&b, &|_| {}),
+        raw(&poison_bad_id, &set("event_id", "not-a-uuid")),
+        raw(&d, &|_| {}),
+    ];
+    for fields in &entries {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        publisher.publish_raw("refunds", &fields).await.unwrap();
+    }
+    let worker = start();
+    let stats = worker.stats.clone();
+    wait_drained(&mut conn, &stream_key, group, Duration::from_secs(20)).await;
+    worker.stop().await;
+
+    let counts = recorder.counts();
+    for env in [&a, &b, &c, &d] {
+        assert_eq!(
+            counts.get(&env.event_id.to_string()),
+            Some(&1),
+            "{counts:?}"
+        );
+    }
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    assert_eq!(WorkerStats::get(&stats.duplicates), 2);
+    assert_eq!(WorkerStats::get(&stats.poison), 2);
+    assert_eq!(WorkerStats::get(&stats.skipped_other_group), 1);
+    assert_eq!(WorkerStats::get(&stats.handled), 2);
+    // Dead letters are acknowledged with their dead-letter write, the rest by the acker.
+    assert_eq!(WorkerStats::get(&stats.dead_lettered), 2);
+    assert_eq!(WorkerStats::get(&stats.acked), 5);
+    assert!(pending(&mut conn, &stream_key, group).await.is_empty());
 }
