@@ -67,13 +67,8 @@ fn process_batch<H: Handler>(
         }
         let mut check = None;
         if !lookup.is_empty() {
-            let mut asked = already_processed(&shared, &lookup).boxed();
-            // Hand the lookup to the connection, and let its task write it, before validating.
-            if let std::task::Poll::Ready(answer) = futures::poll!(&mut asked) {
-                asked = futures::future::ready(answer).boxed();
-            }
-            tokio::task::yield_now().await;
-            check = Some(asked);
+            // Written to Redis before the envelopes are validated.
+            check = Some(redis_io::send_now(already_processed(&shared, &lookup).boxed()).await);
         }
         let mut ready_slots = Vec::with_capacity(entries.len());
         for (Tracked { key, entry }, slot) in entries.into_iter().zip(slots) {
@@ -84,9 +79,7 @@ fn process_batch<H: Handler>(
                 note_trimmed(&shared, shared.stream_key(key), &[id]).await;
                 continue;
             };
-            if let Some(target) = envelope::field(&fields, REPLAY_FOR_GROUP_FIELD)
-                && target != group.as_bytes()
-            {
+            if replayed_for_another_group(&fields, &group) {
                 WorkerStats::add(&shared.stats.skipped_other_group, 1);
                 acks.push(Ack {
                     key,
@@ -316,12 +309,17 @@ async fn already_processed<H>(shared: &Shared<H>, ids: &[uuid::Uuid]) -> Option<
     None
 }
 
+/// A dead-letter replay meant for another group: acknowledged without handling.
+fn replayed_for_another_group(fields: &[(String, Vec<u8>)], group: &str) -> bool {
+    envelope::field(fields, REPLAY_FOR_GROUP_FIELD).is_some_and(|target| target != group.as_bytes())
+}
+
 /// The `event_id` the idempotency check looks up for an entry: that of an entry with a payload,
 /// not replayed for another group, whose `event_id` parses (as `Envelope::from_fields` reads it;
 /// an entry whose id does not parse is poison).
 fn lookup_id(entry: &RawEntry, group: &str) -> Option<uuid::Uuid> {
     let fields = entry.fields.as_deref()?;
-    if envelope::field(fields, REPLAY_FOR_GROUP_FIELD).is_some_and(|g| g != group.as_bytes()) {
+    if replayed_for_another_group(fields, group) {
         return None;
     }
     let id = envelope::field(fields, "event_id")?;

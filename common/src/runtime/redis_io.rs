@@ -151,6 +151,20 @@ pub fn parse_read_reply(v: Value) -> Vec<RawEntry> {
     out
 }
 
+/// Polls a request once, so that it is handed to its connection now, then yields so that the
+/// connection's task writes it before the caller goes on with other work; returns the request,
+/// to be awaited later.
+pub async fn send_now<'a, T: Send + 'a>(
+    mut request: futures::future::BoxFuture<'a, T>,
+) -> futures::future::BoxFuture<'a, T> {
+    use futures::FutureExt as _;
+    if let std::task::Poll::Ready(done) = futures::poll!(&mut request) {
+        request = futures::future::ready(done).boxed();
+    }
+    tokio::task::yield_now().await;
+    request
+}
+
 /// How many entries an `XREADGROUP` reply holds, counted without taking it apart (the reader
 /// decides from it whether to send the next read before it parses this one).
 pub fn read_reply_len(v: &Value) -> usize {

@@ -484,12 +484,8 @@ async fn read_loop<H: Handler>(
                             shared.permits.clone().try_acquire_many_owned(spare as u32)
                     {
                         let mut next = send_read(shared, conn, &keys, next);
-                        // Hand the command to the connection now, and let its task write it
-                        // before this one takes the batch apart.
-                        if let std::task::Poll::Ready(done) = futures::poll!(&mut next.reply) {
-                            next.reply = futures::future::ready(done).boxed();
-                        }
-                        tokio::task::yield_now().await;
+                        // Written to Redis before this batch is taken apart.
+                        next.reply = redis_io::send_now(next.reply).await;
                         WorkerStats::add(&shared.stats.reads_ahead, 1);
                         in_flight = Some(next);
                     }
