@@ -1,5 +1,6 @@
 //! Creating accounts: registration (always role `user`) and the first admin (`create-admin` or
-//! `MESH_ADMIN_EMAIL`/`MESH_ADMIN_PASSWORD` at start-up). `user-registered` goes through the
+//! `MESH_ADMIN_EMAIL`/`MESH_ADMIN_PASSWORD` at start-up), which never promotes an account it did
+//! not create unless told to. `user-registered` goes through the
 //! outbox in the same transaction as the new row.
 
 use anyhow::Context as _;
@@ -81,29 +82,73 @@ pub async fn create(
     Ok(account)
 }
 
-/// Makes `email` an admin: promotes the account if it exists (its password unchanged), creates
-/// it with `password` otherwise. Returns the account and whether it was created.
+/// What the admin bootstrap may do with an account that already holds the admin's e-mail.
+///
+/// Registration is open, so anyone can take an e-mail before the operator bootstraps it: an
+/// account the bootstrap did not create is promoted only when the operator says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingAccount {
+    /// Fail with an error that says what to do (the default).
+    Refuse,
+    /// Promote it, keeping its own password (`--promote-existing`).
+    Promote,
+}
+
+/// How [`ensure_admin`] made sure the admin exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminBootstrap {
+    /// A new admin account with the given password.
+    Created,
+    /// The account was already an admin; nothing changed.
+    AlreadyAdmin,
+    /// An existing account was promoted (only with [`ExistingAccount::Promote`]).
+    Promoted,
+}
+
+/// Makes `email` an admin: creates the account with `password` when there is none; an account
+/// that is already an admin is left as it is; any other account is promoted only with
+/// [`ExistingAccount::Promote`], else this fails without changing anything.
 pub async fn ensure_admin(
     db: &DatabaseConnection,
     email: &str,
     password: &str,
-) -> anyhow::Result<(user::Model, bool)> {
+    existing: ExistingAccount,
+) -> anyhow::Result<(user::Model, AdminBootstrap)> {
     let normalized = normalize_email(email).map_err(|e| anyhow::anyhow!("admin e-mail: {e}"))?;
-    if let Some(existing) = find_by_email(db, &normalized)
+    if let Some(account) = find_by_email(db, &normalized)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
     {
-        if existing.role == Role::Admin.as_str() {
-            return Ok((existing, false));
-        }
-        let mut active = existing.into_active_model();
-        active.role = Set(Role::Admin.as_str().to_owned());
-        active.updated_at = Set(Utc::now());
-        let updated = active.update(db).await.context("promote admin")?;
-        return Ok((updated, false));
+        return promote(db, account, existing).await;
     }
+    // A registration racing this one wins on the unique index: `create` fails with 409 and
+    // nothing is promoted.
     let created = create(db, &normalized, password, Role::Admin, "create-admin")
         .await
-        .map_err(|e| anyhow::anyhow!("create admin: {e}"))?;
-    Ok((created, true))
+        .map_err(|e| anyhow::anyhow!("create admin {normalized}: {e}"))?;
+    Ok((created, AdminBootstrap::Created))
+}
+
+async fn promote(
+    db: &DatabaseConnection,
+    account: user::Model,
+    existing: ExistingAccount,
+) -> anyhow::Result<(user::Model, AdminBootstrap)> {
+    if account.role == Role::Admin.as_str() {
+        return Ok((account, AdminBootstrap::AlreadyAdmin));
+    }
+    if existing == ExistingAccount::Refuse {
+        anyhow::bail!(
+            "an account with the e-mail {} exists and is not an admin; the admin bootstrap did \
+             not create it (anyone can register), so it is not promoted. If the account is \
+             yours, run again with --promote-existing (MESH_ADMIN_PROMOTE_EXISTING=true; it keeps \
+             its own password); otherwise choose another admin e-mail",
+            account.email
+        );
+    }
+    let mut active = account.into_active_model();
+    active.role = Set(Role::Admin.as_str().to_owned());
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(db).await.context("promote admin")?;
+    Ok((updated, AdminBootstrap::Promoted))
 }

@@ -7,13 +7,19 @@ use clap::Args;
 /// Flags and environment of the user service.
 #[derive(Debug, Clone, Args)]
 pub struct UserArgs {
-    /// E-mail of an admin account to create (or promote) at start-up.
+    /// E-mail of an admin account to create at start-up, before the API opens. An existing
+    /// account that is not an admin stops the start-up, unless `--admin-promote-existing`.
     #[arg(long, env = "MESH_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
 
     /// Password of that admin account when it is created.
     #[arg(long, env = "MESH_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+
+    /// Promote an existing account with the admin e-mail (keeping its own password) instead of
+    /// refusing to start: only for an account you know is yours, since registration is open.
+    #[arg(long, env = "MESH_ADMIN_PROMOTE_EXISTING", default_value_t = false, action = clap::ArgAction::Set)]
+    pub admin_promote_existing: bool,
 
     /// SMTP server for password reset mails, e.g. `smtp://mailpit:1025` (no TLS). Unset: mails
     /// are written as files to `<MESH_DATA_DIR>/maildrop/`.
@@ -69,6 +75,7 @@ impl Default for UserArgs {
         Self {
             admin_email: None,
             admin_password: None,
+            admin_promote_existing: false,
             smtp_url: None,
             mail_from: "Mesh <no-reply@mesh.localhost>".into(),
             password_reset_url: "http://localhost:8001/auth/password-reset/confirm".into(),
@@ -83,6 +90,15 @@ impl Default for UserArgs {
 }
 
 impl UserArgs {
+    /// What the start-up admin bootstrap may do with an existing account.
+    pub fn existing_admin_account(&self) -> crate::accounts::ExistingAccount {
+        if self.admin_promote_existing {
+            crate::accounts::ExistingAccount::Promote
+        } else {
+            crate::accounts::ExistingAccount::Refuse
+        }
+    }
+
     pub fn password_reset_ttl(&self) -> Duration {
         Duration::from_secs(self.password_reset_ttl_secs)
     }

@@ -62,8 +62,10 @@ pub async fn run_with(
             .admin_password
             .as_deref()
             .context("MESH_ADMIN_EMAIL is set but MESH_ADMIN_PASSWORD is not")?;
-        let (admin, created) = accounts::ensure_admin(&service.db, email, password).await?;
-        tracing::info!(user.id = %admin.id, created, "admin account ready");
+        let (admin, how) =
+            accounts::ensure_admin(&service.db, email, password, user.existing_admin_account())
+                .await?;
+        tracing::info!(user.id = %admin.id, bootstrap = ?how, "admin account ready");
         service.relay.notifier().notify();
     }
     let state = app_state(&service, &user)?;
@@ -117,12 +119,19 @@ pub fn app_state(service: &Service, user: &UserArgs) -> anyhow::Result<http::App
     })
 }
 
-/// `user create-admin`: migrates, then creates (or promotes) the admin account. Its
-/// `user-registered` event waits in the outbox until the service runs.
-pub async fn create_admin(args: MeshArgs, email: &str, password: &str) -> anyhow::Result<()> {
+/// `user create-admin`: migrates, then creates the admin account (promoting an existing one
+/// only with [`accounts::ExistingAccount::Promote`]). Its `user-registered` event waits in the
+/// outbox until the service runs.
+pub async fn create_admin(
+    args: MeshArgs,
+    email: &str,
+    password: &str,
+    existing: accounts::ExistingAccount,
+) -> anyhow::Result<()> {
     let db = common::service::connect_and_migrate::<Migrator>(SERVICE, &args).await?;
-    let (admin, created) = accounts::ensure_admin(&db, email, password).await?;
-    tracing::info!(user.id = %admin.id, email = %admin.email, created, "admin account ready");
+    let outcome = accounts::ensure_admin(&db, email, password, existing).await;
     let _ = db.close().await;
+    let (admin, how) = outcome?;
+    tracing::info!(user.id = %admin.id, email = %admin.email, bootstrap = ?how, "admin account ready");
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use common::{config::MeshArgs, service::Command};
-use user::UserArgs;
+use user::{UserArgs, accounts::ExistingAccount};
 
 /// Accounts, log-in and JWT issuing of the mesh.
 #[derive(Debug, Parser)]
@@ -24,7 +24,8 @@ enum UserCommand {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
-    /// Create an admin account (or promote an existing one) and exit.
+    /// Create an admin account and exit. An existing account with that e-mail is promoted only
+    /// with `--promote-existing`.
     CreateAdmin {
         /// E-mail of the admin.
         #[arg(long, env = "MESH_ADMIN_EMAIL")]
@@ -32,6 +33,10 @@ enum UserCommand {
         /// Password, used when the account is created.
         #[arg(long, env = "MESH_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
+        /// Promote an existing account with this e-mail (it keeps its own password) instead of
+        /// refusing: only for an account you know is yours, since registration is open.
+        #[arg(long)]
+        promote_existing: bool,
     },
 }
 
@@ -45,9 +50,18 @@ async fn main() -> anyhow::Result<()> {
     let command = match command {
         None | Some(UserCommand::Serve) => Command::Serve,
         Some(UserCommand::Migrate) => Command::Migrate,
-        Some(UserCommand::CreateAdmin { email, password }) => {
+        Some(UserCommand::CreateAdmin {
+            email,
+            password,
+            promote_existing,
+        }) => {
             common::telemetry::init(args.log_format);
-            return user::create_admin(args, &email, &password).await;
+            let existing = if promote_existing {
+                ExistingAccount::Promote
+            } else {
+                ExistingAccount::Refuse
+            };
+            return user::create_admin(args, &email, &password, existing).await;
         }
     };
     common::service::main::<user::Migrator, _, _>(

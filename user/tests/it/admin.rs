@@ -277,10 +277,17 @@ async fn role_in_db(app: &TestApp, id: &str) -> String {
         .role
 }
 
-/// Runs `user create-admin --email … --password …`, the real binary, against the app's database.
-async fn create_admin(app: &TestApp, email: &str, password: &str) -> std::process::Output {
+/// Runs `user create-admin --email … --password … [extra]`, the real binary, against the app's
+/// database.
+async fn create_admin(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    extra: &[&str],
+) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_user"))
         .args(["create-admin", "--email", email, "--password", password])
+        .args(extra)
         .env("DATABASE_URL", &app.db.url)
         .env("MESH_DATA_DIR", app.data.path())
         .env("REDIS_URL", app.redis.url())
@@ -288,6 +295,7 @@ async fn create_admin(app: &TestApp, email: &str, password: &str) -> std::proces
         .env("RUST_LOG", "warn")
         .env_remove("MESH_ADMIN_EMAIL")
         .env_remove("MESH_ADMIN_PASSWORD")
+        .env_remove("MESH_ADMIN_PROMOTE_EXISTING")
         .output()
         .await
         .expect("run the user binary")
@@ -297,7 +305,7 @@ async fn create_admin(app: &TestApp, email: &str, password: &str) -> std::proces
 async fn create_admin_creates_a_new_admin_account() {
     let app = spawn_app().await;
     let before = app.user_count().await;
-    let output = create_admin(&app, "Night.Shift@Example.com", "night-shift-password").await;
+    let output = create_admin(&app, "Night.Shift@Example.com", "night-shift-password", &[]).await;
     assert!(
         output.status.success(),
         "create-admin failed: {}",
@@ -339,12 +347,43 @@ async fn create_admin_creates_a_new_admin_account() {
     .await;
 }
 
+/// Anyone can register the admin's e-mail before the operator bootstraps it: `create-admin` must
+/// not hand that account the admin role (nor set the password the squatter does not know).
 #[tokio::test]
-async fn create_admin_promotes_an_existing_account_and_keeps_its_password() {
+async fn create_admin_refuses_an_account_it_did_not_create() {
+    let app = spawn_app().await;
+    app.register("pat@example.com", PASSWORD).await;
+    let pat_id = user_id(
+        &app,
+        &app.session_with("pat@example.com", PASSWORD).await.access,
+    )
+    .await;
+    let before = app.user_count().await;
+
+    let output = create_admin(&app, "pat@example.com", "operator-password", &[]).await;
+    assert!(!output.status.success(), "create-admin promoted a squatter");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--promote-existing") && !stderr.contains("operator-password"),
+        "the error says what to do and leaks no password: {stderr}"
+    );
+    assert_eq!(app.user_count().await, before);
+    assert_eq!(role_in_db(&app, &pat_id).await, "user");
+    problem(app.login("pat@example.com", "operator-password").await, 401).await;
+}
+
+#[tokio::test]
+async fn create_admin_promotes_an_existing_account_only_with_promote_existing() {
     let app = spawn_app().await;
     app.register("pat@example.com", PASSWORD).await;
     let before = app.user_count().await;
-    let output = create_admin(&app, "pat@example.com", "ignored-password").await;
+    let output = create_admin(
+        &app,
+        "pat@example.com",
+        "ignored-password",
+        &["--promote-existing"],
+    )
+    .await;
     assert!(
         output.status.success(),
         "create-admin failed: {}",
@@ -362,6 +401,80 @@ async fn create_admin_promotes_an_existing_account_and_keeps_its_password() {
     problem(app.login("pat@example.com", "ignored-password").await, 401).await;
 }
 
+/// Running the bootstrap again for an admin it made (every start of `scripts/up.sh` does) is a
+/// no-op that succeeds.
+#[tokio::test]
+async fn create_admin_for_an_existing_admin_succeeds_and_changes_nothing() {
+    let app = spawn_app().await;
+    let before = app.user_count().await;
+    let output = create_admin(&app, ADMIN_EMAIL, "another-password-1", &[]).await;
+    assert!(
+        output.status.success(),
+        "create-admin failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(app.user_count().await, before);
+    app.admin().await;
+    problem(app.login(ADMIN_EMAIL, "another-password-1").await, 401).await;
+}
+
+/// The start-up bootstrap (`MESH_ADMIN_EMAIL`) follows the same rule: the service refuses to
+/// start rather than promote an account registered by someone else, and promotes it only with
+/// `MESH_ADMIN_PROMOTE_EXISTING`.
+#[tokio::test]
+async fn startup_bootstrap_refuses_an_existing_account_unless_told_to_promote() {
+    let app = spawn_app().await;
+    app.register("pat@example.com", PASSWORD).await;
+    let pat_id = user_id(
+        &app,
+        &app.session_with("pat@example.com", PASSWORD).await.access,
+    )
+    .await;
+    let args = common::config::MeshArgs {
+        redis_url: app.redis.url(),
+        database_url: Some(app.db.url.clone()),
+        data_dir: app.data.path().to_path_buf(),
+        stream_prefix: app.prefix.clone(),
+        ..common::config::MeshArgs::default()
+    };
+    let bootstrap = |promote: bool| user::UserArgs {
+        admin_email: Some("pat@example.com".into()),
+        admin_password: Some("operator-password".into()),
+        admin_promote_existing: promote,
+        ..user::UserArgs::default()
+    };
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(20),
+        user::run_with(args.clone(), bootstrap(false), listener, shutdown.clone()),
+    )
+    .await
+    .expect("the refusal is immediate");
+    let error = format!(
+        "{:#}",
+        refused.expect_err("started with a squatted admin e-mail")
+    );
+    assert!(error.contains("--promote-existing"), "{error}");
+    assert_eq!(role_in_db(&app, &pat_id).await, "user");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let second = tokio::spawn(user::run_with(
+        args,
+        bootstrap(true),
+        listener,
+        shutdown.clone(),
+    ));
+    wait_until(Duration::from_secs(20), "pat promoted", || async {
+        role_in_db(&app, &pat_id).await == "admin"
+    })
+    .await;
+    shutdown.cancel();
+    second.await.unwrap().unwrap();
+    problem(app.login("pat@example.com", "operator-password").await, 401).await;
+}
+
 #[tokio::test]
 async fn create_admin_refuses_bad_input_and_creates_nothing() {
     let app = spawn_app().await;
@@ -370,7 +483,7 @@ async fn create_admin_refuses_bad_input_and_creates_nothing() {
         ("not-an-email", "long-enough-password"),
         ("ok@example.com", "short"),
     ] {
-        let output = create_admin(&app, email, password).await;
+        let output = create_admin(&app, email, password, &[]).await;
         assert!(!output.status.success(), "{email} / {password}");
     }
     assert_eq!(app.user_count().await, before);
