@@ -44,10 +44,56 @@ pub struct MeshArgs {
     pub log_format: LogFormat,
 
     #[command(flatten)]
+    pub http: HttpArgs,
+
+    #[command(flatten)]
     pub worker: WorkerArgs,
 
     #[command(flatten)]
     pub auth: AuthArgs,
+}
+
+/// Limits of the HTTP server against clients that hold connections open (slowloris, idle
+/// keep-alives, bodies sent a byte at a time).
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Seconds a client has to send a request's line and headers, counted from when the
+    /// connection opens or its previous response was sent (so also the keep-alive idle limit);
+    /// then the connection is closed.
+    #[arg(long, env = "MESH_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_header_timeout_secs: u64,
+
+    /// Seconds from a request's headers to its response (reading the body and handling it);
+    /// past it the answer is 408 and the connection is closed.
+    #[arg(long, env = "MESH_HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_request_timeout_secs: u64,
+
+    /// Most client connections open at once; further clients wait in the listen backlog.
+    #[arg(long, env = "MESH_HTTP_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub http_max_connections: u32,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        Self {
+            http_header_timeout_secs: 10,
+            http_request_timeout_secs: 30,
+            http_max_connections: 1024,
+        }
+    }
+}
+
+impl HttpArgs {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_header_timeout_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_request_timeout_secs)
+    }
 }
 
 /// Where the JWT keys come from (DESIGN "Auth"). Nothing set: a dev key pair is generated into
@@ -167,6 +213,7 @@ impl Default for MeshArgs {
             listen: None,
             stream_prefix: String::new(),
             log_format: LogFormat::Pretty,
+            http: HttpArgs::default(),
             worker: WorkerArgs::default(),
             auth: AuthArgs::default(),
         }

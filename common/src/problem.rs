@@ -33,6 +33,9 @@ pub enum ApiError {
     /// 409: conflicts with the current state (duplicate, wrong status).
     #[error("{0}")]
     Conflict(String),
+    /// 408: the request did not arrive and complete within the server's time limit.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 429: slow down; `retry_after` in seconds.
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after: u64 },
@@ -70,6 +73,11 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            ),
             Self::TooManyRequests { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",

@@ -86,7 +86,12 @@ impl Service {
         let mut parts: Vec<Part> = vec![
             (
                 "http",
-                Box::pin(named(http::serve(listener, router, shutdown.clone()))),
+                Box::pin(named(http::serve(
+                    listener,
+                    router,
+                    self.args.http.clone(),
+                    shutdown.clone(),
+                ))),
             ),
             (
                 "outbox relay",

@@ -9,6 +9,7 @@ mod claims;
 mod concurrency;
 mod crash;
 mod housekeeping;
+mod http_limits;
 mod idempotency;
 mod meshctl;
 mod outbox;

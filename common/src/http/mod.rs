@@ -1,5 +1,9 @@
 //! HTTP plumbing every service shares: `/healthz`, `/readyz`, `/metrics`, request ids, tracing,
-//! and serving with graceful drain on shutdown.
+//! and (in [`server`]) serving with time limits and graceful drain on shutdown.
+
+mod server;
+
+pub use server::serve;
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -14,8 +18,6 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -115,20 +117,4 @@ pub fn with_common_layers(router: Router) -> Router {
             tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request.id = %request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-}
-
-/// Serves until `shutdown`, then stops accepting and drains in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    // Connect info gives handlers the client address (the user service rate-limits failed
-    // log-ins per client).
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
 }
