@@ -39,8 +39,7 @@ impl Mailer {
             }),
             None => {
                 let dir = data_dir.join("maildrop");
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("create {}", dir.display()))?;
+                create_private_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
                 Ok(Self::Maildrop {
                     dir,
                     from: from.to_owned(),
@@ -78,7 +77,7 @@ impl Mailer {
                 // Write then rename, so a reader never sees half a mail.
                 let tmp = dir.join(format!(".{name}.tmp"));
                 let path = dir.join(format!("{name}.{MAILDROP_EXTENSION}"));
-                tokio::fs::write(&tmp, text)
+                write_private(&tmp, text.as_bytes())
                     .await
                     .context("write mail drop")?;
                 tokio::fs::rename(&tmp, &path)
@@ -89,6 +88,34 @@ impl Mailer {
             }
         }
     }
+}
+
+/// The mail drop holds live reset links: readable by the service's own user only (0700), also
+/// when the folder already existed with wider permissions.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Writes a new file readable by the service's own user only (0600).
+async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await?;
+    file.write_all(bytes).await?;
+    file.sync_all().await
 }
 
 /// An SMTP transport for `smtp://[user:password@]host[:port]` (default port 25). Plain SMTP only:

@@ -3,6 +3,10 @@
 //!
 //! A redelivery (mail sent, ack lost) makes a new secret and sends a new mail; the earlier link
 //! stops working. That is the at-least-once trade: the newest mail always works.
+//!
+//! Anyone with access to Redis can publish an entry, so the event is only a pointer: the link
+//! goes to the address stored for the reset's own account, never to the event's `email`, and an
+//! event whose `user_id` or `email` disagree with the stored ones is dead-lettered as forged.
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -13,7 +17,10 @@ use common::{
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr};
 
 use super::mailer::Mailer;
-use crate::{entity::password_reset, session};
+use crate::{
+    entity::{password_reset, user},
+    session,
+};
 
 /// Delivers password reset links.
 #[derive(Clone)]
@@ -35,6 +42,19 @@ impl Handler for PasswordResetHandler {
             // The account (and its resets) is gone: nothing to send.
             return Ok(());
         };
+        let Some(account) = user::Entity::find_by_id(reset.user_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        if reset.user_id != event.user_id || account.email != event.email {
+            return Err(HandleError::dead_letter(anyhow::anyhow!(
+                "password-reset-requested for reset {} names another account or address than \
+                 the reset's own: not mailed",
+                reset.id
+            )));
+        }
         let now = Utc::now();
         if reset.used_at.is_some() || reset.invalidated_at.is_some() || reset.expires_at <= now {
             tracing::debug!(reset.id = %reset.id, "reset no longer valid; not mailed");
@@ -63,7 +83,7 @@ impl Handler for PasswordResetHandler {
             self.reset_url
         );
         self.mailer
-            .send(&event.email, "Reset your password", &body)
+            .send(&account.email, "Reset your password", &body)
             .await
             .context("deliver reset mail")
             .map_err(HandleError::retry)?;

@@ -210,3 +210,66 @@ async fn reset_mails_are_throttled_per_account() {
         .count();
     assert_eq!(to_uri, 3);
 }
+
+/// Anyone with Redis access can publish: a copy of a real `password-reset-requested` with the
+/// attacker's address must not get the victim's reset link mailed to the attacker. The forged
+/// entry is dead-lettered; the victim's own mail still goes out.
+#[tokio::test]
+async fn a_forged_reset_event_never_mails_the_link_to_another_address() {
+    use redis::AsyncCommands as _;
+    let app = spawn_app().await;
+    app.register("victim@example.com", PASSWORD).await;
+    request_and_read(&app, "victim@example.com", 1).await;
+
+    let mut redis = app.redis.connection();
+    let stream = format!("{}password-reset-requested", app.prefix);
+    let entries: redis::streams::StreamRangeReply = redis.xrange_all(&stream).await.unwrap();
+    let real = entries.ids.last().expect("the real request's event");
+    let data: Value =
+        serde_json::from_str(&real.get::<String>("data").expect("data field")).unwrap();
+    let mut forged = data.clone();
+    forged["email"] = json!("attacker@example.com");
+    let envelope =
+        common::Envelope::new("password-reset-requested", "user", "forger", "", &forged).unwrap();
+    let _: String = redis
+        .xadd(&stream, "*", &envelope.to_fields())
+        .await
+        .unwrap();
+
+    let dead_letter = format!("{}dead-letter", app.prefix);
+    wait_until(
+        Duration::from_secs(15),
+        "forged event dead-lettered",
+        || {
+            let (mut redis, dead_letter) = (redis.clone(), dead_letter.clone());
+            async move {
+                let n: u64 = redis.xlen(&dead_letter).await.unwrap();
+                n == 1
+            }
+        },
+    )
+    .await;
+    let dropped = mails(app.data.path());
+    assert_eq!(dropped.len(), 1, "only the victim's own mail");
+    assert!(
+        dropped.iter().all(|m| !m.contains("attacker@example.com")),
+        "a reset link went to the forger's address"
+    );
+}
+
+/// Mailed reset links are secrets: the mail drop and its files are the service user's alone.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_mail_drop_is_readable_by_the_service_user_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let app = spawn_app().await;
+    app.register("pat@example.com", PASSWORD).await;
+    request_and_read(&app, "pat@example.com", 1).await;
+    let dir = app.data.path().join("maildrop");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "maildrop folder");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+}
