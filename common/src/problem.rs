@@ -39,7 +39,8 @@ pub enum ApiError {
     /// 429: slow down; `retry_after` in seconds.
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after: u64 },
-    /// 503: a dependency (Redis, database) is unavailable.
+    /// 503: a dependency (Redis, database) is unavailable. The text is the cause, logged and
+    /// never shown: the client gets a fixed detail.
     #[error("{0}")]
     Unavailable(String),
     /// 500: a bug or an unexpected failure; the detail is logged, never shown.
@@ -115,9 +116,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 "the server could not complete the request".to_owned()
             }
-            Self::Unavailable(detail) => {
-                tracing::warn!(detail, "dependency unavailable");
-                detail.clone()
+            // The cause (a Redis or database error text: addresses, key names) is for the log.
+            Self::Unavailable(cause) => {
+                tracing::warn!(cause, "dependency unavailable");
+                "a service this one depends on is unavailable; try again shortly".to_owned()
             }
             other => other.to_string(),
         };
@@ -168,5 +170,30 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             kind: "bad-request",
             detail: rejection.body_text(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Redis error's text (addresses, key names) is logged, never sent to the client.
+    #[tokio::test]
+    async fn an_unavailable_dependency_hides_its_error_text() {
+        let cause = redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connect to 10.1.2.3:6379 refused",
+        ));
+        let response = ApiError::from(cause).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            !detail.contains("10.1.2.3") && !detail.contains("redis"),
+            "{detail}"
+        );
     }
 }

@@ -9,8 +9,9 @@ use std::{sync::OnceLock, time::Duration};
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{Request, State},
     http::{HeaderName, StatusCode, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -104,7 +105,36 @@ async fn readyz(State(r): State<Readiness>) -> Response {
     }
 }
 
-/// Adds request ids (accepted or generated, echoed back) and a request span.
+/// Longest client-sent request id kept; it becomes the `correlation_id` of every event the
+/// request causes, so it is bounded like any other input.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether a client's `x-request-id` is kept: 1 to [`MAX_REQUEST_ID_LEN`] characters of
+/// `A-Z a-z 0-9 - _ . :` (UUIDs, ULIDs, trace ids). Anything else is replaced by a new id.
+pub fn is_acceptable_request_id(value: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&value.len())
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Drops a client's request id that [`is_acceptable_request_id`] refuses, so the next layer
+/// generates one.
+async fn drop_unacceptable_request_id(mut request: Request, next: Next) -> Response {
+    if request
+        .headers()
+        .get_all(&REQUEST_ID)
+        .iter()
+        .enumerate()
+        .any(|(i, v)| i > 0 || !is_acceptable_request_id(v.as_bytes()))
+    {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(request).await
+}
+
+/// Adds request ids (accepted when [`is_acceptable_request_id`], else generated; echoed back)
+/// and a request span.
 pub fn with_common_layers(router: Router) -> Router {
     router
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -117,4 +147,5 @@ pub fn with_common_layers(router: Router) -> Router {
             tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request.id = %request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unacceptable_request_id))
 }

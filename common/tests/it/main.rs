@@ -9,7 +9,7 @@ mod claims;
 mod concurrency;
 mod crash;
 mod housekeeping;
-mod http_limits;
+mod http_server;
 mod idempotency;
 mod meshctl;
 mod outbox;

@@ -1,6 +1,7 @@
-//! The HTTP server's limits (`common::http::serve`) over real TCP: a client that trickles its
-//! request head, one that idles on a keep-alive connection, and one that trickles its body are cut
-//! off, others are answered meanwhile, and the connection cap holds further clients back.
+//! The HTTP server (`common::http::serve`, `with_common_layers`) over real TCP: a client that
+//! trickles its request head, one that idles on a keep-alive connection, and one that trickles
+//! its body are cut off, others are answered meanwhile, the connection cap holds further clients
+//! back, and client request ids are kept only when short and plain.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -178,4 +179,57 @@ async fn clients_beyond_the_connection_cap_wait_until_a_connection_closes() {
         .expect("GET /");
     assert_eq!(status, 200);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn client_request_ids_are_kept_only_when_short_and_plain() {
+    let router = common::http::with_common_layers(Router::new().route(
+        "/",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            headers
+                .get("x-request-id")
+                .map(|v| v.to_str().unwrap_or("?").to_owned())
+                .unwrap_or_default()
+        }),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve(
+        listener,
+        router,
+        HttpArgs::default(),
+        shutdown.clone(),
+    ));
+    let client = reqwest::Client::new();
+    let seen = |id: &'static str| {
+        let (client, url) = (client.clone(), format!("http://{addr}/"));
+        async move {
+            let response = client
+                .get(url)
+                .header("x-request-id", id)
+                .send()
+                .await
+                .unwrap();
+            let echoed = response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let handled = response.text().await.unwrap();
+            assert_eq!(echoed, handled, "the handler sees the id that is echoed");
+            handled
+        }
+    };
+    assert_eq!(seen("order-42_retry.3:a").await, "order-42_retry.3:a");
+    let long: &'static str = Box::leak("a".repeat(129).into_boxed_str());
+    for bad in [long, "has space", "semi;colon", "<script>", "ünïcode"] {
+        let replaced = seen(bad).await;
+        assert_ne!(replaced, bad);
+        assert!(
+            uuid::Uuid::parse_str(&replaced).is_ok(),
+            "{bad:?} became {replaced:?}"
+        );
+    }
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
 }
