@@ -57,10 +57,16 @@ impl Keys {
         format!("{}auth:denylist:{jti}", self.prefix)
     }
 
-    /// Counter of failed log-ins for one `scope` (`account`, `ip`) and subject; expires with its
-    /// window.
+    /// Counter of failed log-ins for one `scope` (`pair` of account and address, `account`,
+    /// `ip`) and subject; expires with its window.
     pub fn login_failures(&self, scope: &str, subject: &str) -> String {
         format!("{}auth:login-failures:{scope}:{subject}", self.prefix)
+    }
+
+    /// Counter of one rate-limited action (`scope`: `register`, `password-reset`) of one client
+    /// address; expires with its window.
+    pub fn rate_limit(&self, scope: &str, address: &str) -> String {
+        format!("{}auth:rate:{scope}:{address}", self.prefix)
     }
 
     /// Counter of password reset requests for one account; expires with its window.

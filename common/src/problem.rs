@@ -39,6 +39,9 @@ pub enum ApiError {
     /// 429: slow down; `retry_after` in seconds.
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after: u64 },
+    /// 503 with `Retry-After` (seconds): this service is at a capacity limit right now.
+    #[error("{detail}")]
+    Overloaded { detail: String, retry_after: u64 },
     /// 503: a dependency (Redis, database) is unavailable. The text is the cause, logged and
     /// never shown: the client gets a fixed detail.
     #[error("{0}")]
@@ -83,6 +86,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
                 "Too many requests",
+            ),
+            Self::Overloaded { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service overloaded",
             ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -134,7 +142,8 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Self::TooManyRequests { retry_after, .. } = self
+        if let Self::TooManyRequests { retry_after, .. } | Self::Overloaded { retry_after, .. } =
+            self
             && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::{
     SERVICE,
     entity::user,
-    password::{hash_password, normalize_email, validate_password},
+    password::{Hashing, normalize_email, validate_password},
 };
 
 /// Finds an account by its normalised e-mail.
@@ -39,6 +39,7 @@ pub async fn find_by_email(
 /// the outbox relay after this returns. A taken e-mail is 409.
 pub async fn create(
     db: &DatabaseConnection,
+    hashing: &Hashing,
     email: &str,
     password: &str,
     role: Role,
@@ -51,7 +52,7 @@ pub async fn create(
             "an account with this e-mail exists".into(),
         ));
     }
-    let password_hash = hash_password(password.to_owned()).await?;
+    let password_hash = hashing.hash(password.to_owned()).await?;
     let now = Utc::now();
     let account = user::Model {
         id: Uuid::now_v7(),
@@ -110,6 +111,7 @@ pub enum AdminBootstrap {
 /// [`ExistingAccount::Promote`], else this fails without changing anything.
 pub async fn ensure_admin(
     db: &DatabaseConnection,
+    hashing: &Hashing,
     email: &str,
     password: &str,
     existing: ExistingAccount,
@@ -123,9 +125,16 @@ pub async fn ensure_admin(
     }
     // A registration racing this one wins on the unique index: `create` fails with 409 and
     // nothing is promoted.
-    let created = create(db, &normalized, password, Role::Admin, "create-admin")
-        .await
-        .map_err(|e| anyhow::anyhow!("create admin {normalized}: {e}"))?;
+    let created = create(
+        db,
+        hashing,
+        &normalized,
+        password,
+        Role::Admin,
+        "create-admin",
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("create admin {normalized}: {e}"))?;
     Ok((created, AdminBootstrap::Created))
 }
 

@@ -62,9 +62,14 @@ pub async fn run_with(
             .admin_password
             .as_deref()
             .context("MESH_ADMIN_EMAIL is set but MESH_ADMIN_PASSWORD is not")?;
-        let (admin, how) =
-            accounts::ensure_admin(&service.db, email, password, user.existing_admin_account())
-                .await?;
+        let (admin, how) = accounts::ensure_admin(
+            &service.db,
+            &user.hashing(),
+            email,
+            password,
+            user.existing_admin_account(),
+        )
+        .await?;
         tracing::info!(user.id = %admin.id, bootstrap = ?how, "admin account ready");
         service.relay.notifier().notify();
     }
@@ -103,13 +108,12 @@ pub fn app_state(service: &Service, user: &UserArgs) -> anyhow::Result<http::App
         signer,
         verifier,
         outbox: service.relay.notifier(),
-        limiter: rate_limit::LoginLimiter::new(
+        limiter: rate_limit::Limiter::new(
             service.redis.clone(),
             service.keys.clone(),
-            user.login_max_failures,
-            user.login_max_failures_per_ip,
-            user.login_window_secs,
+            user.limits(),
         ),
+        hashing: user.hashing(),
         settings: Arc::new(http::Settings {
             refresh_ttl: auth.refresh_token_ttl(),
             password_reset_ttl: user.password_reset_ttl(),
@@ -129,7 +133,8 @@ pub async fn create_admin(
     existing: accounts::ExistingAccount,
 ) -> anyhow::Result<()> {
     let db = common::service::connect_and_migrate::<Migrator>(SERVICE, &args).await?;
-    let outcome = accounts::ensure_admin(&db, email, password, existing).await;
+    let hashing = password::Hashing::new(0, std::time::Duration::from_secs(60));
+    let outcome = accounts::ensure_admin(&db, &hashing, email, password, existing).await;
     let _ = db.close().await;
     let (admin, how) = outcome?;
     tracing::info!(user.id = %admin.id, email = %admin.email, bootstrap = ?how, "admin account ready");

@@ -1,11 +1,17 @@
 //! Credentials: e-mail and password validation, and argon2id hashing off the async runtime
-//! (a hash takes tens of milliseconds of CPU; on a runtime thread it would stall other requests).
+//! (a hash takes tens of milliseconds of CPU; on a runtime thread it would stall other requests)
+//! through [`Hashing`], which bounds how many run at once: each one holds ~19 MiB and a core, so
+//! a flood of registrations or log-ins must queue briefly and then be turned away, not spawn
+//! hundreds of blocking threads.
+
+use std::{sync::Arc, time::Duration};
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _, password_hash::SaltString,
 };
 use common::problem::ApiError;
 use rand::RngCore as _;
+use tokio::sync::Semaphore;
 
 /// Shortest accepted password, in characters.
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -44,34 +50,82 @@ pub fn validate_password(password: &str) -> Result<(), ApiError> {
     }
 }
 
-/// argon2id PHC string of `password`, computed on the blocking pool.
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = new_salt()?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("hash password: {e}"))
-    })
-    .await?
+/// The argon2id work of one process: at most `concurrency` hashes at once; a request that cannot
+/// start one within `wait` gets 503 with `Retry-After`. Cheap to clone.
+#[derive(Clone)]
+pub struct Hashing {
+    permits: Arc<Semaphore>,
+    wait: Duration,
 }
 
-/// Whether `password` matches the PHC string `hash`, computed on the blocking pool. Without a
-/// hash (unknown account) a dummy hash is checked anyway, so the answer takes as long either way
-/// and does not reveal which e-mails have accounts.
-pub async fn verify_password(password: String, hash: Option<String>) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        let (hash, known) = match hash {
-            Some(hash) => (hash, true),
-            None => (dummy_hash().to_owned(), false),
+impl Hashing {
+    /// `concurrency` 0 means one per core.
+    pub fn new(concurrency: usize, wait: Duration) -> Self {
+        let concurrency = match concurrency {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
         };
-        let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok(ok && known)
-    })
-    .await?
+        Self {
+            permits: Arc::new(Semaphore::new(concurrency)),
+            wait,
+        }
+    }
+
+    /// argon2id PHC string of `password`.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.run(move || {
+            let salt = new_salt()?;
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow::anyhow!("hash password: {e}"))
+        })
+        .await
+    }
+
+    /// Whether `password` matches the PHC string `hash`. Without a hash (unknown account) a
+    /// dummy hash is checked anyway, so the answer takes as long either way and does not reveal
+    /// which e-mails have accounts.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
+        self.run(move || {
+            let (hash, known) = match hash {
+                Some(hash) => (hash, true),
+                None => (dummy_hash().to_owned(), false),
+            };
+            let parsed =
+                PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            let ok = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            Ok(ok && known)
+        })
+        .await
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free (waiting at most `wait`).
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                metrics::counter!("user_password_hashes_refused_total").increment(1);
+                ApiError::Overloaded {
+                    detail: "too many password checks at once; try again shortly".into(),
+                    retry_after: 1,
+                }
+            })?;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("password hashing task: {e}"))?;
+        Ok(outcome?)
+    }
 }
 
 /// 16 random bytes, as argon2's PHC salt.
@@ -119,18 +173,38 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_only_the_right_password() {
-        let hash = hash_password("correct horse".into()).await.unwrap();
+        let hashing = Hashing::new(0, Duration::from_secs(5));
+        let hash = hashing.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(
-            verify_password("correct horse".into(), Some(hash.clone()))
+            hashing
+                .verify("correct horse".into(), Some(hash.clone()))
                 .await
                 .unwrap()
         );
         assert!(
-            !verify_password("wrong horse".into(), Some(hash))
+            !hashing
+                .verify("wrong horse".into(), Some(hash))
                 .await
                 .unwrap()
         );
-        assert!(!verify_password("correct horse".into(), None).await.unwrap());
+        assert!(!hashing.verify("correct horse".into(), None).await.unwrap());
+    }
+
+    /// With every permit taken, a hash waits `wait` and is then refused with 503 + Retry-After;
+    /// once a permit is free it runs.
+    #[tokio::test]
+    async fn hashes_beyond_the_bound_are_refused_after_the_wait() {
+        let hashing = Hashing::new(1, Duration::from_millis(200));
+        let held = hashing.permits.clone().acquire_owned().await.unwrap();
+        let started = std::time::Instant::now();
+        let refused = hashing.hash("correct horse".into()).await.unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(
+            matches!(refused, ApiError::Overloaded { retry_after: 1, .. }),
+            "{refused:?}"
+        );
+        drop(held);
+        assert!(hashing.hash("correct horse".into()).await.is_ok());
     }
 }

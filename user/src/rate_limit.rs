@@ -1,10 +1,23 @@
-//! Failed log-ins are counted per account and per client address in Redis, in counters that
-//! expire with their window. Past the limit, log-ins get 429 with `Retry-After` until the window
-//! ends — even with the right password, or guessing would simply continue. Check and count are
-//! one Lua script: an attempt is counted before its password is checked, so concurrent guesses
+//! Rate limits of the user service, as counters in Redis that expire with their window; past a
+//! limit the answer is 429 with `Retry-After` until the window ends.
+//!
+//! Failed log-ins are counted per account *and client address* (the pair), per address, and per
+//! account across all addresses (a ceiling well above the pair's limit). An attacker who guesses
+//! a victim's password from one address locks out only that pair — the owner, from elsewhere,
+//! still logs in — while guessing spread over many addresses still hits the account ceiling. A
+//! success clears only its own pair and gives back the attempt it was charged, so neither the
+//! owner's log-in nor the attacker's own account forgives anyone else's failures. Check and count
+//! are one Lua script: an attempt is counted before its password is checked, so concurrent guesses
 //! cannot get past the limit.
+//!
+//! Registrations and password reset requests are limited per client address; reset mails also
+//! per account ([`allow_password_reset`], which answers 202 either way). IPv6 addresses count by
+//! their /64, what one client usually holds.
 
-use std::{net::IpAddr, sync::LazyLock};
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    sync::{Arc, LazyLock},
+};
 
 use common::{keys::Keys, problem::ApiError};
 use redis::aio::ConnectionManager;
@@ -16,6 +29,20 @@ fn account_key(email: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The address as counted: IPv4 as it is, IPv6 by its /64.
+fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
 }
 
 /// Counts one password reset request of `email` and says whether it may be mailed: at most
@@ -71,95 +98,192 @@ return 0
     )
 });
 
-/// A successful log-in: the account's failures are forgiven (`KEYS[1]` deleted) and the address
-/// gets back the attempt it was charged (`KEYS[2]`, if given, one down) — only failures count
-/// against an address.
+/// A successful log-in: its pair's failures are forgiven (`KEYS[1]` deleted) and every other
+/// counter (`KEYS[2..]`) gets back the attempt it was charged — only that one.
 static FORGIVE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 redis.call('DEL', KEYS[1])
-if KEYS[2] and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
-  redis.call('DECR', KEYS[2])
+for i = 2, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
+    redis.call('DECR', KEYS[i])
+  end
 end
 return 0
 ",
     )
 });
 
-/// Limits log-in attempts per account and per client address. Every attempt is counted
-/// *before* the password is checked ([`take_attempt`](Self::take_attempt)), so at most the
-/// limit of guesses is ever checked per window however many arrive at once; a success gives its
-/// attempt back ([`succeeded`](Self::succeeded)).
-#[derive(Clone)]
-pub struct LoginLimiter {
-    redis: ConnectionManager,
-    keys: Keys,
-    max_per_account: u64,
-    max_per_ip: u64,
-    window_secs: u64,
+/// The limits, from the service's settings (each at least 1).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Failed log-ins per account and client address within the log-in window.
+    pub login_per_pair: u64,
+    /// Failed log-ins per account from all addresses within the log-in window.
+    pub login_per_account: u64,
+    /// Failed log-ins per client address within the log-in window.
+    pub login_per_address: u64,
+    pub login_window_secs: u64,
+    /// Registrations per client address within the address window.
+    pub registrations_per_address: u64,
+    /// Password reset requests per client address within the address window.
+    pub resets_per_address: u64,
+    pub address_window_secs: u64,
 }
 
-impl LoginLimiter {
-    pub fn new(
-        redis: ConnectionManager,
-        keys: Keys,
-        max_per_account: u64,
-        max_per_ip: u64,
-        window_secs: u64,
-    ) -> Self {
+/// The rate limits of the user service. Every log-in attempt is counted *before* the password
+/// is checked ([`take_login_attempt`](Self::take_login_attempt)), so at most the limit of
+/// guesses is ever checked per window however many arrive at once; a success gives its attempt
+/// back ([`login_succeeded`](Self::login_succeeded)).
+#[derive(Clone)]
+pub struct Limiter {
+    redis: ConnectionManager,
+    keys: Keys,
+    limits: Arc<Limits>,
+}
+
+impl Limiter {
+    pub fn new(redis: ConnectionManager, keys: Keys, limits: Limits) -> Self {
+        let at_least_one = |n: u64| n.max(1);
+        let limits = Limits {
+            login_per_pair: at_least_one(limits.login_per_pair),
+            login_per_account: at_least_one(limits.login_per_account),
+            login_per_address: at_least_one(limits.login_per_address),
+            login_window_secs: at_least_one(limits.login_window_secs),
+            registrations_per_address: at_least_one(limits.registrations_per_address),
+            resets_per_address: at_least_one(limits.resets_per_address),
+            address_window_secs: at_least_one(limits.address_window_secs),
+        };
         Self {
             redis,
             keys,
-            max_per_account: max_per_account.max(1),
-            max_per_ip: max_per_ip.max(1),
-            window_secs: window_secs.max(1),
+            limits: Arc::new(limits),
         }
     }
 
-    fn counters(&self, email: &str, ip: Option<IpAddr>) -> Vec<(String, u64)> {
+    /// The log-in counters with their limits; the pair first (what a success clears).
+    fn login_counters(&self, email: &str, ip: Option<IpAddr>) -> Vec<(String, u64)> {
         let account = account_key(email);
-        let mut counters = vec![(
-            self.keys.login_failures("account", &account),
-            self.max_per_account,
-        )];
-        if let Some(ip) = ip {
+        let address = ip.map_or_else(|| "unknown".to_owned(), address_key);
+        let mut counters = vec![
+            (
+                self.keys
+                    .login_failures("pair", &format!("{account}:{address}")),
+                self.limits.login_per_pair,
+            ),
+            (
+                self.keys.login_failures("account", &account),
+                self.limits.login_per_account,
+            ),
+        ];
+        if ip.is_some() {
             counters.push((
-                self.keys.login_failures("ip", &ip.to_string()),
-                self.max_per_ip,
+                self.keys.login_failures("ip", &address),
+                self.limits.login_per_address,
             ));
         }
         counters
     }
 
-    /// Counts an attempt against the account and the address, or 429 (with `Retry-After`) if
-    /// either has used up its attempts; then nothing is counted. An attempt that is not
-    /// [`succeeded`](Self::succeeded) stays counted as a failure — also when it fails for
-    /// another reason (a database error), which errs on the safe side.
-    pub async fn take_attempt(&self, email: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let counters = self.counters(email, ip);
+    /// Counts an attempt against the pair, the account and the address, or 429 (with
+    /// `Retry-After`) if any has used up its attempts; then nothing is counted. An attempt that
+    /// is not [`login_succeeded`](Self::login_succeeded) stays counted as a failure — also when
+    /// it fails for another reason (a database error), which errs on the safe side.
+    pub async fn take_login_attempt(
+        &self,
+        email: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        let counters = self.login_counters(email, ip);
+        self.take(
+            &counters,
+            self.limits.login_window_secs,
+            "too many failed log-ins",
+        )
+        .await
+    }
+
+    /// The attempt succeeded: forgives its pair's failures and gives the account and the
+    /// address back the attempt (their other failures stay).
+    pub async fn login_succeeded(&self, email: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let mut invocation = FORGIVE.prepare_invoke();
+        for (key, _) in self.login_counters(email, ip) {
+            invocation.key(key);
+        }
+        let _: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
+        Ok(())
+    }
+
+    /// Counts a registration from `ip`, or 429 past the per-address limit.
+    pub async fn take_registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        self.take_per_address(
+            "register",
+            ip,
+            self.limits.registrations_per_address,
+            "too many registrations from this address",
+        )
+        .await
+    }
+
+    /// Counts a password reset request from `ip`, or 429 past the per-address limit.
+    pub async fn take_reset_request(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        self.take_per_address(
+            "password-reset",
+            ip,
+            self.limits.resets_per_address,
+            "too many password reset requests from this address",
+        )
+        .await
+    }
+
+    async fn take_per_address(
+        &self,
+        scope: &str,
+        ip: Option<IpAddr>,
+        max: u64,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        let Some(ip) = ip else { return Ok(()) };
+        let counter = (self.keys.rate_limit(scope, &address_key(ip)), max);
+        self.take(&[counter], self.limits.address_window_secs, what)
+            .await
+    }
+
+    /// One attempt from every counter, or 429 with the seconds until the exhausted window ends.
+    async fn take(
+        &self,
+        counters: &[(String, u64)],
+        window: u64,
+        what: &str,
+    ) -> Result<(), ApiError> {
         let mut invocation = TAKE_ATTEMPT.prepare_invoke();
-        invocation.arg(self.window_secs);
-        for (key, max) in &counters {
+        invocation.arg(window);
+        for (key, max) in counters {
             invocation.key(key).arg(*max);
         }
         let retry_after: u64 = invocation.invoke_async(&mut self.redis.clone()).await?;
         if retry_after > 0 {
             return Err(ApiError::TooManyRequests {
-                detail: "too many failed log-ins; try again later".into(),
+                detail: format!("{what}; try again later"),
                 retry_after,
             });
         }
         Ok(())
     }
+}
 
-    /// The attempt succeeded: forgives the account's failures and gives the address its attempt
-    /// back (the address's earlier failures stay).
-    pub async fn succeeded(&self, email: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let mut invocation = FORGIVE.prepare_invoke();
-        for (key, _) in self.counters(email, ip) {
-            invocation.key(key);
-        }
-        let _: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
-        Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(mapped), "192.0.2.7");
     }
 }

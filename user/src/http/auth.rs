@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::{AppState, ClientIp, correlation_id, users::UserView};
 use crate::{
     accounts,
-    password::{normalize_email, verify_password},
+    password::normalize_email,
     session::{self, Session},
 };
 
@@ -75,12 +75,15 @@ pub struct TokenResponse {
               (status = 422, description = "invalid e-mail or password")))]
 pub async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<Json<RegisterRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let Json(req) = body?;
+    state.limiter.take_registration(ip).await?;
     let account = accounts::create(
         &state.db,
+        &state.hashing,
         &req.email,
         &req.password,
         Role::User,
@@ -106,21 +109,23 @@ pub async fn login(
     let email = normalize_email(&req.email)?;
     // Counted before the password is checked (and given back on success): concurrent guesses
     // cannot all pass a check that none of them has been counted in yet.
-    if let Err(limited) = state.limiter.take_attempt(&email, ip).await {
+    if let Err(limited) = state.limiter.take_login_attempt(&email, ip).await {
         metrics::counter!("user_logins_total", "outcome" => "limited").increment(1);
         return Err(limited);
     }
     let account = accounts::find_by_email(&state.db, &email).await?;
-    let ok = verify_password(
-        req.password,
-        account.as_ref().map(|a| a.password_hash.clone()),
-    )
-    .await?;
+    let ok = state
+        .hashing
+        .verify(
+            req.password,
+            account.as_ref().map(|a| a.password_hash.clone()),
+        )
+        .await?;
     let Some(account) = account.filter(|_| ok) else {
         metrics::counter!("user_logins_total", "outcome" => "failure").increment(1);
         return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
     };
-    state.limiter.succeeded(&email, ip).await?;
+    state.limiter.login_succeeded(&email, ip).await?;
     let session = session::start(
         &state.db,
         &state.signer,

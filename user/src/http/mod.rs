@@ -27,7 +27,7 @@ use common::{
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 
-use crate::rate_limit::LoginLimiter;
+use crate::{password::Hashing, rate_limit::Limiter};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -38,7 +38,8 @@ pub struct AppState {
     pub signer: JwtSigner,
     pub verifier: JwtVerifier,
     pub outbox: OutboxNotifier,
-    pub limiter: LoginLimiter,
+    pub limiter: Limiter,
+    pub hashing: Hashing,
     pub settings: Arc<Settings>,
 }
 

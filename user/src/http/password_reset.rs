@@ -22,11 +22,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AppState, correlation_id};
+use super::{AppState, ClientIp, correlation_id};
 use crate::{
     SERVICE, accounts,
     entity::{password_reset, user},
-    password::{hash_password, normalize_email, validate_password},
+    password::{normalize_email, validate_password},
     rate_limit::allow_password_reset,
     session,
 };
@@ -57,10 +57,13 @@ pub struct ResetConfirm {
     responses((status = 202, description = "a link is mailed if the account exists")))]
 pub async fn request_reset(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<Json<ResetRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(req) = body?;
+    // Per address, before anything else: the answer is the same for known and unknown e-mails.
+    state.limiter.take_reset_request(ip).await?;
     let Ok(email) = normalize_email(&req.email) else {
         return Ok(StatusCode::ACCEPTED);
     };
@@ -143,7 +146,7 @@ pub async fn confirm_reset(
     if reset.used_at.is_some() || reset.invalidated_at.is_some() || reset.expires_at <= now {
         return Err(invalid());
     }
-    let password_hash = hash_password(req.new_password).await?;
+    let password_hash = state.hashing.hash(req.new_password).await?;
     let txn = common::db::begin(&state.db).await?;
     // Conditional: of two confirmations racing with the same token, one wins.
     let claimed = password_reset::Entity::update_many()

@@ -7,6 +7,7 @@
 //! `password_reset` (through the mail drop), `smtp` (the reset mail over SMTP), `docs`
 //! (OpenAPI, Swagger UI, ops routes, shutdown).
 
+mod abuse;
 mod accounts;
 mod admin;
 mod docs;
