@@ -208,6 +208,17 @@ impl Envelope {
             reason: e.to_string(),
         })
     }
+
+    /// Decodes the payload of an event of the catalog and checks its bounds
+    /// ([`crate::events::Check`]): what every consumer calls. Out of bounds is poison too.
+    pub fn event<T: crate::events::Event>(&self) -> Result<T, PoisonError> {
+        let event: T = self.payload()?;
+        event.check().map_err(|reason| PoisonError::BadPayload {
+            event_type: self.event_type.clone(),
+            reason,
+        })?;
+        Ok(event)
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod events;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod problem;
 pub mod runtime;
 pub mod service;

@@ -94,13 +94,16 @@ pub async fn adjust<C: ConnectionTrait>(
         .ok_or(AdjustError::NotFound(product_id))
 }
 
-/// Quantities per product: an order naming a product on two lines reserves their sum.
-pub fn merge_lines(lines: impl IntoIterator<Item = (Uuid, i64)>) -> BTreeMap<Uuid, i64> {
+/// Quantities per product: an order naming a product on two lines reserves their sum. `None`
+/// when a sum overflows (checked even though event bounds make it impossible: a wrapped sum
+/// would reserve a negative quantity).
+pub fn merge_lines(lines: impl IntoIterator<Item = (Uuid, i64)>) -> Option<BTreeMap<Uuid, i64>> {
     let mut merged = BTreeMap::new();
     for (product_id, quantity) in lines {
-        *merged.entry(product_id).or_insert(0) += quantity;
+        let sum: &mut i64 = merged.entry(product_id).or_insert(0);
+        *sum = sum.checked_add(quantity)?;
     }
-    merged
+    Some(merged)
 }
 
 /// Result of trying to reserve an order.

@@ -27,7 +27,7 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Longest description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 /// Highest price a product may have (a sanity bound against typos and overflow).
-pub const MAX_PRICE_CENTS: i64 = 10_000_000_000;
+pub use common::limits::MAX_PRICE_CENTS;
 /// Highest stock a single write may set or add.
 pub const MAX_STOCK: i64 = 1_000_000_000;
 

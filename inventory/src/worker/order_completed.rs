@@ -19,22 +19,16 @@ use crate::{
 };
 
 pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let order: OrderCompleted = envelope.payload()?;
-    if order.items.is_empty() {
-        return Err(HandleError::dead_letter(anyhow!(
-            "order {} has no lines",
-            order.order_id
-        )));
-    }
-    if let Some(line) = order.items.iter().find(|l| l.quantity <= 0) {
-        return Err(HandleError::dead_letter(anyhow!(
-            "order {} asks for {} of product {}",
-            order.order_id,
-            line.quantity,
-            line.product_id
-        )));
-    }
-    let lines = stock::merge_lines(order.items.iter().map(|l| (l.product_id, l.quantity)));
+    // `event` checked the lines' bounds (1 to 50 lines of 1 to 1,000 units): an empty or
+    // negative order is dead-lettered there.
+    let order: OrderCompleted = envelope.event()?;
+    let lines = stock::merge_lines(order.items.iter().map(|l| (l.product_id, l.quantity)))
+        .ok_or_else(|| {
+            HandleError::dead_letter(anyhow!(
+                "order {}: a product's quantities overflow",
+                order.order_id
+            ))
+        })?;
 
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         tracing::debug!(order.id = %order.order_id, "already handled");

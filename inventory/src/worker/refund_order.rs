@@ -17,7 +17,7 @@ use super::{GROUP, InventoryHandler};
 use crate::stock;
 
 pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let refund: RefundOrder = envelope.payload()?;
+    let refund: RefundOrder = envelope.event()?;
     // `insufficient_stock` refunds are our own; a customer's cancellation is only a request
     // until the warehouse accepts it with `cancelled_before_shipping`.
     if matches!(

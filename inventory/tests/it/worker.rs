@@ -276,23 +276,38 @@ async fn a_redelivered_or_repeated_order_is_reserved_once() {
     assert_eq!(app.movements(product.id).await.len(), 2);
 }
 
+/// Lines no store would send — anyone with Redis access can publish — are dead-lettered
+/// before they reach a sum: nothing reserved, nothing published, the product still readable.
+/// The two lines of 2^62 once wrapped around to a negative quantity and were "reserved".
 #[tokio::test]
-async fn an_order_with_an_impossible_line_is_dead_lettered_untouched() {
+async fn orders_with_impossible_lines_are_dead_lettered_untouched() {
+    const HALF_WRAP: i64 = 4_611_686_018_427_387_904;
     let app = spawn_app().await;
     let product = seed_product(&app.db, 10).await;
-    let (envelope, _) = paid_order(&[(product.id, 0)]);
-    app.publish::<OrderCompleted>(&envelope).await;
+    let bad_orders: [&[(Uuid, i64)]; 5] = [
+        &[(product.id, 0)],
+        &[(product.id, -3)],
+        &[(product.id, 1_001)],
+        &[(product.id, HALF_WRAP), (product.id, HALF_WRAP)],
+        &[],
+    ];
+    for lines in bad_orders {
+        let (envelope, _) = paid_order(lines);
+        app.publish::<OrderCompleted>(&envelope).await;
+    }
     let dead = app.keys.dead_letter();
-    wait_until(Duration::from_secs(20), "dead-lettered", || {
+    wait_until(Duration::from_secs(20), "all dead-lettered", || {
         let mut conn = app.redis.clone();
         let dead = dead.clone();
-        async move { xlen(&mut conn, &dead).await == 1 }
+        async move { xlen(&mut conn, &dead).await == 5 }
     })
     .await;
     settle(&app).await;
     assert_eq!(app.product(product.id).await.unwrap().stock, 10);
     assert!(app.events::<StockReserved>().await.is_empty());
     assert!(app.events::<RefundOrder>().await.is_empty());
+    let shown = app.get(&format!("/products/{}", product.id)).await;
+    assert_eq!(shown.status(), 200);
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use crate::{
 };
 
 pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let order: OrderPlaced = envelope.payload()?;
+    let order: OrderPlaced = envelope.event()?;
     if order.total_cents < 0 {
         return Err(HandleError::dead_letter(anyhow!(
             "order {} has a negative total {}",

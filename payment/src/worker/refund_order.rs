@@ -24,7 +24,7 @@ use crate::{
 };
 
 pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let request: RefundOrder = envelope.payload()?;
+    let request: RefundOrder = envelope.event()?;
     let reason = request.reason.as_str();
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         tracing::debug!(order.id = %request.order_id, "already handled");

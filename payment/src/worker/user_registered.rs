@@ -7,7 +7,7 @@ use super::{GROUP, PaymentHandler};
 use crate::ledger;
 
 pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let user: UserRegistered = envelope.payload()?;
+    let user: UserRegistered = envelope.event()?;
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         tracing::debug!(user.id = %user.user_id, "already handled");
         return Ok(());

@@ -20,15 +20,15 @@ use uuid::Uuid;
 
 use crate::support::{STARTING_CREDIT, TestApp, spawn_app};
 
-/// An `order-placed` event of `user_id` for `total_cents`.
+/// An `order-placed` event of `user_id` for `total_cents` (one line at that price, no fee).
 fn placed(user_id: Uuid, total_cents: i64) -> (Envelope, OrderPlaced) {
     let order = OrderPlaced {
         order_id: Uuid::now_v7(),
         user_id,
         items: vec![OrderLine {
             product_id: Uuid::now_v7(),
-            quantity: 2,
-            unit_price_cents: 500,
+            quantity: 1,
+            unit_price_cents: total_cents,
         }],
         subtotal_cents: total_cents,
         fee_cents: 0,

@@ -30,10 +30,9 @@ use crate::{
     status::OrderStatus,
 };
 
-/// Most units of one product in an order.
-pub const MAX_QUANTITY: i64 = 1_000;
-/// Most lines in an order.
-pub const MAX_LINES: usize = 50;
+/// Most units of one product in an order, and most lines: the mesh's bounds, which every
+/// consumer of `order-placed` checks too.
+pub use common::limits::{MAX_LINE_QUANTITY as MAX_QUANTITY, MAX_ORDER_LINES as MAX_LINES};
 /// Longest `Idempotency-Key`, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// The header a client retries with.

@@ -6,7 +6,7 @@ use super::{StoreHandler, advance};
 use crate::status::OrderStatus;
 
 pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let paid: OrderCompleted = envelope.payload()?;
+    let paid: OrderCompleted = envelope.event()?;
     let reason = format!("payment {} captured", paid.payment_id);
     advance(h, envelope, paid.order_id, OrderStatus::Paid, &reason).await
 }

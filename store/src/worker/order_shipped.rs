@@ -6,7 +6,7 @@ use super::{StoreHandler, advance};
 use crate::status::OrderStatus;
 
 pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let shipped: OrderShipped = envelope.payload()?;
+    let shipped: OrderShipped = envelope.event()?;
     let reason = format!(
         "shipped by {} (tracking {}, shipment {})",
         shipped.carrier, shipped.tracking_number, shipped.shipment_id

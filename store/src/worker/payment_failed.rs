@@ -6,7 +6,7 @@ use super::{StoreHandler, advance};
 use crate::status::OrderStatus;
 
 pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let failed: PaymentFailed = envelope.payload()?;
+    let failed: PaymentFailed = envelope.event()?;
     let reason = format!("payment failed: {}", failed.reason);
     advance(
         h,

@@ -6,7 +6,7 @@ use super::{StoreHandler, advance};
 use crate::status::OrderStatus;
 
 pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let refunded: PaymentRefunded = envelope.payload()?;
+    let refunded: PaymentRefunded = envelope.event()?;
     let reason = format!(
         "payment {} refunded ({} cents)",
         refunded.payment_id, refunded.amount_cents

@@ -11,7 +11,7 @@ use super::{GROUP, StoreHandler};
 use crate::entity::catalog_product;
 
 pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let product: ProductChanged = envelope.payload()?;
+    let product: ProductChanged = envelope.event()?;
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         return Ok(());
     };

@@ -20,7 +20,7 @@ use crate::{
 };
 
 pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let refund: RefundOrder = envelope.payload()?;
+    let refund: RefundOrder = envelope.event()?;
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         return Ok(());
     };

@@ -6,7 +6,7 @@ use super::{StoreHandler, advance};
 use crate::status::OrderStatus;
 
 pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let reserved: StockReserved = envelope.payload()?;
+    let reserved: StockReserved = envelope.event()?;
     advance(
         h,
         envelope,

@@ -17,7 +17,11 @@ pub fn paid(order_id: Uuid, user_id: Uuid) -> Envelope {
         order_id,
         user_id,
         payment_id: Uuid::now_v7(),
-        items: vec![],
+        items: vec![common::events::OrderLine {
+            product_id: Uuid::nil(),
+            quantity: 1,
+            unit_price_cents: 0,
+        }],
         total_cents: 0,
     };
     Envelope::new("order-completed", "payment", "req", "", &payload).unwrap()
@@ -148,7 +152,11 @@ async fn a_reserved_order_can_be_cancelled_but_a_shipped_one_cannot() {
             &common::events::StockReserved {
                 order_id,
                 user_id: shopper.id,
-                items: vec![],
+                items: vec![common::events::OrderLine {
+                    product_id: Uuid::nil(),
+                    quantity: 1,
+                    unit_price_cents: 0,
+                }],
             },
         )
         .unwrap()

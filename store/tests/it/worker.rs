@@ -40,7 +40,11 @@ fn event(step: Step, order_id: Uuid, user_id: Uuid) -> Envelope {
             &StockReserved {
                 order_id,
                 user_id,
-                items: vec![],
+                items: vec![common::events::OrderLine {
+                    product_id: Uuid::nil(),
+                    quantity: 1,
+                    unit_price_cents: 0,
+                }],
             },
         )
         .unwrap(),

@@ -34,7 +34,7 @@ pub struct PasswordResetHandler {
 
 impl Handler for PasswordResetHandler {
     async fn handle(&self, message: &Message) -> Result<(), HandleError> {
-        let event: PasswordResetRequested = message.envelope.payload()?;
+        let event: PasswordResetRequested = message.envelope.event()?;
         let Some(reset) = password_reset::Entity::find_by_id(event.reset_id)
             .one(&self.db)
             .await?

@@ -25,7 +25,7 @@ use crate::{
 };
 
 pub(super) async fn handle(h: &WarehouseHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let refund: RefundOrder = envelope.payload()?;
+    let refund: RefundOrder = envelope.event()?;
     if matches!(
         refund.reason,
         RefundReason::FulfillmentFailed | RefundReason::CancelledBeforeShipping

@@ -19,7 +19,7 @@ use crate::{
 };
 
 pub(super) async fn handle(h: &WarehouseHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let order: StockReserved = envelope.payload()?;
+    let order: StockReserved = envelope.event()?;
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         tracing::debug!(order.id = %order.order_id, "already handled");
         return Ok(());

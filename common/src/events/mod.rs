@@ -1,11 +1,16 @@
 //! The event catalog: every stream of the mesh and the typed payload of its events (DESIGN,
 //! "Services"). Each event type has its own stream, named like the type.
 
+mod check;
+
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-/// A payload with a fixed event type and stream.
-pub trait Event: Serialize + DeserializeOwned + Send + Sync {
+pub use check::Check;
+
+/// A payload with a fixed event type and stream, and bounds ([`Check`], see
+/// [`crate::limits`]) that a consumer checks on decoding.
+pub trait Event: Serialize + DeserializeOwned + Check + Send + Sync {
     /// The envelope `type` and the (unprefixed) stream name.
     const TYPE: &'static str;
 }
