@@ -1,6 +1,8 @@
-//! Authentication shared by every service (DESIGN "Auth"): the user service signs short-lived
-//! EdDSA (Ed25519) access tokens; every service verifies them locally with the public key, checks
-//! the Redis denylist (logout), and guards roles. No shared secret anywhere.
+//! Authentication shared by every service (docs/architecture.md, "Auth"): the user service signs
+//! short-lived EdDSA (Ed25519) access tokens scoped by `iss` and `aud`; every service verifies
+//! them locally with the public key, checks its in-memory [`Revocations`] (fed by the
+//! `token-revoked` stream: log-out, refresh reuse, password reset, role change), and guards
+//! roles. No shared secret anywhere, and no Redis round trip per request.
 //!
 //! # Usage (any service)
 //!
@@ -23,9 +25,10 @@
 //! async fn admin_only(AdminUser(claims): AdminUser) -> … { … }
 //! ```
 //!
-//! Missing / malformed / badly signed / `alg` other than EdDSA / expired / denylisted token →
-//! 401 problem+json (`ApiError::Unauthorized`); valid token with the wrong role → 403
-//! (`ApiError::Forbidden`); Redis down while checking the denylist → 503 (fail closed).
+//! Missing / malformed / badly signed / `alg` other than EdDSA / wrong `iss` or `aud` / `iat` in
+//! the future / expired / revoked token → 401 problem+json (`ApiError::Unauthorized`); valid
+//! token with the wrong role → 403 (`ApiError::Forbidden`); revocations not read yet since the
+//! process started → 503 (fail closed).
 //!
 //! # Tests of another service
 //!
@@ -38,19 +41,22 @@
 //! ```
 //!
 //! Parts: [`keys`] (PEM/JWKS parsing, dev key pair), [`verifier`] ([`JwtVerifier`]),
-//! [`signer`] ([`JwtSigner`], used by user), [`extract`] (the axum extractors).
+//! [`signer`] ([`JwtSigner`], used by user), [`revocations`] (the local revocation set and its
+//! stream follower), [`extract`] (the axum extractors).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub mod extract;
 pub mod keys;
+pub mod revocations;
 pub mod signer;
 pub mod verifier;
 
 pub use crate::config::AuthArgs;
 pub use extract::{AdminUser, AuthUser, bearer_token};
 pub use keys::{DevKeyPair, ensure_dev_keypair};
+pub use revocations::Revocations;
 pub use signer::JwtSigner;
 pub use verifier::{JwtVerifier, TokenError};
 
@@ -97,15 +103,39 @@ pub struct Claims {
     /// The user id.
     pub sub: Uuid,
     pub role: Role,
-    /// Unique token id: what logout denylists.
+    /// Unique token id: what a log-out revokes. A UUIDv7 (simple form), so it also carries the
+    /// millisecond the token was issued at.
     pub jti: String,
     /// Expiry, Unix seconds.
     pub exp: i64,
     /// Issued at, Unix seconds.
     pub iat: i64,
+    /// Issuer (`MESH_JWT_ISSUER`), checked by every verifier.
+    pub iss: String,
+    /// Audience (`MESH_JWT_AUDIENCE`), checked by every verifier.
+    pub aud: String,
 }
 
 impl Claims {
+    /// When the token was issued, in Unix milliseconds: from the `jti`'s UUIDv7 timestamp (the
+    /// signer's clock, to the millisecond), else `iat` (whole seconds). A per-user revocation
+    /// voids tokens issued before its own millisecond, so a log-in right after a password
+    /// reset works at once.
+    pub fn issued_at_ms(&self) -> i64 {
+        uuid::Uuid::try_parse(&self.jti)
+            .ok()
+            .filter(|id| id.get_version() == Some(uuid::Version::SortRand))
+            .and_then(|id| id.get_timestamp())
+            .map(|ts| {
+                let (secs, nanos) = ts.to_unix();
+                i64::try_from(secs)
+                    .unwrap_or(i64::MAX / 1000)
+                    .saturating_mul(1000)
+                    .saturating_add(i64::from(nanos / 1_000_000))
+            })
+            .unwrap_or_else(|| self.iat.saturating_mul(1000))
+    }
+
     /// Seconds until the token expires (0 when already expired).
     pub fn remaining_secs(&self) -> u64 {
         u64::try_from(self.exp - chrono::Utc::now().timestamp()).unwrap_or(0)

@@ -96,7 +96,7 @@ impl HttpArgs {
     }
 }
 
-/// Where the JWT keys come from (DESIGN "Auth"). Nothing set: a dev key pair is generated into
+/// Where the JWT keys come from, and the tokens' scope (docs/architecture.md, "Auth"). Nothing set: a dev key pair is generated into
 /// `MESH_DATA_DIR` — there is no default secret anywhere.
 #[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
@@ -121,6 +121,15 @@ pub struct AuthArgs {
     #[arg(long, env = "MESH_JWKS_URL")]
     pub jwks_url: Option<String>,
 
+    /// `iss` of access tokens: set by the user service, required by every service.
+    #[arg(long, env = "MESH_JWT_ISSUER", default_value = DEFAULT_JWT_ISSUER)]
+    pub jwt_issuer: String,
+
+    /// `aud` of access tokens: set by the user service, required by every service. Give each
+    /// deployment its own, so a token of one mesh is refused by another that shares a key.
+    #[arg(long, env = "MESH_JWT_AUDIENCE", default_value = DEFAULT_JWT_AUDIENCE)]
+    pub jwt_audience: String,
+
     /// Lifetime of access tokens in seconds.
     #[arg(long, env = "MESH_ACCESS_TOKEN_TTL_SECS", default_value_t = DEFAULT_ACCESS_TOKEN_TTL_SECS)]
     pub access_token_ttl_secs: u64,
@@ -129,6 +138,11 @@ pub struct AuthArgs {
     #[arg(long, env = "MESH_REFRESH_TOKEN_TTL_SECS", default_value_t = DEFAULT_REFRESH_TOKEN_TTL_SECS)]
     pub refresh_token_ttl_secs: u64,
 }
+
+/// Default `iss` of access tokens.
+pub const DEFAULT_JWT_ISSUER: &str = "mesh-user";
+/// Default `aud` of access tokens.
+pub const DEFAULT_JWT_AUDIENCE: &str = "mesh";
 
 /// 15 minutes: short enough that a stolen access token is worth little.
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
@@ -144,6 +158,8 @@ impl Default for AuthArgs {
             jwt_public_key_file: None,
             jwt_public_key: None,
             jwks_url: None,
+            jwt_issuer: DEFAULT_JWT_ISSUER.to_owned(),
+            jwt_audience: DEFAULT_JWT_AUDIENCE.to_owned(),
             access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
         }

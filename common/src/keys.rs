@@ -52,11 +52,6 @@ impl Keys {
         format!("{}stats:{group}:trimmed-pending", self.prefix)
     }
 
-    /// Denylisted access token id (logout); expires when the token would have.
-    pub fn auth_denylist(&self, jti: &str) -> String {
-        format!("{}auth:denylist:{jti}", self.prefix)
-    }
-
     /// Counter of failed log-ins for one `scope` (`pair` of account and address, `account`,
     /// `ip`) and subject; expires with its window.
     pub fn login_failures(&self, scope: &str, subject: &str) -> String {

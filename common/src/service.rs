@@ -17,6 +17,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    auth::Revocations,
     config::MeshArgs,
     db::{self, outbox::OutboxRelay},
     http,
@@ -36,6 +37,9 @@ pub struct Service {
     pub redis: ConnectionManager,
     pub publisher: Publisher,
     pub relay: OutboxRelay,
+    /// The access tokens this process refuses, followed from the `token-revoked` stream by a
+    /// part of [`run`](Self::run).
+    pub revocations: Revocations,
 }
 
 /// A named long-running part of a service (the API, the relay, a worker).
@@ -54,6 +58,7 @@ impl Service {
         let keys = Keys::new(args.stream_prefix.clone());
         let publisher = Publisher::new(redis.clone(), keys.clone());
         let relay = OutboxRelay::new(db.clone(), publisher.clone());
+        let revocations = Revocations::default();
         Ok(Self {
             name,
             args,
@@ -63,6 +68,7 @@ impl Service {
             redis,
             publisher,
             relay,
+            revocations,
         })
     }
 
@@ -96,6 +102,15 @@ impl Service {
             (
                 "outbox relay",
                 Box::pin(ok(self.relay.clone().run(shutdown.clone()))),
+            ),
+            (
+                "token revocations",
+                Box::pin(ok(crate::auth::revocations::follow(
+                    self.redis_client.clone(),
+                    self.keys.clone(),
+                    self.revocations.clone(),
+                    shutdown.clone(),
+                ))),
             ),
             (
                 "sqlite checkpoints",

@@ -3,10 +3,18 @@
 //! read after a write therefore looks under a new key and goes to the database: no stale page is
 //! ever served once the write has returned, and old pages simply expire.
 //!
-//! The cache is an optimisation only: when Redis fails, reads go to the database and a failed
-//! bump is logged (old pages then live at most [`TTL`]).
+//! The cache is an optimisation only: when Redis fails, reads go to the database. A bump that
+//! failed (a write while Redis was away) is owed: this process makes it before it reads the
+//! cache again, so pages cached before the outage are not served after it. (A bump owed by a
+//! process that then died is bounded by [`TTL`].)
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use common::Keys;
 use redis::aio::ConnectionManager;
@@ -19,6 +27,8 @@ pub const TTL: Duration = Duration::from_secs(30);
 pub struct ProductCache {
     redis: ConnectionManager,
     prefix: String,
+    /// A version bump failed and must be made before the cache is read again.
+    bump_owed: Arc<AtomicBool>,
 }
 
 /// The version a page was read under, to store the fresh page under the same one.
@@ -30,6 +40,7 @@ impl ProductCache {
         Self {
             redis,
             prefix: format!("{}inventory:products:", keys.prefix()),
+            bump_owed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -44,6 +55,9 @@ impl ProductCache {
     /// The cached page, or the version to store it under once read from the database.
     /// `Err(None)` when Redis is unavailable (do not cache).
     pub async fn get(&self, page: u64, per_page: u64) -> Result<String, Option<Version>> {
+        if self.bump_owed.load(Ordering::Acquire) && !self.bump().await {
+            return Err(None);
+        }
         let mut conn = self.redis.clone();
         let version: Option<i64> = match redis::cmd("GET")
             .arg(self.version_key())
@@ -92,18 +106,28 @@ impl ProductCache {
         }
     }
 
-    /// Makes every cached page unreachable. Call after the write has committed.
+    /// Makes every cached page unreachable. Call after the write has committed. If Redis is
+    /// away, the bump is owed and made before this process reads the cache again.
     pub async fn invalidate(&self) {
+        self.bump_owed.store(true, Ordering::Release);
+        self.bump().await;
+    }
+
+    /// Bumps the version; on success nothing is owed any more.
+    async fn bump(&self) -> bool {
         let result: redis::RedisResult<i64> = redis::cmd("INCR")
             .arg(self.version_key())
             .query_async(&mut self.redis.clone())
             .await;
-        if let Err(error) = result {
-            tracing::warn!(
-                %error,
-                ttl_s = TTL.as_secs(),
-                "cannot invalidate the product cache; pages may be stale until they expire"
-            );
+        match result {
+            Ok(_) => {
+                self.bump_owed.store(false, Ordering::Release);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot invalidate the product cache yet; reading the database until it can");
+                false
+            }
         }
     }
 }

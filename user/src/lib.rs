@@ -16,6 +16,7 @@ pub mod http;
 pub mod migration;
 pub mod password;
 pub mod rate_limit;
+pub mod revoke;
 pub mod session;
 pub mod worker;
 
@@ -84,10 +85,25 @@ pub async fn run_with(
         reset_url: user.password_reset_url.clone(),
     };
     let worker = worker::worker(&service, handler);
-    let parts: Vec<Part> = vec![(
-        "password-reset worker",
-        Box::pin(worker.run(shutdown.clone())),
-    )];
+    let trim = revoke::trim_periodically(
+        service.redis.clone(),
+        service.keys.clone(),
+        service.args.auth.access_token_ttl(),
+        shutdown.clone(),
+    );
+    let parts: Vec<Part> = vec![
+        (
+            "password-reset worker",
+            Box::pin(worker.run(shutdown.clone())),
+        ),
+        (
+            "token-revoked trim",
+            Box::pin(async move {
+                trim.await;
+                Ok(())
+            }),
+        ),
+    ];
     service
         .run(listener, http::router(state), parts, shutdown)
         .await
@@ -100,7 +116,7 @@ pub fn app_state(service: &Service, user: &UserArgs) -> anyhow::Result<http::App
     let signer = JwtSigner::load(auth, &service.args.data_dir)?;
     let verifier: JwtVerifier = signer
         .verifier()
-        .with_denylist(service.redis.clone(), service.keys.clone());
+        .with_revocations(service.revocations.clone());
     Ok(http::AppState {
         db: service.db.clone(),
         redis: service.redis.clone(),
@@ -108,6 +124,11 @@ pub fn app_state(service: &Service, user: &UserArgs) -> anyhow::Result<http::App
         signer,
         verifier,
         outbox: service.relay.notifier(),
+        revoker: revoke::Revoker::new(
+            service.revocations.clone(),
+            service.relay.notifier(),
+            auth.access_token_ttl(),
+        ),
         limiter: rate_limit::Limiter::new(
             service.redis.clone(),
             service.keys.clone(),

@@ -8,6 +8,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use common::{
     auth::{Claims, JwtSigner, Role},
+    events::RevocationReason,
     problem::ApiError,
 };
 use rand::RngCore as _;
@@ -18,7 +19,10 @@ use sea_orm::{
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::entity::{refresh_token, user};
+use crate::{
+    entity::{refresh_token, user},
+    revoke::Revoker,
+};
 
 /// What a log-in or a refresh hands out.
 #[derive(Debug, Clone)]
@@ -92,8 +96,10 @@ fn invalid() -> ApiError {
 pub async fn rotate(
     db: &DatabaseConnection,
     signer: &JwtSigner,
+    revoker: &Revoker,
     presented: &str,
     refresh_ttl: Duration,
+    correlation_id: &str,
 ) -> Result<Session, ApiError> {
     let txn = common::db::begin(db).await?;
     let Some(row) = refresh_token::Entity::find()
@@ -123,8 +129,19 @@ pub async fn rotate(
             .rows_affected
             == 1;
     if !claimed {
+        // Stolen or replayed: the family's refresh tokens and every access token of the user
+        // (which of them came from this family is not known) stop working.
         revoke_family(&txn, row.family_id).await?;
+        let revoked = revoker
+            .user(
+                &txn,
+                row.user_id,
+                RevocationReason::RefreshReuse,
+                correlation_id,
+            )
+            .await?;
         txn.commit().await?;
+        revoker.committed(&revoked);
         metrics::counter!("user_refresh_reuse_total").increment(1);
         tracing::warn!(user.id = %row.user_id, family.id = %row.family_id, "refresh token reused; family revoked");
         return Err(ApiError::Unauthorized(

@@ -11,7 +11,16 @@ use uuid::Uuid;
 use super::{
     AuthArgs, Claims, JwtVerifier, Role,
     keys::{self, ensure_dev_keypair},
+    verifier::TokenScope,
 };
+
+/// A token id: a UUIDv7 of `unix_ms` in simple form (what [`Claims::issued_at_ms`] reads back).
+pub fn jti_at(unix_ms: i64) -> String {
+    let ms = u64::try_from(unix_ms).unwrap_or(0);
+    let ts =
+        uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
+    Uuid::new_v7(ts).simple().to_string()
+}
 
 /// Signs access tokens. Cheap to clone.
 #[derive(Clone)]
@@ -24,9 +33,11 @@ struct Inner {
     encoding: EncodingKey,
     kid: String,
     ttl: Duration,
+    scope: TokenScope,
 }
 
 impl JwtSigner {
+    /// A signer with the default scope ([`TokenScope::default`]).
     pub fn new(key: SigningKey, ttl: Duration) -> anyhow::Result<Self> {
         let encoding = EncodingKey::from_ed_der(&keys::signing_key_der(&key)?);
         let kid = keys::key_id(&key.verifying_key());
@@ -36,8 +47,23 @@ impl JwtSigner {
                 encoding,
                 kid,
                 ttl,
+                scope: TokenScope::default(),
             }),
         })
+    }
+
+    /// The same key, issuing tokens for `scope`.
+    pub fn scoped(self, scope: TokenScope) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                key: inner.key.clone(),
+                encoding: inner.encoding.clone(),
+                kid: inner.kid.clone(),
+                ttl: inner.ttl,
+                scope,
+            }),
+        }
     }
 
     /// A signer for a PKCS#8 PEM Ed25519 private key.
@@ -46,25 +72,29 @@ impl JwtSigner {
     }
 
     /// The private key from `MESH_JWT_PRIVATE_KEY_FILE`, `MESH_JWT_PRIVATE_KEY`, else the dev key
-    /// pair in `data_dir` (generated if missing).
+    /// pair in `data_dir` (generated if missing); the scope from `MESH_JWT_ISSUER` and
+    /// `MESH_JWT_AUDIENCE`.
     pub fn load(auth: &AuthArgs, data_dir: &Path) -> anyhow::Result<Self> {
         let ttl = auth.access_token_ttl();
-        if let Some(path) = &auth.jwt_private_key_file {
+        let signer = if let Some(path) = &auth.jwt_private_key_file {
             let pem = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            Self::from_private_pem(&pem, ttl).context("MESH_JWT_PRIVATE_KEY_FILE")
+            Self::from_private_pem(&pem, ttl).context("MESH_JWT_PRIVATE_KEY_FILE")?
         } else if let Some(pem) = &auth.jwt_private_key {
-            Self::from_private_pem(pem.as_bytes(), ttl).context("MESH_JWT_PRIVATE_KEY")
+            Self::from_private_pem(pem.as_bytes(), ttl).context("MESH_JWT_PRIVATE_KEY")?
         } else {
             let pair = ensure_dev_keypair(data_dir)?;
             let pem = std::fs::read(&pair.private_key_file)?;
-            Self::from_private_pem(&pem, ttl)
-        }
+            Self::from_private_pem(&pem, ttl)?
+        };
+        Ok(signer.scoped(TokenScope::of(auth)))
     }
 
-    /// A verifier for this signer's public key (no denylist).
+    /// A verifier for this signer's public key and scope (every token counts as not revoked
+    /// until [`JwtVerifier::with_revocations`] gives it a set).
     pub fn verifier(&self) -> JwtVerifier {
         let public = self.inner.key.verifying_key();
         JwtVerifier::from_keys(vec![(self.inner.kid.clone(), public)])
+            .scoped(self.inner.scope.clone())
     }
 
     /// SPKI PEM of the public key.
@@ -77,17 +107,26 @@ impl JwtSigner {
         self.inner.ttl
     }
 
-    /// A fresh access token for `sub` with `role`, valid for the configured lifetime.
-    pub fn issue(&self, sub: Uuid, role: Role) -> anyhow::Result<(String, Claims)> {
-        let iat = chrono::Utc::now().timestamp();
+    /// The claims of a fresh access token for `sub` with `role`, valid for the configured
+    /// lifetime (tests change them and [`sign`](Self::sign) the result).
+    pub fn claims(&self, sub: Uuid, role: Role) -> Claims {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let iat = now_ms.div_euclid(1000);
         let ttl = i64::try_from(self.inner.ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        let claims = Claims {
+        Claims {
             sub,
             role,
-            jti: Uuid::new_v4().simple().to_string(),
+            jti: jti_at(now_ms),
             iat,
             exp: iat.saturating_add(ttl),
-        };
+            iss: self.inner.scope.issuer.clone(),
+            aud: self.inner.scope.audience.clone(),
+        }
+    }
+
+    /// A fresh access token for `sub` with `role`, valid for the configured lifetime.
+    pub fn issue(&self, sub: Uuid, role: Role) -> anyhow::Result<(String, Claims)> {
+        let claims = self.claims(sub, role);
         Ok((self.sign(&claims)?, claims))
     }
 

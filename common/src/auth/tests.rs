@@ -21,14 +21,9 @@ fn b64(value: &serde_json::Value) -> String {
 }
 
 fn claims(role: Role, exp_in: i64) -> Claims {
-    let now = chrono::Utc::now().timestamp();
-    Claims {
-        sub: Uuid::new_v4(),
-        role,
-        jti: Uuid::new_v4().to_string(),
-        exp: now + exp_in,
-        iat: now,
-    }
+    let mut claims = signer(0).claims(Uuid::new_v4(), role);
+    claims.exp = claims.iat + exp_in;
+    claims
 }
 
 #[test]
@@ -148,4 +143,32 @@ fn garbage_is_rejected() {
     ] {
         assert_eq!(verifier.verify(token), Err(TokenError::Invalid), "{token}");
     }
+}
+
+#[test]
+fn tokens_of_another_scope_or_issued_in_the_future_are_rejected() {
+    let signer = signer(9);
+    let verifier = signer.verifier();
+    let mut other_audience = claims(Role::User, 600);
+    other_audience.aud = "another-mesh".into();
+    let mut other_issuer = claims(Role::User, 600);
+    other_issuer.iss = "another-issuer".into();
+    let mut future = claims(Role::User, 7200);
+    future.iat += 3600;
+    for forged in [other_audience, other_issuer, future] {
+        let token = signer.sign(&forged).unwrap();
+        assert_eq!(
+            verifier.verify(&token),
+            Err(TokenError::Invalid),
+            "{forged:?}"
+        );
+    }
+    // A verifier scoped to another audience refuses this signer's genuine tokens.
+    let (token, _) = signer.issue(Uuid::new_v4(), Role::User).unwrap();
+    let elsewhere = signer.verifier().scoped(super::verifier::TokenScope {
+        issuer: crate::config::DEFAULT_JWT_ISSUER.into(),
+        audience: "shop-two".into(),
+    });
+    assert_eq!(elsewhere.verify(&token), Err(TokenError::Invalid));
+    assert!(verifier.verify(&token).is_ok());
 }

@@ -1,23 +1,49 @@
-//! [`JwtVerifier`]: checks an access token's EdDSA signature and expiry with the public key(s),
-//! then the Redis denylist. Only `alg: EdDSA` is accepted: `none`, HMAC (the classic "sign with
-//! the public key as HS256 secret" confusion), RSA and ECDSA are rejected before any key is used.
+//! [`JwtVerifier`]: checks an access token's EdDSA signature, issuer, audience, issue time and
+//! expiry with the public key(s), then the process's [`Revocations`] (in memory: no round trip).
+//! Only `alg: EdDSA` is accepted: `none`, HMAC (the classic "sign with the public key as HS256
+//! secret" confusion), RSA and ECDSA are rejected before any key is used.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use ed25519_dalek::VerifyingKey;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
-use redis::{AsyncCommands as _, aio::ConnectionManager};
 use serde_json::json;
 
 use super::{
-    AuthArgs, Claims,
+    AuthArgs, Claims, Revocations,
     keys::{self, ensure_dev_keypair},
 };
-use crate::{keys::Keys, problem::ApiError, service::Service};
+use crate::{problem::ApiError, service::Service};
 
-/// Clock skew tolerated on `exp`, in seconds.
+/// Clock skew tolerated on `exp` and on an `iat` in the future, in seconds.
 const LEEWAY_SECS: u64 = 5;
+
+/// Who issues access tokens and for whom: `iss` and `aud`, required to match on every service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenScope {
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl Default for TokenScope {
+    fn default() -> Self {
+        Self {
+            issuer: crate::config::DEFAULT_JWT_ISSUER.to_owned(),
+            audience: crate::config::DEFAULT_JWT_AUDIENCE.to_owned(),
+        }
+    }
+}
+
+impl TokenScope {
+    /// `MESH_JWT_ISSUER` and `MESH_JWT_AUDIENCE`.
+    pub fn of(auth: &AuthArgs) -> Self {
+        Self {
+            issuer: auth.jwt_issuer.clone(),
+            audience: auth.jwt_audience.clone(),
+        }
+    }
+}
 
 /// Why a token was refused. Every variant is a 401.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,20 +70,31 @@ pub struct JwtVerifier {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     keys: Vec<(String, VerifyingKey, DecodingKey)>,
     validation: Validation,
-    denylist: Option<(ConnectionManager, Keys)>,
+    revocations: Option<Revocations>,
+}
+
+fn validation_for(scope: &TokenScope) -> Validation {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.algorithms = vec![Algorithm::EdDSA];
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_exp = true;
+    validation.set_issuer(&[&scope.issuer]);
+    validation.set_audience(&[&scope.audience]);
+    validation.required_spec_claims = ["exp", "sub", "iss", "aud"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    validation
 }
 
 impl JwtVerifier {
-    /// A verifier for these public keys (`kid`, key), without a denylist.
+    /// A verifier for these public keys (`kid`, key) and the default [`TokenScope`], without
+    /// revocations.
     pub fn from_keys(keys: Vec<(String, VerifyingKey)>) -> Self {
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.algorithms = vec![Algorithm::EdDSA];
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_exp = true;
-        validation.required_spec_claims = ["exp", "sub"].into_iter().map(String::from).collect();
         let keys = keys
             .into_iter()
             .map(|(kid, key)| {
@@ -68,56 +105,63 @@ impl JwtVerifier {
         Self {
             inner: Arc::new(Inner {
                 keys,
-                validation,
-                denylist: None,
+                validation: validation_for(&TokenScope::default()),
+                revocations: None,
             }),
         }
     }
 
-    /// A verifier for one Ed25519 public key in SPKI PEM, without a denylist.
-    pub fn from_public_pem(pem: &[u8]) -> anyhow::Result<Self> {
-        let key = keys::public_key_from_pem(pem)?;
-        Ok(Self::from_keys(vec![(keys::key_id(&key), key)]))
-    }
-
-    /// A verifier for the Ed25519 keys of a JWKS document, without a denylist.
-    pub fn from_jwks_json(json: &str) -> anyhow::Result<Self> {
-        Ok(Self::from_keys(keys::keys_from_jwks(json)?))
-    }
-
-    /// Checks the denylist in `redis` (under the prefix of `keys`) on every [`authenticate`].
-    ///
-    /// [`authenticate`]: Self::authenticate
-    pub fn with_denylist(self, redis: ConnectionManager, keys: Keys) -> Self {
-        let inner = Inner {
-            keys: self.inner.keys.clone(),
-            validation: self.inner.validation.clone(),
-            denylist: Some((redis, keys)),
-        };
+    /// The same keys, accepting tokens of `scope` only.
+    pub fn scoped(self, scope: TokenScope) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.validation = validation_for(&scope);
         Self {
             inner: Arc::new(inner),
         }
     }
 
-    /// The verifier of a running service: [`load`](Self::load) with its settings and Redis.
+    /// A verifier for one Ed25519 public key in SPKI PEM, without revocations.
+    pub fn from_public_pem(pem: &[u8]) -> anyhow::Result<Self> {
+        let key = keys::public_key_from_pem(pem)?;
+        Ok(Self::from_keys(vec![(keys::key_id(&key), key)]))
+    }
+
+    /// A verifier for the Ed25519 keys of a JWKS document, without revocations.
+    pub fn from_jwks_json(json: &str) -> anyhow::Result<Self> {
+        Ok(Self::from_keys(keys::keys_from_jwks(json)?))
+    }
+
+    /// Refuses the tokens `revocations` holds on every [`authenticate`], and every token while
+    /// it has not been read once.
+    ///
+    /// [`authenticate`]: Self::authenticate
+    pub fn with_revocations(self, revocations: Revocations) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.revocations = Some(revocations);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The verifier of a running service: [`load`](Self::load) with its settings and its
+    /// process's revocations.
     pub async fn for_service(service: &Service) -> anyhow::Result<Self> {
         Self::load(
             &service.args.auth,
             &service.args.data_dir,
-            service.redis.clone(),
-            service.keys.clone(),
+            service.revocations.clone(),
         )
         .await
     }
 
     /// Finds the public key: `MESH_JWT_PUBLIC_KEY_FILE`, `MESH_JWT_PUBLIC_KEY`, `MESH_JWKS_URL`
     /// (fetched now, retried for up to a minute while the user service starts), the configured
-    /// private key, else the dev key pair in `data_dir`. Checks the denylist in `redis`.
+    /// private key, else the dev key pair in `data_dir`; the scope from `MESH_JWT_ISSUER` and
+    /// `MESH_JWT_AUDIENCE`; checks `revocations`.
     pub async fn load(
         auth: &AuthArgs,
         data_dir: &Path,
-        redis: ConnectionManager,
-        keys: Keys,
+        revocations: Revocations,
     ) -> anyhow::Result<Self> {
         let verifier = if let Some(path) = &auth.jwt_public_key_file {
             let pem = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
@@ -134,7 +178,9 @@ impl JwtVerifier {
             let pem = std::fs::read(&pair.public_key_file)?;
             Self::from_public_pem(&pem)?
         };
-        Ok(verifier.with_denylist(redis, keys))
+        Ok(verifier
+            .scoped(TokenScope::of(auth))
+            .with_revocations(revocations))
     }
 
     /// The JWKS document of the keys (`GET /.well-known/jwks.json`).
@@ -148,7 +194,7 @@ impl JwtVerifier {
         json!({ "keys": keys })
     }
 
-    /// Signature, algorithm and expiry only — no denylist.
+    /// Signature, algorithm, scope, issue time and expiry only — no revocations.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
@@ -167,7 +213,15 @@ impl JwtVerifier {
         let mut outcome = Err(TokenError::Invalid);
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => {
+                    // A token "issued" in the future was minted with a bad clock or forged
+                    // with a stolen key to outlive a revocation: refused.
+                    let latest = chrono::Utc::now().timestamp() + LEEWAY_SECS as i64;
+                    if data.claims.iat > latest || data.claims.issued_at_ms() > latest * 1000 {
+                        return Err(TokenError::Invalid);
+                    }
+                    return Ok(data.claims);
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
                     outcome = Err(TokenError::Expired);
                 }
@@ -177,36 +231,22 @@ impl JwtVerifier {
         outcome
     }
 
-    /// [`verify`](Self::verify), then the denylist. Redis unreachable → 503: a revoked token
-    /// must not pass because the denylist could not be read.
+    /// [`verify`](Self::verify), then the revocations. Until this process has read the
+    /// revocations once, every token is refused with 503: a logged-out token must not pass
+    /// because the process started during a Redis outage.
     pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
         let claims = self.verify(token)?;
-        if let Some((redis, keys)) = &self.inner.denylist {
-            let denied: bool = redis
-                .clone()
-                .exists(keys.auth_denylist(&claims.jti))
-                .await?;
-            if denied {
+        if let Some(revocations) = &self.inner.revocations {
+            if !revocations.is_synced() {
+                return Err(ApiError::Unavailable(
+                    "token revocations have not been read since start-up".into(),
+                ));
+            }
+            if revocations.is_revoked(&claims) {
                 return Err(TokenError::Revoked.into());
             }
         }
         Ok(claims)
-    }
-
-    /// Denylists the token until it expires (logout).
-    pub async fn revoke(&self, claims: &Claims) -> Result<(), ApiError> {
-        let Some((redis, keys)) = &self.inner.denylist else {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "verifier has no denylist"
-            )));
-        };
-        // Keep the entry a little past `exp` so the leeway cannot resurrect the token.
-        let ttl = claims.remaining_secs() + LEEWAY_SECS + 1;
-        let _: () = redis
-            .clone()
-            .set_ex(keys.auth_denylist(&claims.jti), 1, ttl)
-            .await?;
-        Ok(())
     }
 }
 

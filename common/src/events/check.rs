@@ -5,7 +5,7 @@
 
 use super::{
     OrderCompleted, OrderLine, OrderPlaced, OrderShipped, PasswordResetRequested, PaymentFailed,
-    PaymentRefunded, ProductChanged, RefundOrder, StockReserved, UserRegistered,
+    PaymentRefunded, ProductChanged, RefundOrder, StockReserved, TokenRevoked, UserRegistered,
 };
 use crate::limits::{
     MAX_EMAIL_LEN, MAX_LINE_QUANTITY, MAX_ORDER_LINES, MAX_ORDER_TOTAL_CENTS, MAX_PRICE_CENTS,
@@ -120,6 +120,18 @@ impl Check for OrderShipped {
     fn check(&self) -> Result<(), String> {
         text("carrier", &self.carrier, MAX_TEXT_CHARS)?;
         text("tracking_number", &self.tracking_number, MAX_TEXT_CHARS)
+    }
+}
+
+impl Check for TokenRevoked {
+    fn check(&self) -> Result<(), String> {
+        if let Some(jti) = &self.jti
+            && !(1..=64).contains(&jti.len())
+        {
+            return Err("`jti` must be 1 to 64 characters".into());
+        }
+        within("issued_before_ms", self.issued_before_ms, 0, i64::MAX)?;
+        within("until", self.until, 0, i64::MAX)
     }
 }
 

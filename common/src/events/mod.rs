@@ -16,7 +16,7 @@ pub trait Event: Serialize + DeserializeOwned + Check + Send + Sync {
 }
 
 /// Every event stream of the mesh, unprefixed.
-pub const ALL_STREAMS: [&str; 10] = [
+pub const ALL_STREAMS: [&str; 11] = [
     UserRegistered::TYPE,
     PasswordResetRequested::TYPE,
     ProductChanged::TYPE,
@@ -27,6 +27,7 @@ pub const ALL_STREAMS: [&str; 10] = [
     RefundOrder::TYPE,
     OrderShipped::TYPE,
     PaymentRefunded::TYPE,
+    TokenRevoked::TYPE,
 ];
 
 /// One line of an order, priced when it was placed.
@@ -162,6 +163,36 @@ pub struct PaymentRefunded {
     pub amount_cents: i64,
 }
 
+/// Why access tokens were revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    /// The token's holder logged out (one token).
+    Logout,
+    /// A rotated refresh token was presented again: the session was stolen or replayed.
+    RefreshReuse,
+    /// The password was reset.
+    PasswordReset,
+    /// An admin changed the account's role.
+    RoleChanged,
+}
+
+/// Access tokens that every service must refuse from now on (published by user, followed by
+/// every process of every service without a consumer group; see `common::auth::revocations`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRevoked {
+    pub user_id: Uuid,
+    /// `Some`: just this token (log-out). `None`: every token of the user issued before
+    /// `issued_before_ms`.
+    pub jti: Option<String>,
+    /// Unix milliseconds; tokens of the user issued earlier are void (when `jti` is `None`).
+    pub issued_before_ms: i64,
+    /// Unix seconds after which every token this voids has expired anyway: then it can be
+    /// forgotten.
+    pub until: i64,
+    pub reason: RevocationReason,
+}
+
 macro_rules! event_type {
     ($($ty:ty => $name:literal),* $(,)?) => {
         $(impl Event for $ty { const TYPE: &'static str = $name; })*
@@ -179,4 +210,5 @@ event_type! {
     RefundOrder => "refund-order",
     OrderShipped => "order-shipped",
     PaymentRefunded => "payment-refunded",
+    TokenRevoked => "token-revoked",
 }

@@ -1,23 +1,26 @@
-//! Token attacks on the inventory's admin endpoints: each forged, stale or revoked token is a
-//! 401 problem and creates nothing. The tokens are verified locally with the public key.
+//! Token attacks on the inventory's admin endpoints: each forged, stale, mis-scoped or revoked
+//! token is a 401 problem and creates nothing. The tokens are verified locally with the public
+//! key; revocations arrive on the `token-revoked` stream.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::auth::{AuthArgs, Claims, JwtSigner, Role};
+use std::time::Duration;
+
+use common::{
+    Envelope,
+    auth::{AuthArgs, Claims, JwtSigner, Role},
+    events::{Event as _, RevocationReason, TokenRevoked},
+};
+use redis::AsyncCommands as _;
 use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::support::{TestApp, assert_problem, spawn_app, stream_lengths};
 
-fn claims(role: Role, exp_in_secs: i64) -> Claims {
-    let now = chrono::Utc::now().timestamp();
-    Claims {
-        sub: Uuid::now_v7(),
-        role,
-        jti: Uuid::new_v4().simple().to_string(),
-        exp: now + exp_in_secs,
-        iat: now,
-    }
+fn claims(app: &TestApp, role: Role, exp_in_secs: i64) -> Claims {
+    let mut claims = app.signer.claims(Uuid::now_v7(), role);
+    claims.exp = claims.iat + exp_in_secs;
+    claims
 }
 
 fn b64(value: &serde_json::Value) -> String {
@@ -26,7 +29,7 @@ fn b64(value: &serde_json::Value) -> String {
 
 /// Every attack, by name.
 async fn forged_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
-    let admin_claims = serde_json::to_value(claims(Role::Admin, 600)).unwrap();
+    let admin_claims = serde_json::to_value(claims(app, Role::Admin, 600)).unwrap();
 
     let alg_none = format!(
         "{}.{}.",
@@ -43,7 +46,19 @@ async fn forged_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
     )
     .unwrap();
 
-    let expired = app.signer.sign(&claims(Role::Admin, -3600)).unwrap();
+    let expired = app.signer.sign(&claims(app, Role::Admin, -3600)).unwrap();
+
+    // Signed with the right key, but for another mesh, by another issuer, or "issued" ahead of
+    // time to outlive a revocation.
+    let mut other_audience = claims(app, Role::Admin, 600);
+    other_audience.aud = "another-mesh".into();
+    let other_audience = app.signer.sign(&other_audience).unwrap();
+    let mut other_issuer = claims(app, Role::Admin, 600);
+    other_issuer.iss = "someone-else".into();
+    let other_issuer = app.signer.sign(&other_issuer).unwrap();
+    let mut future = claims(app, Role::Admin, 7200);
+    future.iat += 3600;
+    let future = app.signer.sign(&future).unwrap();
 
     let elsewhere = tempfile::tempdir().unwrap();
     let stranger = JwtSigner::load(&AuthArgs::default(), elsewhere.path()).unwrap();
@@ -56,14 +71,36 @@ async fn forged_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
     let parts: Vec<&str> = user_token.split('.').collect();
     let tampered = format!("{}.{}.{}", parts[0], b64(&promoted), parts[2]);
 
-    // A genuine admin token after logout.
+    // A genuine admin token after logout: the user service's `token-revoked`, as its relay
+    // would publish it. Every process follows the stream; wait until this one has read it.
     let (revoked, revoked_claims) = app.signer.issue(Uuid::now_v7(), Role::Admin).unwrap();
-    app.signer
-        .verifier()
-        .with_denylist(app.redis.clone(), app.keys.clone())
-        .revoke(&revoked_claims)
+    let revocation = TokenRevoked {
+        user_id: revoked_claims.sub,
+        jti: Some(revoked_claims.jti.clone()),
+        issued_before_ms: 0,
+        until: revoked_claims.exp,
+        reason: RevocationReason::Logout,
+    };
+    let envelope = Envelope::new(TokenRevoked::TYPE, "user", "logout", "", &revocation).unwrap();
+    let _: String = app
+        .redis
+        .clone()
+        .xadd(app.stream(TokenRevoked::TYPE), "*", &envelope.to_fields())
         .await
         .unwrap();
+    common::testing::wait_until(Duration::from_secs(10), "revocation applied", || async {
+        // A write (to an unknown product: nothing changes) tells whether the token is refused.
+        let write = app
+            .send(
+                Method::POST,
+                &format!("/products/{}/stock", Uuid::now_v7()),
+                Some(&revoked),
+                Some(json!({"delta": 1, "reason": "probe"})),
+            )
+            .await;
+        write.status() == 401
+    })
+    .await;
 
     vec![
         ("alg none", alg_none),
@@ -71,7 +108,10 @@ async fn forged_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
         ("expired", expired),
         ("wrong key", wrong_key),
         ("tampered payload", tampered),
-        ("denylisted", revoked),
+        ("another audience", other_audience),
+        ("another issuer", other_issuer),
+        ("issued in the future", future),
+        ("revoked", revoked),
     ]
 }
 

@@ -1,8 +1,9 @@
-//! Logout across services: the user service and the inventory share one real `redis-server`
+//! Revocation across services: the user service and the inventory share one real `redis-server`
 //! (one key prefix) and nothing else. The inventory knows the user service only through its JWKS
 //! URL. An admin logs in on the user service, writes to the inventory with the access token, logs
 //! out on the user service — and the inventory refuses the same token from then on, because it
-//! checks the denylist that logout wrote.
+//! follows the `token-revoked` stream that logout published to. A replayed refresh token kills
+//! every access token of the account there too.
 
 use std::time::Duration;
 
@@ -45,6 +46,24 @@ async fn login(http: &reqwest::Client, user_url: &str) -> String {
     assert_eq!(response.status(), 200, "admin log-in");
     let body: Value = response.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Waits until the inventory refuses `token` (a delete of a product that does not exist: 404
+/// while the token is good, 401 once it is revoked, and nothing changes either way).
+async fn refused_soon(http: &reqwest::Client, inventory_url: &str, token: &str) {
+    let url = format!("{inventory_url}/products/{}", uuid::Uuid::now_v7());
+    wait_until(
+        Duration::from_secs(10),
+        "revocation reached the inventory",
+        || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let response = http.delete(url).bearer_auth(token).send().await.unwrap();
+                response.status() == 401
+            }
+        },
+    )
+    .await;
 }
 
 async fn create_product(
@@ -129,7 +148,9 @@ async fn a_token_logged_out_on_the_user_service_is_refused_by_the_inventory() {
         .unwrap();
     assert_eq!(logout.status(), 204);
 
-    // The very next request on the inventory: refused, and nothing written.
+    // The revocation reaches the inventory on `token-revoked` (the user service's outbox, then
+    // the inventory's follower): within moments, not a round trip per request.
+    refused_soon(&http, &inventory_url, &token).await;
     let body = assert_problem(
         create_product(&http, &inventory_url, &token, "After logout").await,
         401,
@@ -152,6 +173,30 @@ async fn a_token_logged_out_on_the_user_service_is_refused_by_the_inventory() {
     let fresh = login(&http, &user_url).await;
     let response = create_product(&http, &inventory_url, &fresh, "New session").await;
     assert_eq!(response.status(), 201);
+    assert_eq!(product::Entity::find().count(&db).await.unwrap(), 2);
+
+    // A stolen refresh token replayed: every access token of the account dies on the
+    // inventory as well, including the one from the latest log-in.
+    let response = http
+        .post(format!("{user_url}/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let session: Value = response.json().await.unwrap();
+    let refresh = session["refresh_token"].as_str().unwrap().to_owned();
+    for expected in [200, 401] {
+        let response = http
+            .post(format!("{user_url}/auth/refresh"))
+            .json(&json!({"refresh_token": refresh}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "refresh, then its replay");
+    }
+    refused_soon(&http, &inventory_url, &fresh).await;
+    let response = create_product(&http, &inventory_url, &fresh, "After the replay").await;
+    assert_problem(response, 401).await;
     assert_eq!(product::Entity::find().count(&db).await.unwrap(), 2);
 
     shutdown.cancel();

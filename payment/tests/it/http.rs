@@ -298,15 +298,34 @@ async fn a_logged_out_token_is_refused() {
     let response = app.send(Method::GET, "/wallet", Some(&token), None).await;
     assert_eq!(response.status(), 200);
 
-    // What the user service's logout writes: the token's `jti` on the denylist.
-    let _: () = redis::cmd("SET")
-        .arg(app.keys.auth_denylist(&claims.jti))
-        .arg(1)
-        .arg("EX")
-        .arg(60)
+    // What the user service's logout publishes: the token's `jti` on `token-revoked`, which
+    // every process follows.
+    let revoked = common::events::TokenRevoked {
+        user_id,
+        jti: Some(claims.jti.clone()),
+        issued_before_ms: 0,
+        until: claims.exp,
+        reason: common::events::RevocationReason::Logout,
+    };
+    let envelope = common::Envelope::new("token-revoked", "user", "r", "", &revoked).unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(app.keys.stream("token-revoked"))
+        .arg("*")
+        .arg(envelope.to_fields())
         .query_async(&mut app.redis.clone())
         .await
-        .expect("denylist the token");
+        .expect("publish the revocation");
+    common::testing::wait_until(
+        std::time::Duration::from_secs(10),
+        "revocation applied",
+        || async {
+            app.send(Method::GET, "/wallet", Some(&token), None)
+                .await
+                .status()
+                == 401
+        },
+    )
+    .await;
     assert_problem(
         app.send(Method::GET, "/wallet", Some(&token), None).await,
         401,

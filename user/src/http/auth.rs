@@ -153,15 +153,17 @@ pub async fn refresh(
     let session = session::rotate(
         &state.db,
         &state.signer,
+        &state.revoker,
         &presented,
         state.settings.refresh_ttl,
+        &correlation_id(&headers),
     )
     .await?;
     Ok(session_response(&state, session))
 }
 
-/// Log out: the access token is denylisted until it expires and its session's refresh tokens are
-/// revoked.
+/// Log out: the access token is revoked on every service (a `token-revoked` event) and its
+/// session's refresh tokens are revoked.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204, description = "logged out"), (status = 401, description = "no valid access token")))]
 pub async fn logout(
@@ -172,12 +174,16 @@ pub async fn logout(
     // The session is found through the access token; a refresh cookie (say, of an older log-in
     // in the same browser) is revoked as well.
     let presented = refresh_token_of(&headers, &Bytes::new())?;
-    state.verifier.revoke(&claims).await?;
-    for family in
-        session::family_of(&state.db, claims.sub, &claims.jti, presented.as_deref()).await?
-    {
-        session::revoke_family(&state.db, family).await?;
+    let txn = common::db::begin(&state.db).await?;
+    for family in session::family_of(&txn, claims.sub, &claims.jti, presented.as_deref()).await? {
+        session::revoke_family(&txn, family).await?;
     }
+    let revoked = state
+        .revoker
+        .token(&txn, &claims, &correlation_id(&headers))
+        .await?;
+    txn.commit().await?;
+    state.revoker.committed(&revoked);
     tracing::info!(user.id = %claims.sub, "logged out");
     let mut response = StatusCode::NO_CONTENT.into_response();
     set_cookie(&mut response, &cookie(&state, "", 0));

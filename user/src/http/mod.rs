@@ -27,7 +27,7 @@ use common::{
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 
-use crate::{password::Hashing, rate_limit::Limiter};
+use crate::{password::Hashing, rate_limit::Limiter, revoke::Revoker};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -39,6 +39,7 @@ pub struct AppState {
     pub verifier: JwtVerifier,
     pub outbox: OutboxNotifier,
     pub limiter: Limiter,
+    pub revoker: Revoker,
     pub hashing: Hashing,
     pub settings: Arc<Settings>,
 }

@@ -14,7 +14,7 @@ use chrono::Utc;
 use common::{
     Envelope,
     db::outbox,
-    events::{Event as _, PasswordResetRequested},
+    events::{Event as _, PasswordResetRequested, RevocationReason},
     problem::ApiError,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
@@ -125,6 +125,7 @@ pub async fn request_reset(
               (status = 422, description = "password too short or too long")))]
 pub async fn confirm_reset(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Json<ResetConfirm>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(req) = body?;
@@ -168,9 +169,19 @@ pub async fn confirm_reset(
         .exec(&txn)
         .await?;
     invalidate_resets(&txn, reset.user_id).await?;
-    let revoked = session::revoke_all(&txn, reset.user_id).await?;
+    let sessions = session::revoke_all(&txn, reset.user_id).await?;
+    let revoked = state
+        .revoker
+        .user(
+            &txn,
+            reset.user_id,
+            RevocationReason::PasswordReset,
+            &correlation_id(&headers),
+        )
+        .await?;
     txn.commit().await?;
-    tracing::info!(user.id = %reset.user_id, sessions.revoked = revoked, "password reset");
+    state.revoker.committed(&revoked);
+    tracing::info!(user.id = %reset.user_id, sessions.revoked = sessions, "password reset");
     Ok(StatusCode::NO_CONTENT)
 }
 

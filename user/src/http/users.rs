@@ -6,11 +6,13 @@ use axum::{
         Path, Query, State,
         rejection::{JsonRejection, PathRejection, QueryRejection},
     },
+    http::HeaderMap,
     routing::{get, patch},
 };
 use chrono::{DateTime, Utc};
 use common::{
     auth::{AdminUser, AuthUser, Role},
+    events::RevocationReason,
     problem::ApiError,
 };
 use sea_orm::{
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::AppState;
+use super::{AppState, correlation_id};
 use crate::{entity::user, session::role_of};
 
 /// Largest page of `GET /users`.
@@ -143,6 +145,7 @@ pub async fn list(
 pub async fn set_role(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
+    headers: HeaderMap,
     id: Result<Path<Uuid>, PathRejection>,
     body: Result<Json<SetRoleRequest>, JsonRejection>,
 ) -> Result<Json<UserView>, ApiError> {
@@ -177,11 +180,30 @@ pub async fn set_role(
             "the last admin cannot be demoted".into(),
         ));
     }
+    // A role change takes effect at once: tokens carrying the old role stop working everywhere
+    // (the account logs in or refreshes for one with the new role).
+    let revoked = if role_of(&account) == req.role {
+        None
+    } else {
+        let revoked = state
+            .revoker
+            .user(
+                &txn,
+                id,
+                RevocationReason::RoleChanged,
+                &correlation_id(&headers),
+            )
+            .await?;
+        Some(revoked)
+    };
     let mut active = account.into_active_model();
     active.role = Set(req.role.as_str().to_owned());
     active.updated_at = Set(Utc::now());
     let updated = active.update(&txn).await?;
     txn.commit().await?;
+    if let Some(revoked) = &revoked {
+        state.revoker.committed(revoked);
+    }
     tracing::info!(user.id = %id, admin.id = %admin.sub, role = %req.role, "role changed");
     Ok(Json(updated.into()))
 }

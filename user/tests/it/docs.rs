@@ -147,22 +147,30 @@ async fn jwks_publishes_the_ed25519_key() {
 }
 
 #[tokio::test]
-async fn another_service_verifies_through_the_jwks_url_and_shares_the_denylist() {
+async fn another_service_verifies_through_the_jwks_url_and_follows_the_revocations() {
     let app = spawn_app().await;
     let auth = common::auth::AuthArgs {
         jwks_url: Some(app.url("/.well-known/jwks.json")),
         ..Default::default()
     };
     let elsewhere = tempfile::tempdir().unwrap();
-    let verifier = common::auth::JwtVerifier::load(
-        &auth,
-        elsewhere.path(),
-        app.redis.connection(),
+    // What every other service's process runs: its own revocation set, following the stream.
+    let revocations = common::auth::Revocations::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let follower = tokio::spawn(common::auth::revocations::follow(
+        app.redis.client(),
         common::Keys::new(app.prefix.clone()),
-    )
-    .await
-    .unwrap();
+        revocations.clone(),
+        stop.clone(),
+    ));
+    let verifier = common::auth::JwtVerifier::load(&auth, elsewhere.path(), revocations.clone())
+        .await
+        .unwrap();
     let session = app.session("uma@example.com").await;
+    common::testing::wait_until(Duration::from_secs(10), "revocations read", || async {
+        revocations.is_synced()
+    })
+    .await;
     assert!(verifier.authenticate(&session.access).await.is_ok());
     let response = app
         .http
@@ -172,11 +180,19 @@ async fn another_service_verifies_through_the_jwks_url_and_shares_the_denylist()
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
+    common::testing::wait_until(
+        Duration::from_secs(10),
+        "logout reached the follower",
+        || async { verifier.authenticate(&session.access).await.is_err() },
+    )
+    .await;
     let error = verifier.authenticate(&session.access).await.unwrap_err();
     assert!(
         matches!(error, common::problem::ApiError::Unauthorized(_)),
         "{error:?}"
     );
+    stop.cancel();
+    follower.await.unwrap();
     // It did not fall back to generating a key pair of its own.
     assert!(!elsewhere.path().join("jwt-ed25519.key.pem").exists());
 }

@@ -102,8 +102,20 @@ async fn a_reset_sets_the_new_password_and_revokes_every_session() {
         .await;
     assert_eq!(refreshed.status(), 200);
     problem(app.login("quinn@example.com", PASSWORD).await, 401).await;
-    app.session_with("quinn@example.com", "brand new password")
+    // The access tokens issued before the reset are void at once; the bystander's are not.
+    for access in [&laptop.access, &phone.access] {
+        let body = problem(app.get_as("/users/me", access).await, 401).await;
+        assert_eq!(body["detail"], "token revoked");
+    }
+    assert_eq!(
+        app.get_as("/users/me", &bystander.access).await.status(),
+        200
+    );
+    // A log-in right after the reset (same second, even) works.
+    let fresh = app
+        .session_with("quinn@example.com", "brand new password")
         .await;
+    assert_eq!(app.get_as("/users/me", &fresh.access).await.status(), 200);
     // A token works once.
     problem(confirm(&app, &token, "yet another password").await, 400).await;
 }

@@ -67,6 +67,26 @@ async fn reusing_a_rotated_refresh_token_revokes_the_family() {
     assert_eq!(refresh(&app, &other.refresh).await.status(), 200);
 }
 
+/// A rotated refresh token presented again means it was stolen: the family is revoked, and so
+/// is every access token of the account (which came from that family is not known).
+#[tokio::test]
+async fn reusing_a_refresh_token_revokes_the_accounts_access_tokens() {
+    let app = spawn_app().await;
+    let session = app.session("vera@example.com").await;
+    let rotated: Value = refresh(&app, &session.refresh).await.json().await.unwrap();
+    let new_access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get_as("/users/me", &new_access).await.status(), 200);
+
+    problem(refresh(&app, &session.refresh).await, 401).await;
+    for access in [&session.access, &new_access] {
+        let body = problem(app.get_as("/users/me", access).await, 401).await;
+        assert_eq!(body["detail"], "token revoked");
+    }
+    // The owner logs in again and goes on.
+    let again = app.session_with("vera@example.com", PASSWORD).await;
+    assert_eq!(app.get_as("/users/me", &again.access).await.status(), 200);
+}
+
 #[tokio::test]
 async fn invalid_refresh_tokens_are_401() {
     let app = spawn_app().await;
@@ -116,7 +136,7 @@ async fn an_expired_refresh_token_is_401_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn logout_denylists_the_access_token_and_revokes_the_session() {
+async fn logout_revokes_the_access_token_everywhere_and_the_session() {
     let app = spawn_app().await;
     let session = app.session("ivan@example.com").await;
     let other = app.session_with("ivan@example.com", PASSWORD).await;
@@ -134,20 +154,40 @@ async fn logout_denylists_the_access_token_and_revokes_the_session() {
     let body = problem(app.get_as("/users/me", &session.access).await, 401).await;
     assert_eq!(body["detail"], "token revoked");
     problem(refresh(&app, &session.refresh).await, 401).await;
-    // The denylist entry expires with the token.
-    let mut redis = app.redis.connection();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}auth:denylist:*", app.prefix))
+    // Every other process learns it from `token-revoked`: this token, until just past its
+    // expiry.
+    let claims = app.signer().verifier().verify(&session.access).unwrap();
+    let stream = format!("{}token-revoked", app.prefix);
+    let redis = app.redis.connection();
+    common::testing::wait_until(
+        std::time::Duration::from_secs(10),
+        "token-revoked published",
+        || {
+            let (mut redis, stream) = (redis.clone(), stream.clone());
+            async move {
+                let n: u64 = redis::cmd("XLEN")
+                    .arg(&stream)
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+                n == 1
+            }
+        },
+    )
+    .await;
+    let mut redis = redis.clone();
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
         .query_async(&mut redis)
         .await
         .unwrap();
-    assert_eq!(keys.len(), 1);
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(&keys[0])
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert!(ttl > 0 && ttl <= 15 * 60 + 10, "ttl {ttl}");
+    let data: Value = serde_json::from_str(&entries.ids[0].get::<String>("data").unwrap()).unwrap();
+    assert_eq!(data["jti"], claims.jti.as_str());
+    assert_eq!(data["reason"], "logout");
+    let until = data["until"].as_i64().unwrap();
+    assert!(until >= claims.exp && until <= claims.exp + 120, "{until}");
     // The other device's session lives on.
     assert_eq!(app.get_as("/users/me", &other.access).await.status(), 200);
     assert_eq!(refresh(&app, &other.refresh).await.status(), 200);
