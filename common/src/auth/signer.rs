@@ -9,9 +9,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use uuid::Uuid;
 
 use super::{
-    AuthArgs, Claims, JwtVerifier, Role,
-    keys::{self, ensure_dev_keypair},
+    claims::{Claims, Role},
+    keys,
+    verifier::JwtVerifier,
 };
+use crate::config::AuthArgs;
 
 /// Signs access tokens. Cheap to clone.
 #[derive(Clone)]
@@ -48,17 +50,7 @@ impl JwtSigner {
     /// The private key from `MESH_JWT_PRIVATE_KEY_FILE`, `MESH_JWT_PRIVATE_KEY`, else the dev key
     /// pair in `data_dir` (generated if missing).
     pub fn load(auth: &AuthArgs, data_dir: &Path) -> anyhow::Result<Self> {
-        let ttl = auth.access_token_ttl();
-        if let Some(path) = &auth.jwt_private_key_file {
-            let pem = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            Self::from_private_pem(&pem, ttl).context("MESH_JWT_PRIVATE_KEY_FILE")
-        } else if let Some(pem) = &auth.jwt_private_key {
-            Self::from_private_pem(pem.as_bytes(), ttl).context("MESH_JWT_PRIVATE_KEY")
-        } else {
-            let pair = ensure_dev_keypair(data_dir)?;
-            let pem = std::fs::read(&pair.private_key_file)?;
-            Self::from_private_pem(&pem, ttl)
-        }
+        Self::new(keys::private_key(auth, data_dir)?, auth.access_token_ttl())
     }
 
     /// A verifier for this signer's public key (no denylist).

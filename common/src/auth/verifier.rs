@@ -11,10 +11,10 @@ use redis::{AsyncCommands as _, aio::ConnectionManager};
 use serde_json::json;
 
 use super::{
-    AuthArgs, Claims,
+    claims::Claims,
     keys::{self, ensure_dev_keypair},
 };
-use crate::{keys::Keys, problem::ApiError, service::Service};
+use crate::{config::AuthArgs, keys::Keys, problem::ApiError, service::Service};
 
 /// Clock skew tolerated on `exp`, in seconds.
 const LEEWAY_SECS: u64 = 5;
@@ -128,7 +128,8 @@ impl JwtVerifier {
             let body = fetch_jwks(url).await?;
             Self::from_jwks_json(&body).with_context(|| format!("JWKS from {url}"))?
         } else if auth.jwt_private_key_file.is_some() || auth.jwt_private_key.is_some() {
-            super::JwtSigner::load(auth, data_dir)?.verifier()
+            let public = keys::private_key(auth, data_dir)?.verifying_key();
+            Self::from_keys(vec![(keys::key_id(&public), public)])
         } else {
             let pair = ensure_dev_keypair(data_dir)?;
             let pem = std::fs::read(&pair.public_key_file)?;
