@@ -28,6 +28,8 @@ end
 return lost
 "#;
 
+/// The heartbeat: refreshes the claims of every entry we own, and forgets (and counts) those
+/// another consumer has taken over meanwhile.
 pub(crate) async fn refresh_claims<H>(shared: &Shared<H>) {
     let owned: Vec<EntryKey> = {
         let inflight = shared.inflight.lock().unwrap_or_else(|p| p.into_inner());

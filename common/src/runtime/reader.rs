@@ -27,7 +27,7 @@ use crate::backoff::{Backoff, sleep_or_cancel};
 /// no read in flight: the entries of the last one are dispatched like any others.
 pub(crate) async fn run<H: Handler>(
     shared: &Arc<Shared<H>>,
-    conn: ConnectionManager,
+    conn: &ConnectionManager,
     shutdown: &CancellationToken,
 ) {
     ensure_groups_until_ok(shared, shutdown).await;
@@ -54,7 +54,7 @@ struct InFlightRead {
 struct Reader<'a, H> {
     shared: &'a Arc<Shared<H>>,
     /// The read connection: its response timeout outlasts a `BLOCK`.
-    conn: ConnectionManager,
+    conn: &'a ConnectionManager,
     shutdown: &'a CancellationToken,
     /// The prefixed stream keys, in the worker's order.
     keys: Vec<String>,

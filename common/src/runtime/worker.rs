@@ -1,18 +1,19 @@
 //! The consumer-group worker: reads every entry of every batch, runs the handler with bounded
 //! concurrency, acknowledges only after the effect, retries with backoff counted by Redis,
 //! dead-letters, reclaims from dead consumers, keeps its own claims fresh, and shuts down
-//! gracefully. This is where its parts (see `mod.rs`) start on one [`Shared`] state and stop.
+//! gracefully. This is where its parts (see `mod.rs`) start on one shared state and stop.
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use redis::Client;
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use super::config::{WorkerConfig, consumer_name};
 use super::{
-    acker, handler::Handler, maintenance, reader, redis_io, shared::Shared, stats::WorkerStats,
+    acker, entry::Ack, handler::Handler, maintenance, reader, redis_io, shared::Shared,
+    stats::WorkerStats,
 };
 
 /// A consumer-group worker for one handler.
@@ -66,33 +67,62 @@ impl<H: Handler> Worker<H> {
             "worker started"
         );
 
+        let beside = Beside::start(&shared, ack_rx);
+        reader::run(&shared, &read_conn, &shutdown).await;
+        finish_handlers(&shared).await;
+        beside.stop().await;
+        tracing::info!(group = %shared.cfg.group, consumer = %shared.cfg.consumer, "worker stopped");
+        Ok(())
+    }
+}
+
+/// Shutdown: no more reads. In-flight handlers finish within the grace period (their claims are
+/// still refreshed meanwhile); what they leave stays pending for other consumers.
+async fn finish_handlers<H>(shared: &Shared<H>) {
+    shared.tasks.close();
+    let grace = shared.cfg.shutdown_grace;
+    if tokio::time::timeout(grace, shared.tasks.wait())
+        .await
+        .is_err()
+    {
+        let left = shared.inflight.lock().map(|s| s.len()).unwrap_or_default();
+        tracing::warn!(
+            group = %shared.cfg.group,
+            unfinished = left,
+            grace_ms = grace.as_millis() as u64,
+            "grace period over; unfinished entries stay pending for other consumers"
+        );
+    }
+}
+
+/// The tasks running beside the reader: the acker and the timers.
+struct Beside {
+    acker: JoinHandle<()>,
+    acker_stop: CancellationToken,
+    maintenance: JoinHandle<()>,
+    maintenance_stop: CancellationToken,
+}
+
+impl Beside {
+    fn start<H: Handler>(shared: &Arc<Shared<H>>, acks: mpsc::UnboundedReceiver<Vec<Ack>>) -> Self {
         let acker_stop = CancellationToken::new();
-        let acker = tokio::spawn(acker::run(shared.clone(), ack_rx, acker_stop.clone()));
+        let acker = tokio::spawn(acker::run(shared.clone(), acks, acker_stop.clone()));
         let maintenance_stop = CancellationToken::new();
         let maintenance = tokio::spawn(maintenance::run(shared.clone(), maintenance_stop.clone()));
-
-        reader::run(&shared, read_conn, &shutdown).await;
-
-        // Shutdown: no more reads. In-flight handlers finish (their claims are still refreshed),
-        // then their acks are flushed.
-        shared.tasks.close();
-        let grace = shared.cfg.shutdown_grace;
-        if tokio::time::timeout(grace, shared.tasks.wait())
-            .await
-            .is_err()
-        {
-            let left = shared.inflight.lock().map(|s| s.len()).unwrap_or_default();
-            tracing::warn!(
-                group = %shared.cfg.group,
-                unfinished = left,
-                grace_ms = grace.as_millis() as u64,
-                "grace period over; unfinished entries stay pending for other consumers"
-            );
+        Self {
+            acker,
+            acker_stop,
+            maintenance,
+            maintenance_stop,
         }
-        maintenance_stop.cancel();
-        acker_stop.cancel();
-        let _ = maintenance.await;
-        if tokio::time::timeout(Duration::from_secs(5), acker)
+    }
+
+    /// Stops the timers, and the acker once it has flushed what the handlers acknowledged.
+    async fn stop(self) {
+        self.maintenance_stop.cancel();
+        self.acker_stop.cancel();
+        let _ = self.maintenance.await;
+        if tokio::time::timeout(Duration::from_secs(5), self.acker)
             .await
             .is_err()
         {
@@ -100,7 +130,5 @@ impl<H: Handler> Worker<H> {
                 "acknowledgements not flushed in time; those entries will be redelivered"
             );
         }
-        tracing::info!(group = %shared.cfg.group, consumer = %shared.cfg.consumer, "worker stopped");
-        Ok(())
     }
 }
