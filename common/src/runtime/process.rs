@@ -31,7 +31,8 @@ pub(crate) fn dispatch<H: Handler>(
     tasks.spawn(process_batch(shared, entries, permit));
 }
 
-/// Boxed: a retry processes its entry again from inside a batch's processing.
+/// A batch's intake, then its handlers, with `permit` (one per entry). Boxed: a retry processes its
+/// entry again from inside a batch's processing.
 fn process_batch<H: Handler>(
     shared: Arc<Shared<H>>,
     entries: Vec<Tracked>,

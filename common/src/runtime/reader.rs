@@ -140,7 +140,7 @@ impl<H: Handler> Reader<'_, H> {
     /// having sent the next read first if this one came back full; returns that read. Breaks
     /// only if the permits are gone.
     async fn take_reply(
-        &mut self,
+        &self,
         reply: Value,
         permit: OwnedSemaphorePermit,
         count: usize,
