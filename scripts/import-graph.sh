@@ -9,7 +9,8 @@
 # while `crate::runtime::publisher::Publisher` is one to `runtime::publisher`. `mod x;`
 # declarations are not edges, and `#[cfg(test)] mod tests` at the end of a file is ignored.
 #
-# Usage: scripts/import-graph.sh [--dot]     exit status 1 if there is a cycle.
+# Usage: scripts/import-graph.sh           the graph on stdout; a cycle on stderr, exit status 1.
+#        scripts/import-graph.sh --dot     the module graph for Graphviz (no check).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 exec python3 - "$@" <<'PY'
@@ -153,7 +154,7 @@ for a in sorted({top(m) for m in modules}):
 print()
 bad = [("module", c) for c in cycles(fine)] + [("top-level", c) for c in cycles(dict(tops))]
 for kind, c in bad:
-    print(f"CYCLE ({kind}): {' <-> '.join(c)}")
+    print(f"CYCLE ({kind}): {' <-> '.join(c)}", file=sys.stderr)
 if bad:
     sys.exit(1)
 print("No cycles: per module and between top-level modules.")
