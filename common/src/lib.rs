@@ -3,13 +3,16 @@
 //! - [`config`], [`telemetry`], [`shutdown`]: process plumbing.
 //! - [`auth`]: EdDSA access tokens, the auth extractors, dev key pairs.
 //! - [`envelope`] and [`events`]: what travels on the streams.
-//! - [`runtime`]: the stream runtime (worker, publisher, dead-letter, safe trim).
-//! - [`db`]: database connection, inbox and outbox.
+//! - [`runtime`]: the stream runtime (worker, dead-letter, safe trim).
+//! - [`publisher`]: adding envelopes to streams (the outbox relay's and tools' Redis side).
+//! - [`db`]: database connection, inbox and outbox, and the outbox relay.
+//! - [`backoff`]: backoff and log limiting while something is down.
 //! - [`http`]: health, readiness, metrics, request ids, graceful serving.
 //! - [`service`]: the start-up every service binary shares.
 //! - `testing` (feature `testing`): real `redis-server` and database harness for tests.
 
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod db;
 pub mod envelope;
@@ -18,6 +21,7 @@ pub mod http;
 pub mod keys;
 pub mod limits;
 pub mod problem;
+pub mod publisher;
 pub mod runtime;
 pub mod service;
 pub mod shutdown;

@@ -17,7 +17,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::Revocations,
+    auth::{JwtVerifier, Revocations},
     config::MeshArgs,
     db::{self, outbox::OutboxRelay},
     http,
@@ -46,6 +46,17 @@ pub struct Service {
 pub type Part = (&'static str, BoxFuture<'static, anyhow::Result<()>>);
 
 impl Service {
+    /// The access-token verifier of this service: the public key from its settings
+    /// ([`JwtVerifier::load`]) and this process's revocations.
+    pub async fn verifier(&self) -> anyhow::Result<JwtVerifier> {
+        JwtVerifier::load(
+            &self.args.auth,
+            &self.args.data_dir,
+            self.revocations.clone(),
+        )
+        .await
+    }
+
     /// Connects and migrates the database (migrator `M`) and prepares Redis connections (lazy:
     /// a service starts while Redis is down and reports not-ready).
     pub async fn connect<M: MigratorTrait>(

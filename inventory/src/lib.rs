@@ -20,7 +20,6 @@ pub mod worker;
 
 use axum::Router;
 use common::{
-    auth::JwtVerifier,
     config::MeshArgs,
     runtime::{Worker, WorkerConfig},
     service::{Part, Service},
@@ -61,7 +60,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let service = Service::connect::<Migrator>(SERVICE, args).await?;
-    let verifier = JwtVerifier::for_service(&service).await?;
+    let verifier = service.verifier().await?;
     let cache = ProductCache::new(service.redis.clone(), &service.keys);
     let state = AppState {
         db: service.db.clone(),

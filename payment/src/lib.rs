@@ -20,7 +20,6 @@ pub mod worker;
 
 use axum::Router;
 use common::{
-    auth::JwtVerifier,
     config::MeshArgs,
     runtime::{Worker, WorkerConfig},
     service::{Part, Service},
@@ -72,7 +71,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let service = Service::connect::<Migrator>(SERVICE, args).await?;
-    let verifier = JwtVerifier::for_service(&service).await?;
+    let verifier = service.verifier().await?;
     let state = AppState {
         db: service.db.clone(),
         verifier,

@@ -22,7 +22,6 @@ pub mod worker;
 
 use axum::Router;
 use common::{
-    auth::JwtVerifier,
     config::MeshArgs,
     runtime::{Worker, WorkerConfig},
     service::{Part, Service},
@@ -74,7 +73,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let service = Service::connect::<Migrator>(SERVICE, args).await?;
-    let verifier = JwtVerifier::for_service(&service).await?;
+    let verifier = service.verifier().await?;
     let state = AppState {
         db: service.db.clone(),
         notifier: service.relay.notifier(),

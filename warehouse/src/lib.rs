@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use common::{
-    auth::JwtVerifier,
     config::MeshArgs,
     runtime::{Worker, WorkerConfig},
     service::{Part, Service},
@@ -75,7 +74,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let service = Service::connect::<Migrator>(SERVICE, args).await?;
-    let verifier = JwtVerifier::for_service(&service).await?;
+    let verifier = service.verifier().await?;
     let settings = Arc::new(warehouse);
     tracing::info!(
         auto_dispatch = settings.auto_dispatch,

@@ -6,7 +6,10 @@ use axum::{
     http::{header, request::Parts},
 };
 
-use super::{Claims, JwtVerifier, Role, TokenError};
+use super::{
+    claims::{Claims, Role},
+    verifier::{JwtVerifier, TokenError},
+};
 use crate::problem::ApiError;
 
 /// An authenticated caller: a valid, unexpired, not denylisted access token.

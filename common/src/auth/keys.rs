@@ -19,6 +19,8 @@ use rand::RngCore as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::config::AuthArgs;
+
 /// File name of the dev private key (PKCS#8 PEM) in the data dir.
 pub const DEV_PRIVATE_KEY_FILE: &str = "jwt-ed25519.key.pem";
 /// File name of the dev public key (SPKI PEM) in the data dir.
@@ -100,6 +102,21 @@ pub fn keys_from_jwks(json: &str) -> anyhow::Result<Vec<(String, VerifyingKey)>>
 pub struct DevKeyPair {
     pub private_key_file: PathBuf,
     pub public_key_file: PathBuf,
+}
+
+/// The signing key from `MESH_JWT_PRIVATE_KEY_FILE`, `MESH_JWT_PRIVATE_KEY`, else the dev key
+/// pair in `data_dir` (generated if missing).
+pub fn private_key(auth: &AuthArgs, data_dir: &Path) -> anyhow::Result<SigningKey> {
+    if let Some(path) = &auth.jwt_private_key_file {
+        let pem = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+        private_key_from_pem(&pem).context("MESH_JWT_PRIVATE_KEY_FILE")
+    } else if let Some(pem) = &auth.jwt_private_key {
+        private_key_from_pem(pem.as_bytes()).context("MESH_JWT_PRIVATE_KEY")
+    } else {
+        let pair = ensure_dev_keypair(data_dir)?;
+        let pem = std::fs::read(&pair.private_key_file)?;
+        private_key_from_pem(&pem)
+    }
 }
 
 /// Makes sure `data_dir` holds an Ed25519 key pair (PKCS#8 PEM private, SPKI PEM public) and

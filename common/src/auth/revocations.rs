@@ -27,15 +27,13 @@ use redis::Client;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::Claims;
+use super::claims::Claims;
 use crate::{
+    backoff::{Backoff, LogLimiter},
     envelope::Envelope,
     events::{Event as _, TokenRevoked},
     keys::Keys,
-    runtime::{
-        backoff::{Backoff, LogLimiter},
-        redis_io,
-    },
+    runtime::redis_io,
 };
 
 /// How long one `XREAD` blocks before the loop looks at the shutdown token again.

@@ -9,10 +9,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use uuid::Uuid;
 
 use super::{
-    AuthArgs, Claims, JwtVerifier, Role,
-    keys::{self, ensure_dev_keypair},
-    verifier::TokenScope,
+    claims::{Claims, Role},
+    keys,
+    verifier::{JwtVerifier, TokenScope},
 };
+use crate::config::AuthArgs;
 
 /// A token id: a UUIDv7 of `unix_ms` in simple form (what [`Claims::issued_at_ms`] reads back).
 pub fn jti_at(unix_ms: i64) -> String {
@@ -75,17 +76,7 @@ impl JwtSigner {
     /// pair in `data_dir` (generated if missing); the scope from `MESH_JWT_ISSUER` and
     /// `MESH_JWT_AUDIENCE`.
     pub fn load(auth: &AuthArgs, data_dir: &Path) -> anyhow::Result<Self> {
-        let ttl = auth.access_token_ttl();
-        let signer = if let Some(path) = &auth.jwt_private_key_file {
-            let pem = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            Self::from_private_pem(&pem, ttl).context("MESH_JWT_PRIVATE_KEY_FILE")?
-        } else if let Some(pem) = &auth.jwt_private_key {
-            Self::from_private_pem(pem.as_bytes(), ttl).context("MESH_JWT_PRIVATE_KEY")?
-        } else {
-            let pair = ensure_dev_keypair(data_dir)?;
-            let pem = std::fs::read(&pair.private_key_file)?;
-            Self::from_private_pem(&pem, ttl)?
-        };
+        let signer = Self::new(keys::private_key(auth, data_dir)?, auth.access_token_ttl())?;
         Ok(signer.scoped(TokenScope::of(auth)))
     }
 

@@ -11,10 +11,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::json;
 
 use super::{
-    AuthArgs, Claims, Revocations,
+    claims::Claims,
     keys::{self, ensure_dev_keypair},
+    revocations::Revocations,
 };
-use crate::{problem::ApiError, service::Service};
+use crate::{config::AuthArgs, problem::ApiError};
 
 /// Clock skew tolerated on `exp` and on an `iat` in the future, in seconds.
 const LEEWAY_SECS: u64 = 5;
@@ -143,17 +144,6 @@ impl JwtVerifier {
         }
     }
 
-    /// The verifier of a running service: [`load`](Self::load) with its settings and its
-    /// process's revocations.
-    pub async fn for_service(service: &Service) -> anyhow::Result<Self> {
-        Self::load(
-            &service.args.auth,
-            &service.args.data_dir,
-            service.revocations.clone(),
-        )
-        .await
-    }
-
     /// Finds the public key: `MESH_JWT_PUBLIC_KEY_FILE`, `MESH_JWT_PUBLIC_KEY`, `MESH_JWKS_URL`
     /// (fetched now, retried for up to a minute while the user service starts), the configured
     /// private key, else the dev key pair in `data_dir`; the scope from `MESH_JWT_ISSUER` and
@@ -172,7 +162,8 @@ impl JwtVerifier {
             let body = fetch_jwks(url).await?;
             Self::from_jwks_json(&body).with_context(|| format!("JWKS from {url}"))?
         } else if auth.jwt_private_key_file.is_some() || auth.jwt_private_key.is_some() {
-            super::JwtSigner::load(auth, data_dir)?.verifier()
+            let public = keys::private_key(auth, data_dir)?.verifying_key();
+            Self::from_keys(vec![(keys::key_id(&public), public)])
         } else {
             let pair = ensure_dev_keypair(data_dir)?;
             let pem = std::fs::read(&pair.public_key_file)?;

@@ -1,9 +1,11 @@
 //! Persistence shared by every service: connecting (SQLite in WAL mode by default, PostgreSQL with
-//! `DATABASE_URL=postgres://…`), the runtime's own tables (inbox and outbox) and their migrations.
+//! `DATABASE_URL=postgres://…`), write transactions (`write`), the runtime's own tables (`inbox`
+//! and `outbox`) and their migrations, and the `relay` that publishes the outbox.
 
 pub mod inbox;
 pub mod migration;
 pub mod outbox;
+pub mod relay;
 mod write;
 
 use std::time::Duration;

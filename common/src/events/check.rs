@@ -3,7 +3,7 @@
 //! quantity, a total that is not the sum of its lines or a price past the bound is poison
 //! (dead-lettered) and never reaches a sum or a row.
 
-use super::{
+use super::payloads::{
     OrderCompleted, OrderLine, OrderPlaced, OrderShipped, PasswordResetRequested, PaymentFailed,
     PaymentRefunded, ProductChanged, RefundOrder, StockReserved, TokenRevoked, UserRegistered,
 };

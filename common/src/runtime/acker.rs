@@ -6,20 +6,8 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use super::{
-    stats::WorkerStats,
-    worker::{EntryKey, Shared},
-};
-
-/// An entry whose processing is over.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ack {
-    pub key: EntryKey,
-    /// Set when a handler applied the event: remembered in the idempotency set.
-    pub event_id: Option<Uuid>,
-}
+use super::{entry::Ack, shared::Shared, stats::WorkerStats};
 
 const MAX_FLUSH: usize = 4096;
 

@@ -19,7 +19,7 @@ use std::sync::{
 
 use sea_orm::DatabaseConnection;
 
-use crate::db::{self, BatchTxn, outbox::OutboxNotifier};
+use crate::db::{self, BatchTxn, relay::OutboxNotifier};
 
 use super::handler::{HandleError, Handler, Message, handle_catching_panics};
 
@@ -125,20 +125,4 @@ pub(crate) async fn handle_in_one_transaction<H: Handler>(
         }
     }
     Some(outcomes)
-}
-
-impl super::WorkerConfig {
-    /// Applies each batch in one transaction on `db`, waking `notifier`'s relay after each
-    /// commit (see the module docs), unless `args` turn it off.
-    pub fn with_batch_transactions(
-        mut self,
-        args: &crate::config::WorkerArgs,
-        db: DatabaseConnection,
-        notifier: OutboxNotifier,
-    ) -> Self {
-        self.batch_transactions = args
-            .worker_batch_transactions
-            .then_some(BatchTransactions { db, notifier });
-        self
-    }
 }

@@ -1,6 +1,7 @@
 //! Retries: a retryable failure is redelivered after growing backoff, counted by Redis's own
 //! delivery counter, and after `max_deliveries` moved to the dead-letter stream (and acked); a
-//! failure that clears up has its effect once.
+//! failure that clears up has its effect once; a failure of an entry acknowledged meanwhile is
+//! dropped.
 
 use std::{
     collections::HashMap,
@@ -17,7 +18,7 @@ use common::{
 };
 use redis::aio::ConnectionManager;
 
-use crate::support::{InProcessWorker, pending, publish_n, stream_entries};
+use crate::support::{InProcessWorker, command_calls, pending, publish_n, stream_entries};
 
 /// Always fails with a retryable error; records when each attempt started and the delivery count
 /// Redis reported for the entry at that moment.
@@ -214,4 +215,74 @@ async fn entry_that_fails_twice_then_succeeds_has_its_effect_once() {
     assert_eq!(WorkerStats::get(&stats.handled), 5);
     assert_eq!(WorkerStats::get(&stats.retried), 10);
     assert_eq!(WorkerStats::get(&stats.dead_lettered), 0);
+}
+
+/// Acknowledges its own entry (as an operator, or a consumer that took it over and finished it,
+/// might meanwhile), then fails with a retryable error.
+#[derive(Clone)]
+struct AckedThenFails {
+    conn: ConnectionManager,
+    stream_key: String,
+    group: String,
+    calls: Arc<Mutex<u64>>,
+}
+
+impl Handler for AckedThenFails {
+    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
+        *self.calls.lock().unwrap() += 1;
+        let acked: i64 = redis::cmd("XACK")
+            .arg(&self.stream_key)
+            .arg(&self.group)
+            .arg(&message.id)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Err(HandleError::retry(anyhow::anyhow!(
+            "failed after {acked} acknowledgement elsewhere"
+        )))
+    }
+}
+
+#[tokio::test]
+async fn failure_of_an_entry_acknowledged_meanwhile_is_neither_retried_nor_dead_lettered() {
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let mut conn = redis.connection();
+    let stream_key = keys.stream("orders");
+    publish_n(&redis, &keys, "orders", 1).await;
+
+    let mut cfg = WorkerConfig::new(keys.clone(), "g", &["orders"]);
+    cfg.retry_base = Duration::from_millis(50);
+    // No heartbeat (it checks ownership with XPENDING) after the first, at start, with nothing
+    // to refresh.
+    cfg.processing_timeout = Duration::from_secs(60);
+    let handler = AckedThenFails {
+        conn: conn.clone(),
+        stream_key: stream_key.clone(),
+        group: "g".into(),
+        calls: Arc::default(),
+    };
+    let (xpending_before, _) = command_calls(&mut conn, "xpending").await;
+    let worker = InProcessWorker::start(&redis, cfg, handler.clone());
+    wait_until(Duration::from_secs(10), "handler called", || {
+        let calls = handler.calls.clone();
+        async move { *calls.lock().unwrap() >= 1 }
+    })
+    .await;
+    // Many times the first retry's backoff (at most 50 ms): a retry would have come by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = worker.stats.clone();
+    worker.stop().await;
+    let (xpending_after, _) = command_calls(&mut conn, "xpending").await;
+
+    assert_eq!(*handler.calls.lock().unwrap(), 1, "not redelivered");
+    assert_eq!(
+        xpending_after - xpending_before,
+        1,
+        "one XPENDING tells that the entry is no longer pending"
+    );
+    assert_eq!(WorkerStats::get(&stats.retried), 0);
+    assert_eq!(WorkerStats::get(&stats.dead_lettered), 0);
+    assert_eq!(WorkerStats::get(&stats.handled), 0);
+    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert!(pending(&mut conn, &stream_key, "g").await.is_empty());
 }

@@ -1,5 +1,6 @@
 //! Publishing envelopes to streams. Services publish through the outbox (`crate::db::outbox`);
-//! this is the Redis side it uses, and what tools and tests use directly.
+//! this is the Redis side its relay uses, and what tools and tests use directly (also as
+//! `runtime::Publisher`).
 
 use redis::{RedisResult, aio::ConnectionManager};
 

@@ -1,4 +1,5 @@
-//! Exponential backoff with jitter, and a log limiter so an outage does not flood the logs.
+//! Waiting out failures: exponential backoff with jitter, a cancellable sleep, and a log limiter
+//! so an outage does not flood the logs. Used by the stream runtime and the outbox relay.
 
 use std::{
     sync::Mutex,
@@ -6,6 +7,7 @@ use std::{
 };
 
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 
 /// `base · 2^(attempt-1)`, capped at `max`, with "equal jitter": the delay is drawn from the
 /// upper half of that window, so it still grows with every attempt while replicas spread out.
@@ -41,6 +43,14 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+/// Sleeps for `d` unless `token` is cancelled first.
+pub async fn sleep_or_cancel(d: Duration, token: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = token.cancelled() => {}
     }
 }
 
