@@ -7,7 +7,8 @@
 //! - [`db`]: database connection, inbox and outbox.
 //! - [`http`]: health, readiness, metrics, request ids, graceful serving.
 //! - [`service`]: the start-up every service binary shares.
-//! - `testing` (feature `testing`): real `redis-server` and database harness for tests.
+//! - `testing` (feature `testing`): real `redis-server` and database harness for tests;
+//!   `stream_testing` (same feature): publishing, in-process workers and stream reads for tests.
 
 pub mod auth;
 pub mod config;
@@ -20,6 +21,8 @@ pub mod problem;
 pub mod runtime;
 pub mod service;
 pub mod shutdown;
+#[cfg(feature = "testing")]
+pub mod stream_testing;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

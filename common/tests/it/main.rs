@@ -10,7 +10,6 @@ mod concurrency;
 mod crash;
 mod housekeeping;
 mod idempotency;
-mod meshctl;
 mod outbox;
 mod poison;
 mod replay;
