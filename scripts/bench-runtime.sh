@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark of the stream runtime (see common/src/bin/mesh-bench.rs and docs/benchmarks.md): one
-# consumer process, no-op handler, idempotency on, against a private redis-server on a pre-filled
-# stream, measured in rounds back to back with raw pipelined loops doing the same Redis work (the
-# ratio is the median round's), then a SQL-effect (SQLite) run.
+# Benchmark of the stream runtime (the `mesh-bench` crate; see docs/benchmarks.md): one consumer
+# process, no-op handler, idempotency on, against a private redis-server on a pre-filled stream,
+# measured in rounds back to back with raw pipelined loops doing the same Redis work (the ratio is
+# the median round's), then a SQL-effect (SQLite) run.
 # Usage: scripts/bench-runtime.sh [ENTRIES] [extra mesh-bench run flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENTRIES="${1:-200000}"
 shift || true
 command -v redis-server >/dev/null || { echo "redis-server is required (apt-get install redis-server)" >&2; exit 1; }
-cargo build --release -q -p common --bin mesh-bench
+cargo build --release -q -p mesh-bench
 PORT="${BENCH_REDIS_PORT:-6399}"
 DIR="$(mktemp -d)"
 redis-server --port "$PORT" --bind 127.0.0.1 --dir "$DIR" --save "" --appendonly no --daemonize no \

@@ -206,7 +206,7 @@ Try it (copy-paste; needs curl and jq):
        -H 'content-type: application/json' -H 'Idempotency-Key: first-order' \
        -d "{\"items\":[{\"product_id\":\"$PRODUCT\",\"quantity\":1}]}" | jq -r .id)
   curl -s localhost:8003/orders/$ORDER -H "authorization: Bearer $TOKEN" | jq '{status, total_cents, history}'
-  cargo run -q -p common --bin meshctl -- groups      # the operator's view of the streams
+  cargo run -q -p meshctl -- groups                   # the operator's view of the streams
 Swagger UI: http://127.0.0.1:800N/docs on every service.
 WALK
 echo

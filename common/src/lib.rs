@@ -9,7 +9,8 @@
 //! - [`backoff`]: backoff and log limiting while something is down.
 //! - [`http`]: health, readiness, metrics, request ids, graceful serving.
 //! - [`service`]: the start-up every service binary shares.
-//! - `testing` (feature `testing`): real `redis-server` and database harness for tests.
+//! - `testing` (feature `testing`): real `redis-server` and database harness for tests;
+//!   `stream_testing` (same feature): publishing, in-process workers and stream reads for tests.
 
 pub mod auth;
 pub mod backoff;
@@ -25,6 +26,8 @@ pub mod publisher;
 pub mod runtime;
 pub mod service;
 pub mod shutdown;
+#[cfg(feature = "testing")]
+pub mod stream_testing;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

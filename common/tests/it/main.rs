@@ -11,7 +11,6 @@ mod crash;
 mod housekeeping;
 mod http_server;
 mod idempotency;
-mod meshctl;
 mod outbox;
 mod poison;
 mod replay;

@@ -12,8 +12,11 @@ use common::{
 
 use serde_json::Value;
 
-use super::{Live, dlq::RejectsOne, find, read_without_ack, run};
-use crate::support::{InProcessWorker, Recorder, publish_n};
+use crate::{
+    dlq::RejectsOne,
+    support::{Live, find, read_without_ack, run},
+};
+use common::stream_testing::{InProcessWorker, Recorder, publish_n};
 
 /// Thresholds that nothing here reaches; each case overrides one metric.
 const RELAXED: [&str; 12] = [

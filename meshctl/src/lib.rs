@@ -2,18 +2,21 @@
 //! tail a stream, triage and replay the dead-letter stream, rewind a group, trim safely, publish by
 //! hand, and probe health (`check`, `top`).
 //!
-//! One module per command family: `streams` (streams, stream, groups, consumers, pending), `tail`,
-//! `show`, `dlq` (+ `dlq_act` for replay and purge), `mutate` (group seek, trim, publish),
-//! `check`, `top`. `info` gathers the state they share, `ctx` holds the connection and the exit
-//! codes, `fmt` and `position` format and parse what the operator reads and types.
+//! The library behind the `meshctl` binary (`src/main.rs` parses, starts a runtime, calls [`run`]
+//! and turns the result into an exit code). One module per command family: `streams` (streams,
+//! stream, groups, consumers, pending), `tail`, `show`, `dlq` (ls and show in `dlq::list`, replay
+//! and purge in `dlq::act`, both over the one selection in `dlq::select`), `mutate` (group seek,
+//! trim, publish), `check`, `top`. `info` gathers the state they share and `dead_letters` reads
+//! the dead-letter stream for all of them; `ctx` holds the connection and the exit codes, `fmt`
+//! and `position` format and parse what the operator reads and types.
 //!
 //! Exit codes: 0 ok; `check`: 1 warning, 2 critical; 3 any other failure; 64 bad usage; 65 a bad
 //! id, time or value; 66 unknown stream, group or entry; 69 Redis unreachable.
 
 mod check;
 mod ctx;
+mod dead_letters;
 mod dlq;
-mod dlq_act;
 mod fmt;
 mod info;
 mod mutate;
@@ -23,17 +26,17 @@ mod streams;
 mod tail;
 mod top;
 
-use std::process::ExitCode;
-
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 
-use ctx::{Ctx, exit};
+use ctx::Ctx;
+pub use ctx::exit;
+pub use fmt::is_broken_pipe;
 
 /// Operator CLI of the Redis Streams worker mesh.
 // No bare `about` here: it would print the crate's description instead of the line above.
 #[derive(Debug, Parser)]
 #[command(name = "meshctl", version, propagate_version = true)]
-struct Cli {
+pub struct Cli {
     /// Redis server holding the streams.
     #[arg(
         long,
@@ -99,41 +102,14 @@ enum GroupCommand {
     Seek(mutate::SeekArgs),
 }
 
-fn main() -> ExitCode {
-    let parsed = Cli::command()
-        .try_get_matches()
-        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
-    let (cli, matches) = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            // clap's own code for a usage error is 2, which `check` uses for "critical".
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("meshctl: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    let repeat = repeat_args(&cli, &matches);
-    match runtime.block_on(run(cli, repeat)) {
-        Ok(code) => ExitCode::from(code),
-        Err(error) if fmt::is_broken_pipe(&error) => ExitCode::from(exit::OK),
-        Err(error) => {
-            eprintln!("meshctl: error: {error:#}");
-            ExitCode::from(exit::code_of(&error))
-        }
+impl Cli {
+    /// Parses the process's arguments; also returns the global flags typed on the command line
+    /// (see [`repeat_args`]), which a preview repeats in the command it suggests.
+    pub fn parse_args() -> Result<(Self, Vec<String>), clap::Error> {
+        let matches = Self::command().try_get_matches()?;
+        let cli = Self::from_arg_matches(&matches)?;
+        let repeat = repeat_args(&cli, &matches);
+        Ok((cli, repeat))
     }
 }
 
@@ -162,8 +138,9 @@ fn repeat_args(cli: &Cli, matches: &clap::ArgMatches) -> Vec<String> {
     args
 }
 
-/// Runs one command; returns its exit code (errors are mapped by [`exit::code_of`]).
-async fn run(cli: Cli, repeat: Vec<String>) -> anyhow::Result<u8> {
+/// Runs one command; returns its exit code (errors are mapped by [`exit::code_of`]). `repeat`:
+/// the global flags to repeat in a suggested command (from [`Cli::parse_args`]).
+pub async fn run(cli: Cli, repeat: Vec<String>) -> anyhow::Result<u8> {
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(
             shell,

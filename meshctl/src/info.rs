@@ -8,7 +8,7 @@ use common::{events::ALL_STREAMS, keys::DEAD_LETTER_STREAM, runtime::redis_io};
 use redis::{Value, aio::ConnectionManager};
 use serde::Serialize;
 
-use crate::{ctx::Ctx, dlq, fmt};
+use crate::{ctx::Ctx, dead_letters, fmt};
 
 /// One stream.
 #[derive(Debug, Clone, Serialize)]
@@ -137,7 +137,7 @@ fn entry_id(key: &str, v: Option<&Value>) -> Option<String> {
 pub async fn stream_info(
     ctx: &mut Ctx,
     stream: &str,
-    dead: &dlq::Counts,
+    dead: &dead_letters::Counts,
 ) -> anyhow::Result<StreamInfo> {
     let key = ctx.keys.stream(stream);
     let info = xinfo_stream(&mut ctx.conn, &key).await?;
@@ -167,7 +167,7 @@ pub async fn stream_info(
 pub async fn groups_of(
     ctx: &mut Ctx,
     stream: &StreamInfo,
-    dead: &dlq::Counts,
+    dead: &dead_letters::Counts,
 ) -> anyhow::Result<Vec<GroupInfo>> {
     if !stream.exists {
         return Ok(Vec::new());

@@ -10,8 +10,8 @@ use common::{
 };
 use serde_json::Value;
 
-use super::{Live, id_ms, id_time, ids_of, now_ms, run};
-use crate::support::{publish_n, stream_entries};
+use crate::support::{Live, id_ms, id_time, ids_of, now_ms, run};
+use common::stream_testing::{publish_n, stream_entries};
 
 fn id_of(line: &Value) -> String {
     line["id"].as_str().expect("an id").to_owned()

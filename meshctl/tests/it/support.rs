@@ -1,15 +1,6 @@
-//! `meshctl`, the real binary, against a real `redis-server` whose state was made by the runtime:
-//! groups read by workers, entries left pending by a `kill -9`ed consumer, entries dead-lettered by
-//! a failing handler. Each command's JSON is asserted field by field; exit codes are asserted for
-//! `check` and for every error the operator can make.
-
-mod check;
-mod cli;
-mod dlq;
-mod errors;
-mod inspect;
-mod mutate;
-mod tail;
+//! Running the real `meshctl` binary (`CARGO_BIN_EXE_meshctl`) against a test's `redis-server`:
+//! one run with its exit code and output, or a live one (`tail --follow`, `top`) read line by line;
+//! and the stream ids and times the tests compare meshctl's answers with.
 
 use std::{process::Stdio, time::Duration};
 
@@ -146,7 +137,7 @@ pub async fn json(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Value {
 
 /// The ids of a stream's entries, oldest first.
 pub async fn ids_of(conn: &mut ConnectionManager, stream_key: &str) -> Vec<String> {
-    crate::support::stream_entries(conn, stream_key)
+    common::stream_testing::stream_entries(conn, stream_key)
         .await
         .into_iter()
         .map(|(id, _)| id)

@@ -1,19 +1,38 @@
 //! Read-only commands over real runtime state: a group drained by an in-process worker, and a group
-//! whose consumer was `kill -9`ed with two entries in its hands; plus a poison entry on a stream of
-//! its own. The human `groups` table is checked against its JSON.
+//! whose consumer stopped with two entries in its hands (as one that crashed would leave them);
+//! plus a poison entry on a stream of its own. The human `groups` table is checked against its
+//! JSON.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use common::{
     Keys,
-    runtime::WorkerConfig,
+    runtime::{HandleError, Handler, Message, WorkerConfig},
+    stream_testing::{InProcessWorker, Recorder, publish_n},
     testing::{RedisServer, group_state, unique_prefix, wait_drained, wait_until},
 };
-
 use serde_json::Value;
 
-use super::{find, id_ms, id_time, ids_of, json, now_ms, run};
-use crate::support::{InProcessWorker, Recorder, counter, publish_n, testworker};
+use crate::support::{find, id_ms, id_time, ids_of, json, now_ms, run};
+
+/// A handler that takes entries and never finishes them, counting how many it took.
+#[derive(Clone, Default)]
+struct Stall {
+    started: Arc<AtomicUsize>,
+}
+
+impl Handler for Stall {
+    async fn handle(&self, _: &Message) -> Result<(), HandleError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        std::future::pending().await
+    }
+}
 
 #[tokio::test]
 async fn inspection_commands_report_groups_consumers_pending_and_entries() {
@@ -34,41 +53,30 @@ async fn inspection_commands_report_groups_consumers_pending_and_entries() {
     wait_drained(&mut conn, &key, "fast", Duration::from_secs(30)).await;
     fast.stop().await;
 
-    // `slow` takes two entries into a one-minute handler and is killed with them pending.
-    let mut slow = testworker(
-        &redis,
-        &keys,
-        &[
-            "--stream",
-            "orders",
-            "--group",
-            "slow",
-            "--consumer",
-            "slow-1",
-            "--handler-sleep-ms",
-            "60000",
-            "--concurrency",
-            "2",
-            "--batch",
-            "2",
-        ],
-    );
+    // `slow-1` takes two entries into handlers that never finish and stops with them in hand:
+    // the state a crashed consumer leaves (pending, no more claims refreshed).
+    let mut cfg = WorkerConfig::new(keys.clone(), "slow", &["orders"]);
+    cfg.consumer = "slow-1".to_owned();
+    (cfg.concurrency, cfg.batch) = (2, 2);
+    cfg.shutdown_grace = Duration::from_millis(100);
+    let stall = Stall::default();
+    let slow = InProcessWorker::start(&redis, cfg, stall.clone());
     wait_until(
         Duration::from_secs(30),
         "slow worker holds two entries",
         || {
-            let (mut c, k, keys) = (conn.clone(), key.clone(), keys.clone());
+            let (mut c, k, stall) = (conn.clone(), key.clone(), stall.clone());
             async move {
                 group_state(&mut c, &k, "slow")
                     .await
                     .is_some_and(|g| g.pending == 2)
-                    && counter(&mut c, &keys, "started").await == 2
+                    && stall.started.load(Ordering::SeqCst) == 2
             }
         },
     )
     .await;
-    slow.kill9();
-    let killed = Instant::now();
+    slow.stop().await;
+    let stopped = Instant::now();
     // A poison entry (no event_id) on a stream no group reads.
     let junk_id: String = redis::cmd("XADD")
         .arg(keys.stream("junk"))
@@ -193,16 +201,16 @@ async fn inspection_commands_report_groups_consumers_pending_and_entries() {
     assert!(one["last_age_ms"].as_u64().unwrap() >= age);
     assert_eq!(without_ages(&one["group_details"]), without_ages(&groups));
 
-    // consumers <s> <g>: slow-1 has done nothing since it was killed.
-    let since_kill = killed.elapsed().as_millis() as i64;
+    // consumers <s> <g>: slow-1 has done nothing since it stopped.
+    let since_stop = stopped.elapsed().as_millis() as i64;
     let consumers = json(&redis, &keys, &["consumers", "orders", "slow"]).await;
     assert_eq!(consumers.as_array().unwrap().len(), 1);
     let c = find(&consumers, "name", "slow-1");
     assert_eq!(c["pending"], 2);
     let idle = c["idle_ms"].as_i64().unwrap();
     assert!(
-        idle >= since_kill - SLACK_MS && idle <= started.elapsed().as_millis() as i64 + SLACK_MS,
-        "idle {idle} ms: at least since the kill ({since_kill} ms), at most the test's age"
+        idle >= since_stop - SLACK_MS && idle <= started.elapsed().as_millis() as i64 + SLACK_MS,
+        "idle {idle} ms: at least since the stop ({since_stop} ms), at most the test's age"
     );
     let inactive = c.get("inactive_ms").expect("inactive_ms is always present");
     if redis_version(&mut conn).await >= (7, 2) {
@@ -216,7 +224,7 @@ async fn inspection_commands_report_groups_consumers_pending_and_entries() {
     }
 
     // pending <s> <g>, with its filters
-    let since_kill = killed.elapsed().as_millis() as u64;
+    let since_stop = stopped.elapsed().as_millis() as u64;
     let pending = json(&redis, &keys, &["pending", "orders", "slow"]).await;
     let rows = pending.as_array().unwrap();
     assert_eq!(rows.len(), 2);
@@ -227,9 +235,9 @@ async fn inspection_commands_report_groups_consumers_pending_and_entries() {
         assert_eq!(row["added_at"], id_time(id));
         let idle = row["idle_ms"].as_u64().unwrap();
         assert!(
-            idle + SLACK_MS as u64 >= since_kill
+            idle + SLACK_MS as u64 >= since_stop
                 && idle <= started.elapsed().as_millis() as u64 + SLACK_MS as u64,
-            "idle {idle} ms, killed {since_kill} ms ago: {row}"
+            "idle {idle} ms, stopped {since_stop} ms ago: {row}"
         );
     }
     let first = json(
@@ -307,7 +315,7 @@ async fn inspection_commands_report_groups_consumers_pending_and_entries() {
     assert_eq!(poison["poison"], "missing field `event_id`");
     assert_eq!(poison["groups"], serde_json::json!([]));
 
-    super::tail::tail_filters(&redis, &keys, &ids).await;
+    crate::tail::tail_filters(&redis, &keys, &ids).await;
 }
 
 /// Clock slack for idle times measured by Redis against the test's own clock (ms).
@@ -378,7 +386,7 @@ async fn groups_explain_an_unknown_lag_and_warn_about_entries_trimmed_unread() {
     let key = keys.stream("late");
     publish_n(&redis, &keys, "late", 5).await;
     let ids = ids_of(&mut conn, &key).await;
-    super::read_without_ack(&mut conn, &key, "slowpoke", 1).await;
+    crate::support::read_without_ack(&mut conn, &key, "slowpoke", 1).await;
     // Entries 1 and 2 go before `slowpoke` read them.
     let _: u64 = redis::cmd("XTRIM")
         .arg(&key)

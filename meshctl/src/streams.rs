@@ -11,13 +11,13 @@ use serde::Serialize;
 
 use crate::{
     ctx::Ctx,
-    dlq, fmt,
+    dead_letters, fmt,
     info::{self, GroupInfo, StreamInfo},
     position::parse_duration,
 };
 
 pub async fn streams(ctx: &mut Ctx) -> anyhow::Result<()> {
-    let dead = dlq::Counts::load(ctx).await?;
+    let dead = dead_letters::Counts::load(ctx).await?;
     let mut rows = Vec::new();
     for name in info::mesh_streams(ctx).await? {
         rows.push(info::stream_info(ctx, &name, &dead).await?);
@@ -66,7 +66,7 @@ struct StreamDetail {
 
 pub async fn stream(ctx: &mut Ctx, name: &str) -> anyhow::Result<()> {
     ctx.require_stream(name).await?;
-    let dead = dlq::Counts::load(ctx).await?;
+    let dead = dead_letters::Counts::load(ctx).await?;
     let stream = info::stream_info(ctx, name, &dead).await?;
     let groups = info::groups_of(ctx, &stream, &dead).await?;
     if ctx.json {
@@ -107,7 +107,7 @@ pub async fn groups(ctx: &mut Ctx, stream: Option<&str>) -> anyhow::Result<()> {
         }
         None => info::mesh_streams(ctx).await?,
     };
-    let dead = dlq::Counts::load(ctx).await?;
+    let dead = dead_letters::Counts::load(ctx).await?;
     let mut rows = Vec::new();
     for name in names {
         let s = info::stream_info(ctx, &name, &dead).await?;

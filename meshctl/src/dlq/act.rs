@@ -3,15 +3,28 @@
 //! (`replayed 3, skipped 1`).
 
 use anyhow::Context as _;
-use common::runtime::dead_letter::Replay;
+use clap::Args;
+use common::runtime::dead_letter::{self, Replay};
 use serde::Serialize;
 
-use crate::{
-    ctx::{Ctx, not_found},
-    dlq::{self, Action, DeadLetter},
-    fmt,
-    position::{id_key, require_id},
+use crate::{ctx::Ctx, dead_letters::DeadLetter, fmt, position::id_key};
+
+use super::{
+    list::print_list,
+    select::{self, Filter},
 };
+
+#[derive(Debug, Args)]
+pub struct Action {
+    /// Exactly these dead-letter ids (otherwise: every entry the filters select).
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub filter: Filter,
+    /// Act on the entries selected in this run (and print each); without it, only preview them
+    /// and print the command that acts on exactly those.
+    #[arg(long)]
+    pub yes: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -62,9 +75,9 @@ pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
     // The one selection of this run: the preview prints it, `--yes` acts on it; nothing is
     // selected again in between.
     let selected = if a.ids.is_empty() {
-        dlq::select(ctx, &a.filter).await?
+        select::select(ctx, &a.filter).await?
     } else {
-        by_ids(ctx, &a.ids).await?
+        select::by_ids(ctx, &a.ids).await?
     };
     let ids: Vec<String> = selected.iter().map(|d| d.id.clone()).collect();
     let since = ids.iter().min_by_key(|id| id_key(id)).cloned();
@@ -104,7 +117,7 @@ pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
     }
     for d in &report.selected {
         let (outcome, new_id) = match kind {
-            Kind::Replay => match dlq::replay_one(ctx, &d.id).await? {
+            Kind::Replay => match replay_one(ctx, &d.id).await? {
                 Replay::Replayed { new_id } => {
                     report.replayed += 1;
                     ("replayed", Some(new_id))
@@ -159,26 +172,6 @@ pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The entries of explicit ids, in the order given (each once).
-async fn by_ids(ctx: &mut Ctx, given: &[String]) -> anyhow::Result<Vec<DeadLetter>> {
-    let mut ids: Vec<String> = Vec::with_capacity(given.len());
-    for id in given {
-        let id = require_id(id)?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    let all = dlq::load(ctx).await?;
-    ids.into_iter()
-        .map(|id| {
-            all.iter()
-                .find(|d| d.id == id)
-                .cloned()
-                .ok_or_else(|| not_found(format!("no dead-letter entry {id}")))
-        })
-        .collect()
-}
-
 /// The arguments that select exactly `ids` again, and act.
 fn pinned(a: &Action, action: &str, ids: &[String], since: &str, until: &str) -> Vec<String> {
     let mut args = vec!["dlq".to_owned(), action.to_owned()];
@@ -204,6 +197,13 @@ fn pinned(a: &Action, action: &str, ids: &[String], since: &str, until: &str) ->
     }
     args.push("--yes".to_owned());
     args
+}
+
+/// Replays one entry to its failed group (at most once: `Replay` says whether it was skipped).
+pub async fn replay_one(ctx: &mut Ctx, id: &str) -> anyhow::Result<Replay> {
+    dead_letter::replay(&mut ctx.conn, &ctx.keys, id)
+        .await
+        .with_context(|| format!("replay {id}"))
 }
 
 /// Deletes one dead-letter entry and its replayed mark, atomically; false when it was gone.
@@ -245,7 +245,7 @@ fn preview(ctx: &Ctx, report: &Report, kind: Kind) -> anyhow::Result<()> {
             (Kind::Purge, _) => "purge",
         })
         .collect();
-    dlq::print_list(&report.selected, Some(&actions));
+    print_list(&report.selected, Some(&actions));
     let Some(command) = &report.command else {
         return Ok(());
     };

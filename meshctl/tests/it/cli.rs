@@ -6,8 +6,8 @@ use common::{
     testing::{RedisServer, free_port, unique_prefix},
 };
 
-use super::run_env;
-use crate::support::publish_n;
+use crate::support::run_env;
+use common::stream_testing::publish_n;
 
 #[tokio::test]
 async fn redis_url_and_prefix_fall_back_to_the_environment() {

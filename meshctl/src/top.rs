@@ -7,7 +7,7 @@ use std::{collections::HashMap, io::IsTerminal, time::Duration};
 use clap::Args;
 use serde::Serialize;
 
-use crate::{ctx::Ctx, dlq, fmt, info, position::parse_duration};
+use crate::{ctx::Ctx, dead_letters, fmt, info, position::parse_duration};
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
@@ -61,7 +61,7 @@ pub async fn top(ctx: &mut Ctx, a: &TopArgs) -> anyhow::Result<()> {
             let (v, p, dt) = (v?, *prev.get(k)?, dt?);
             Some(((v.saturating_sub(p)) as f64 / dt * 10.0).round() / 10.0)
         };
-        let dead = dlq::Counts::load(ctx).await?;
+        let dead = dead_letters::Counts::load(ctx).await?;
         let mut next = HashMap::new();
         let mut streams = Vec::new();
         for name in info::mesh_streams(ctx).await? {

@@ -9,8 +9,8 @@ use common::{
     testing::{RedisServer, group_state, unique_prefix, wait_drained, xlen},
 };
 
-use super::{find, ids_of, json, read_without_ack, run};
-use crate::support::{InProcessWorker, Recorder, publish_n, stream_entries};
+use crate::support::{find, ids_of, json, read_without_ack, run};
+use common::stream_testing::{InProcessWorker, Recorder, publish_n, stream_entries};
 
 fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis() as u64

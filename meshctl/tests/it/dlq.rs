@@ -12,8 +12,8 @@ use common::{
 
 use serde_json::Value;
 
-use super::{find, id_ms, ids_of, json, run};
-use crate::support::{InProcessWorker, Recorder, pending, publish_n, stream_entries};
+use crate::support::{find, id_ms, ids_of, json, run};
+use common::stream_testing::{InProcessWorker, Recorder, pending, publish_n, stream_entries};
 
 /// Records every event but rejects one permanently (the bug fixed later).
 #[derive(Clone)]

@@ -6,8 +6,8 @@ use common::{
     testing::{RedisServer, free_port, unique_prefix},
 };
 
-use super::{run, run_url};
-use crate::support::publish_n;
+use crate::support::{run, run_url};
+use common::stream_testing::publish_n;
 
 #[tokio::test]
 async fn errors_have_clear_messages_and_distinct_exit_codes() {

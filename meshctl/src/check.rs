@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::{
     ctx::{Ctx, exit},
-    dlq, fmt, info,
+    dead_letters, fmt, info,
     position::parse_duration,
 };
 
@@ -85,7 +85,7 @@ fn grade(
 }
 
 pub async fn check(ctx: &mut Ctx, a: &CheckArgs) -> anyhow::Result<u8> {
-    let dead = dlq::Counts::load(ctx).await?;
+    let dead = dead_letters::Counts::load(ctx).await?;
     let mut findings = Vec::new();
     let (mut streams, mut groups, mut max_lag, mut max_age) = (0, 0, 0u64, 0u64);
     for name in info::mesh_streams(ctx).await? {
