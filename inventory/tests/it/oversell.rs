@@ -9,15 +9,15 @@ use common::{
     events::{Event, OrderCompleted, RefundOrder, RefundReason, StockReserved},
     runtime::Publisher,
     testing::{
-        Proc, RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
-        wait_until, xlen,
+        Proc, RedisServer, TestDb, free_port, read_events, unique_prefix, wait_blocked_readers,
+        wait_drained, wait_ready, wait_until, xlen,
     },
 };
 use inventory::entity::reservation;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::{
-    support::{events, movements, seed_product, spawn_inventory, wait_ready},
+    support::{movements, seed_product, spawn_inventory},
     worker::paid_order,
 };
 
@@ -37,7 +37,8 @@ async fn two_replicas_never_oversell() {
         .collect();
     let http = reqwest::Client::new();
     for port in ports {
-        wait_ready(&http, port).await;
+        let base_url = format!("http://127.0.0.1:{port}");
+        wait_ready(&http, &base_url, Duration::from_secs(30)).await;
     }
 
     let mut conn = redis.connection();
@@ -111,8 +112,8 @@ async fn two_replicas_never_oversell() {
     // Both replicas run an outbox relay over the same table; the relay claims rows
     // (`DELETE … RETURNING` in a transaction, `SKIP LOCKED` on PostgreSQL), so with no crash
     // every event goes out exactly once — and one outcome per order, never both.
-    let reserved_all = events::<StockReserved>(&mut conn, &keys).await;
-    let refunds_all = events::<RefundOrder>(&mut conn, &keys).await;
+    let reserved_all = read_events::<StockReserved>(&mut conn, &keys).await;
+    let refunds_all = read_events::<RefundOrder>(&mut conn, &keys).await;
     assert_eq!(
         reserved_all.len(),
         50,

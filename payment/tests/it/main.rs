@@ -16,12 +16,8 @@ use support::spawn_app;
 async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
     let app = spawn_app().await;
 
-    for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(app.get(path).await.status(), 200, "GET {path}");
-    }
-    let index: serde_json::Value = app.get("/").await.json().await.expect("JSON body");
-    assert_eq!(index["service"], payment::SERVICE);
-    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+    app.assert_ops_routes(payment::SERVICE, env!("CARGO_PKG_VERSION"))
+        .await;
 
     // The client still holds a keep-alive connection: shutdown must not wait for it.
     let result = app.stop(Duration::from_secs(5)).await;

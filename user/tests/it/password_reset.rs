@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use common::testing::wait_until;
 use serde_json::{Value, json};
 
-use crate::{PASSWORD, TestApp, problem, spawn_app};
+use crate::{PASSWORD, TestApp, UserApp, assert_problem, spawn_app};
 
 fn mails(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir.join("maildrop")) else {
@@ -39,7 +39,7 @@ async fn request_and_read(app: &TestApp, email: &str, n: usize) -> String {
         .post("/auth/password-reset", &json!({"email": email}))
         .await;
     assert_eq!(response.status(), 202);
-    let dir = app.data.path().to_path_buf();
+    let dir = app.home.data.path().to_path_buf();
     wait_until(Duration::from_secs(15), "reset mail dropped", || {
         let dir = dir.clone();
         async move { mails(&dir).len() >= n }
@@ -80,7 +80,7 @@ async fn a_reset_sets_the_new_password_and_revokes_every_session() {
         204
     );
     for refresh in [&laptop_now, &phone.refresh] {
-        problem(
+        assert_problem(
             app.post("/auth/refresh", &json!({"refresh_token": refresh}))
                 .await,
             401,
@@ -101,11 +101,11 @@ async fn a_reset_sets_the_new_password_and_revokes_every_session() {
         )
         .await;
     assert_eq!(refreshed.status(), 200);
-    problem(app.login("quinn@example.com", PASSWORD).await, 401).await;
+    assert_problem(app.login("quinn@example.com", PASSWORD).await, 401).await;
     app.session_with("quinn@example.com", "brand new password")
         .await;
     // A token works once.
-    problem(confirm(&app, &token, "yet another password").await, 400).await;
+    assert_problem(confirm(&app, &token, "yet another password").await, 400).await;
 }
 
 #[tokio::test]
@@ -115,7 +115,7 @@ async fn a_new_request_invalidates_earlier_links() {
     let first = request_and_read(&app, "rose@example.com", 1).await;
     let second = request_and_read(&app, "rose@example.com", 2).await;
     assert_ne!(first, second);
-    let body = problem(confirm(&app, &first, "brand new password").await, 400).await;
+    let body = assert_problem(confirm(&app, &first, "brand new password").await, 400).await;
     assert!(
         body["type"]
             .as_str()
@@ -142,7 +142,7 @@ async fn unknown_emails_get_202_and_no_mail() {
     // unknown ones would have been too.
     app.register("sam@example.com", PASSWORD).await;
     request_and_read(&app, "sam@example.com", 1).await;
-    assert_eq!(mails(app.data.path()).len(), 1);
+    assert_eq!(mails(app.home.data.path()).len(), 1);
 }
 
 #[tokio::test]
@@ -151,19 +151,19 @@ async fn bad_confirmations_are_4xx_and_change_nothing() {
     let session = app.session("tina@example.com").await;
     let token = request_and_read(&app, "tina@example.com", 1).await;
 
-    problem(
+    assert_problem(
         confirm(&app, "made-up-token", "brand new password").await,
         400,
     )
     .await;
-    problem(confirm(&app, &token, "short").await, 422).await;
-    problem(
+    assert_problem(confirm(&app, &token, "short").await, 422).await;
+    assert_problem(
         app.post("/auth/password-reset/confirm", &json!({"token": token}))
             .await,
         422,
     )
     .await;
-    problem(app.post("/auth/password-reset", &json!({})).await, 422).await;
+    assert_problem(app.post("/auth/password-reset", &json!({})).await, 422).await;
 
     // Nothing changed: the old password and the session still work, the token is still good.
     app.session_with("tina@example.com", PASSWORD).await;
@@ -204,7 +204,7 @@ async fn reset_mails_are_throttled_per_account() {
     // A fourth mail would have arrived by the time another account's first one does.
     app.register("vera@example.com", PASSWORD).await;
     request_and_read(&app, "vera@example.com", 4).await;
-    let to_uri = mails(app.data.path())
+    let to_uri = mails(app.home.data.path())
         .iter()
         .filter(|m| m.contains("To: uri@example.com"))
         .count();

@@ -3,12 +3,7 @@
 //! gets exactly one shipment, shipped once and announced once. And `MESH_WAREHOUSE_AUTO_DISPATCH`
 //! switches auto-dispatch off.
 
-use std::{
-    collections::HashSet,
-    path::Path,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{collections::HashSet, path::Path, process::Stdio, time::Duration};
 
 use common::{
     Envelope, Keys,
@@ -16,14 +11,14 @@ use common::{
     events::{Event, OrderShipped, RefundOrder, StockReserved},
     runtime::Publisher,
     testing::{
-        Proc, RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
-        wait_until, xlen,
+        Proc, RedisServer, TestDb, free_port, read_events, service_command, unique_prefix,
+        wait_blocked_readers, wait_drained, wait_ready, wait_until, xlen,
     },
 };
 use sea_orm::EntityTrait;
 use warehouse::entity::shipment;
 
-use crate::support::{events, reserved_order};
+use crate::support::reserved_order;
 
 fn spawn_warehouse(
     redis: &RedisServer,
@@ -33,19 +28,20 @@ fn spawn_warehouse(
     port: u16,
     auto_dispatch: &str,
 ) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_warehouse"))
-        .env("REDIS_URL", redis.url())
-        .env("DATABASE_URL", db_url)
-        .env("MESH_DATA_DIR", data)
-        .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MESH_STREAM_PREFIX", keys.prefix())
-        .env("MESH_WAREHOUSE_AUTO_DISPATCH", auto_dispatch)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the warehouse binary");
+    let child = service_command(
+        env!("CARGO_BIN_EXE_warehouse"),
+        &redis.url(),
+        db_url,
+        data,
+        keys.prefix(),
+    )
+    .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
+    .env("MESH_WAREHOUSE_AUTO_DISPATCH", auto_dispatch)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("spawn the warehouse binary");
     Proc(child)
 }
 
@@ -65,14 +61,8 @@ async fn two_replicas_ship_every_order_exactly_once() {
         .collect();
     let http = reqwest::Client::new();
     for port in ports {
-        wait_until(Duration::from_secs(30), "replica ready", || {
-            let http = http.clone();
-            async move {
-                matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await,
-                    Ok(r) if r.status() == 200)
-            }
-        })
-        .await;
+        let base_url = format!("http://127.0.0.1:{port}");
+        wait_ready(&http, &base_url, Duration::from_secs(30)).await;
     }
 
     let mut conn = redis.connection();
@@ -132,7 +122,7 @@ async fn two_replicas_ship_every_order_exactly_once() {
 
     // Both replicas run an outbox relay over the same table; the relay claims rows, so with no
     // crash every event goes out exactly once.
-    let announced = events::<OrderShipped>(&mut conn, &keys).await;
+    let announced = read_events::<OrderShipped>(&mut conn, &keys).await;
     assert_eq!(announced.len(), 100, "order-shipped entries on the stream");
     let event_ids: HashSet<_> = announced.iter().map(|(e, _)| e.event_id).collect();
     assert_eq!(event_ids.len(), 100);
@@ -162,13 +152,11 @@ async fn auto_dispatch_off_by_env_leaves_shipments_pending() {
     let port = free_port();
     let mut replica = spawn_warehouse(&redis, &test_db.url, &keys, data.path(), port, "false");
     let http = reqwest::Client::new();
-    wait_until(Duration::from_secs(30), "replica ready", || {
-        let http = http.clone();
-        async move {
-            matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await,
-                Ok(r) if r.status() == 200)
-        }
-    })
+    wait_ready(
+        &http,
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(30),
+    )
     .await;
 
     let (envelope, order) = reserved_order();
