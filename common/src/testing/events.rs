@@ -1,14 +1,52 @@
 //! Stream and outbox helpers of [`TestApp`]: publish an event as another service would, wait
 //! until the outbox is empty and a group has handled everything, and read or count what the
-//! service published.
+//! service published. [`wait_idle`] and [`wait_outbox_empty`] serve the tests that run replicas
+//! of a binary on a database and Redis server of their own as well.
 
 use std::{collections::HashMap, time::Duration};
 
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+
 use super::{TestApp, read_events, wait_drained, wait_until, xlen};
-use crate::{Envelope, db::outbox, events::Event, runtime::Publisher};
+use crate::{Envelope, Keys, db::outbox, events::Event, runtime::Publisher};
 
 /// How long a group may take to handle what a test published.
-const IDLE_WITHIN: Duration = Duration::from_secs(20);
+const IDLE_WITHIN: Duration = Duration::from_secs(30);
+
+/// How long a test waits for new entries on a stream.
+const EVENTS_WITHIN: Duration = Duration::from_secs(20);
+
+/// Waits until the outbox of `db` is empty: every event caused so far is on its stream.
+pub async fn wait_outbox_empty(db: &DatabaseConnection) {
+    wait_until(Duration::from_secs(10), "outbox drained", || async {
+        outbox::unsent(db).await.expect("count outbox") == 0
+    })
+    .await;
+}
+
+/// Waits until `group` has handled everything on `streams` (under `keys`) and the outbox of
+/// `db` is empty; twice, as a service may consume what it publishes itself (its own
+/// `refund-order`s).
+pub async fn wait_idle(
+    conn: &ConnectionManager,
+    db: &DatabaseConnection,
+    keys: &Keys,
+    group: &str,
+    streams: &[&str],
+) {
+    for _ in 0..2 {
+        wait_outbox_empty(db).await;
+        for stream in streams {
+            let key = keys.stream(stream);
+            // A stream nobody published to has nothing to handle.
+            if xlen(&mut conn.clone(), &key).await == 0 {
+                continue;
+            }
+            wait_drained(&mut conn.clone(), &key, group, IDLE_WITHIN).await;
+        }
+    }
+}
 
 impl TestApp {
     /// The key of stream `name` under the app's prefix.
@@ -26,31 +64,12 @@ impl TestApp {
 
     /// Waits until the outbox is empty: every event caused so far is on its stream.
     pub async fn flush_outbox(&self) {
-        wait_until(Duration::from_secs(10), "outbox drained", || async {
-            outbox::unsent(&self.db).await.expect("count outbox") == 0
-        })
-        .await;
+        wait_outbox_empty(&self.db).await;
     }
 
-    /// Waits until `group` has handled everything on `streams` and the outbox is empty; twice,
-    /// as a service may consume what it publishes itself (its own `refund-order`s).
+    /// [`wait_idle`] on the app's Redis server and database.
     pub async fn wait_idle(&self, group: &str, streams: &[&str]) {
-        for _ in 0..2 {
-            self.flush_outbox().await;
-            for stream in streams {
-                // A stream nobody published to has nothing to handle.
-                if self.stream_len(stream).await == 0 {
-                    continue;
-                }
-                wait_drained(
-                    &mut self.redis.clone(),
-                    &self.stream(stream),
-                    group,
-                    IDLE_WITHIN,
-                )
-                .await;
-            }
-        }
+        wait_idle(&self.redis, &self.db, &self.keys, group, streams).await;
     }
 
     /// Every event on stream `T::TYPE`, decoded, after flushing the outbox.
@@ -78,7 +97,7 @@ impl TestApp {
     /// Waits until stream `name` holds at least `n` entries.
     pub async fn wait_for_events(&self, name: &str, n: u64) {
         wait_until(
-            IDLE_WITHIN,
+            EVENTS_WITHIN,
             &format!("{n} entries on {name}"),
             || async move { self.stream_len(name).await >= n },
         )

@@ -1,6 +1,8 @@
 //! HTTP helpers of [`TestApp`], one naming for every service: `get`, `get_as(path, token)`,
-//! `post(path, body)`, `send(method, path, token, body)` and `send_with_headers`; the ops routes
-//! every service serves, and [`assert_problem`] for the problem+json answers of every error.
+//! `post(path, body)`, `send(method, path, token, body)` and `send_with_headers`; asserts of the ops
+//! routes and the OpenAPI document every service serves, and [`assert_problem`] for the problem+json answers of every error.
+
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -27,15 +29,34 @@ impl TestApp {
             .await
     }
 
-    /// Asserts what every service serves besides its own API: `/healthz`, `/readyz` and
-    /// `/metrics` answer 200, and `/` names `service` at `version`.
-    pub async fn assert_ops_routes(&self, service: &str, version: &str) {
+    /// Asserts what every service serves besides its own API — `/healthz`, `/readyz` and
+    /// `/metrics` answer 200, and `/` names `service` at `version` — then that `run` returns `Ok`
+    /// within 5 s of cancellation.
+    pub async fn assert_ops_routes_then_clean_stop(self, service: &str, version: &str) {
         for path in ["/healthz", "/readyz", "/metrics"] {
             assert_eq!(self.get(path).await.status(), 200, "GET {path}");
         }
         let index: Value = self.get("/").await.json().await.expect("JSON body");
         assert_eq!(index["service"], service);
         assert_eq!(index["version"], version);
+
+        // The client still holds a keep-alive connection: shutdown must not wait for it.
+        let result = self.stop(Duration::from_secs(5)).await;
+        assert!(result.is_ok(), "run returned {result:?}");
+    }
+
+    /// The service's OpenAPI document, after asserting that it documents every path of `paths`
+    /// and that the vendored Swagger UI answers at `/docs/`.
+    pub async fn assert_openapi(&self, paths: &[&str]) -> Value {
+        let doc: Value = self.get("/openapi.json").await.json().await.expect("JSON");
+        let documented = doc["paths"].as_object().expect("paths");
+        for path in paths {
+            assert!(documented.contains_key(*path), "{path} documented");
+        }
+        let docs = self.get("/docs/").await;
+        assert_eq!(docs.status(), 200);
+        assert!(docs.text().await.unwrap().contains("swagger"));
+        doc
     }
 
     /// A request with an optional bearer token and JSON body.

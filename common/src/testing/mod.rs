@@ -6,7 +6,8 @@
 //! - `app`: [`TestApp`], any service's `run` in process with its own Redis, database, data dir and
 //!   key prefix, and tokens signed with its dev key; `http` and `events` are its HTTP helpers and
 //!   its stream and outbox helpers;
-//! - `streams`: waiting for groups and readers, counting and decoding stream entries;
+//! - `streams`: waiting for groups and readers, counting consumers, counting and decoding
+//!   stream entries;
 //! - `process`: service binaries as real processes;
 //! - `wait`: polling until a condition holds.
 
@@ -21,10 +22,13 @@ mod wait;
 
 pub use app::{Caller, InProcess, ServiceHome, TestApp};
 pub use database::TestDb;
+pub use events::{wait_idle, wait_outbox_empty};
 pub use http::assert_problem;
 pub use process::{Proc, service_command, workspace_bin};
 pub use redis_server::{RedisServer, free_port};
-pub use streams::{GroupState, group_state, read_events, wait_blocked_readers, wait_drained, xlen};
+pub use streams::{
+    GroupState, consumer_count, group_state, read_events, wait_blocked_readers, wait_drained, xlen,
+};
 pub use wait::{wait_ready, wait_until};
 
 /// A key prefix no other test uses.

@@ -1,5 +1,5 @@
 //! Stream helpers over a Redis connection: wait until a group has handled everything, until
-//! readers are blocked, count and decode the entries of a stream.
+//! readers are blocked, count a group's consumers, count and decode the entries of a stream.
 
 use std::time::Duration;
 
@@ -64,6 +64,18 @@ pub async fn wait_blocked_readers(conn: &mut ConnectionManager, n: usize, timeou
         }
     })
     .await;
+}
+
+/// The number of consumers `group` has on `stream_key` (`XINFO CONSUMERS`).
+pub async fn consumer_count(conn: &mut ConnectionManager, stream_key: &str, group: &str) -> usize {
+    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(stream_key)
+        .arg(group)
+        .query_async(conn)
+        .await
+        .expect("XINFO CONSUMERS");
+    consumers.len()
 }
 
 /// Length of a stream.

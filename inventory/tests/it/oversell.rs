@@ -5,12 +5,11 @@ use std::{collections::HashSet, time::Duration};
 
 use common::{
     Keys,
-    db::outbox,
     events::{Event, OrderCompleted, RefundOrder, RefundReason, StockReserved},
     runtime::Publisher,
     testing::{
-        Proc, RedisServer, TestDb, free_port, read_events, unique_prefix, wait_blocked_readers,
-        wait_drained, wait_ready, wait_until, xlen,
+        Proc, RedisServer, TestDb, consumer_count, free_port, read_events, unique_prefix,
+        wait_blocked_readers, wait_idle, wait_ready, wait_until, xlen,
     },
 };
 use inventory::entity::reservation;
@@ -69,29 +68,23 @@ async fn two_replicas_never_oversell() {
         },
     )
     .await;
-    for stream in [OrderCompleted::TYPE, RefundOrder::TYPE] {
-        wait_drained(
-            &mut conn,
-            &keys.stream(stream),
-            "inventory",
-            Duration::from_secs(30),
-        )
-        .await;
-    }
-    wait_until(Duration::from_secs(10), "outbox drained", || async {
-        outbox::unsent(&db).await.unwrap() == 0
-    })
+    wait_idle(
+        &conn,
+        &db,
+        &keys,
+        inventory::worker::GROUP,
+        &inventory::worker::STREAMS,
+    )
     .await;
 
     // Both replicas took part in the group.
-    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(keys.stream(OrderCompleted::TYPE))
-        .arg("inventory")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(consumers.len(), 2, "two consumers in the group");
+    let consumers = consumer_count(
+        &mut conn,
+        &keys.stream(OrderCompleted::TYPE),
+        inventory::worker::GROUP,
+    )
+    .await;
+    assert_eq!(consumers, 2, "two consumers in the group");
 
     let stock = inventory::entity::product::Entity::find_by_id(product.id)
         .one(&db)

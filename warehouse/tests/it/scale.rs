@@ -7,12 +7,11 @@ use std::{collections::HashSet, path::Path, process::Stdio, time::Duration};
 
 use common::{
     Envelope, Keys,
-    db::outbox,
     events::{Event, OrderShipped, RefundOrder, StockReserved},
     runtime::Publisher,
     testing::{
-        Proc, RedisServer, TestDb, free_port, read_events, service_command, unique_prefix,
-        wait_blocked_readers, wait_drained, wait_ready, wait_until, xlen,
+        Proc, RedisServer, TestDb, consumer_count, free_port, read_events, service_command,
+        unique_prefix, wait_blocked_readers, wait_drained, wait_idle, wait_ready, wait_until, xlen,
     },
 };
 use sea_orm::EntityTrait;
@@ -89,29 +88,23 @@ async fn two_replicas_ship_every_order_exactly_once() {
         },
     )
     .await;
-    for stream in [StockReserved::TYPE, RefundOrder::TYPE] {
-        wait_drained(
-            &mut conn,
-            &keys.stream(stream),
-            warehouse::worker::GROUP,
-            Duration::from_secs(30),
-        )
-        .await;
-    }
-    wait_until(Duration::from_secs(10), "outbox drained", || async {
-        outbox::unsent(&db).await.unwrap() == 0
-    })
+    wait_idle(
+        &conn,
+        &db,
+        &keys,
+        warehouse::worker::GROUP,
+        &warehouse::worker::STREAMS,
+    )
     .await;
 
     // Both replicas joined the group.
-    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(keys.stream(StockReserved::TYPE))
-        .arg(warehouse::worker::GROUP)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(consumers.len(), 2, "two consumers in the group");
+    let consumers = consumer_count(
+        &mut conn,
+        &keys.stream(StockReserved::TYPE),
+        warehouse::worker::GROUP,
+    )
+    .await;
+    assert_eq!(consumers, 2, "two consumers in the group");
 
     let all_orders: HashSet<_> = orders.iter().map(|(_, o)| o.order_id).collect();
     let shipments = shipment::Entity::find().all(&db).await.unwrap();
