@@ -2,18 +2,15 @@
 //! PostgreSQL databases when `TEST_DATABASE_URL` is set), and the five real service binaries on
 //! free ports, sharing a data dir (so they share the dev signing key) and a key prefix.
 
-use std::{
-    collections::BTreeMap,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeMap, process::Stdio, time::Duration};
 
 use common::{
     Keys,
     events::ALL_STREAMS,
     runtime::inspect::group_state,
     testing::{
-        Proc, RedisServer, TestDb, free_port, unique_prefix, wait_until, workspace_bin, xlen,
+        Proc, RedisServer, TestDb, free_port, service_command, unique_prefix, wait_ready,
+        wait_until, workspace_bin, xlen,
     },
 };
 use serde_json::{Value, json};
@@ -132,15 +129,16 @@ impl Mesh {
             .append(true)
             .open(self.data.path().join(format!("logs/{name}.log")))
             .unwrap();
-        let mut cmd = Command::new(&bin);
-        cmd.env("REDIS_URL", self.redis.url())
-            .env("DATABASE_URL", &db.url)
-            .env("MESH_DATA_DIR", self.data.path())
-            .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
-            .env("MESH_STREAM_PREFIX", self.keys.prefix())
+        let mut cmd = service_command(
+            &bin,
+            &self.redis.url(),
+            &db.url,
+            self.data.path(),
+            self.keys.prefix(),
+        );
+        cmd.env("MESH_LISTEN", format!("127.0.0.1:{port}"))
             .env("MESH_LOG_FORMAT", "json")
             .env("MESH_PROCESSING_TIMEOUT_MS", "5000")
-            .env("RUST_LOG", "warn")
             .env("MESH_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("MESH_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env(
@@ -165,12 +163,11 @@ impl Mesh {
                 child,
             },
         );
-        let url = format!("{}/readyz", self.nodes[name].base_url);
-        let http = self.http.clone();
-        wait_until(Duration::from_secs(60), &format!("{name} ready"), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move { matches!(http.get(&url).send().await, Ok(r) if r.status() == 200) }
-        })
+        wait_ready(
+            &self.http,
+            &self.nodes[name].base_url,
+            Duration::from_secs(60),
+        )
         .await;
     }
 

@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{TestApp, assert_problem, spawn_app, stream_lengths};
+use crate::support::{InventoryApp, TestApp, assert_problem, spawn_app};
 
 fn claims(app: &TestApp, role: Role, exp_in_secs: i64) -> Claims {
     let mut claims = app.signer.claims(Uuid::now_v7(), role);
@@ -120,7 +120,7 @@ async fn forged_expired_and_revoked_tokens_are_rejected_by_inventory() {
     let app = spawn_app().await;
     let product = app.create_product("Vase", 5000, 2).await;
     let id = product["id"].as_str().unwrap().to_owned();
-    let before = stream_lengths(&app, &["product-changed"]).await;
+    let before = app.stream_lengths(&["product-changed"]).await;
 
     for (attack, token) in forged_tokens(&app).await {
         let create = app
@@ -147,14 +147,14 @@ async fn forged_expired_and_revoked_tokens_are_rejected_by_inventory() {
     let products = app.all_products().await;
     assert_eq!(products.len(), 1);
     assert_eq!(products[0].stock, 2);
-    assert_eq!(stream_lengths(&app, &["product-changed"]).await, before);
+    assert_eq!(app.stream_lengths(&["product-changed"]).await, before);
 
     // The genuine article still works.
     let ok = app
         .send(
             Method::POST,
             "/products",
-            Some(&app.admin()),
+            Some(&app.admin_token()),
             Some(json!({"name": "Real", "price_cents": 1})),
         )
         .await;

@@ -4,19 +4,19 @@
 //! accepted; tokens of any other key — among them one of a dev key pair in the service's own data
 //! dir, which it must not have fallen back to — are 401 problems and change nothing.
 
-use std::{ffi::OsStr, path::PathBuf};
+use std::{ffi::OsStr, path::PathBuf, time::Duration};
 
 use common::{
     Keys,
     auth::{AuthArgs, JwtSigner, Role, ensure_dev_keypair, keys::DEV_PRIVATE_KEY_FILE},
-    testing::{RedisServer, TestDb, free_port, unique_prefix},
+    testing::{RedisServer, TestDb, free_port, unique_prefix, wait_ready},
 };
 use inventory::entity::product;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{assert_problem, spawn_inventory, wait_ready};
+use crate::support::{assert_problem, spawn_inventory};
 
 /// The signer of the user service in some other place: its own key pair, of which the
 /// inventory only gets the public half.
@@ -60,8 +60,8 @@ async fn verifies_only_the_configured_key(issuer: &Issuer, variable: &str, value
         &[(variable, value)],
     );
     let http = reqwest::Client::new();
-    wait_ready(&http, port).await;
     let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&http, &base, Duration::from_secs(30)).await;
     let db = common::db::connect(&test_db.url).await.unwrap();
 
     let elsewhere = tempfile::tempdir().unwrap();
@@ -106,9 +106,7 @@ async fn verifies_only_the_configured_key(issuer: &Issuer, variable: &str, value
     assert_eq!(stored.map(|p| p.stock), Some(3));
     assert_eq!(product::Entity::find().count(&db).await.unwrap(), 1);
 
-    service
-        .stop_cleanly(std::time::Duration::from_secs(30))
-        .await;
+    service.stop_cleanly(Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
@@ -147,9 +145,8 @@ async fn a_configured_public_key_generates_no_dev_key_pair() {
             issuer.public_key_file.as_os_str(),
         )],
     );
-    wait_ready(&reqwest::Client::new(), port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&reqwest::Client::new(), &base, Duration::from_secs(30)).await;
     assert!(!data.path().join(DEV_PRIVATE_KEY_FILE).exists());
-    service
-        .stop_cleanly(std::time::Duration::from_secs(30))
-        .await;
+    service.stop_cleanly(Duration::from_secs(30)).await;
 }

@@ -2,16 +2,14 @@
 //! result to the very next read — for every kind of write: catalog edits, stock adjustments,
 //! new products, soft deletes, and the worker's reservations and releases.
 
-use common::events::{
-    Event as _, OrderCompleted, ProductChanged, RefundOrder, RefundReason, StockReserved,
-};
+use common::events::{Event as _, ProductChanged, RefundReason, StockReserved};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    support::{TestApp, assert_problem, spawn_app},
-    worker::{paid_order, refund, settle, wait_for_events},
+    support::{InventoryApp, TestApp, assert_problem, spawn_app},
+    worker::{paid_order, refund},
 };
 
 fn id_of(product: &Value) -> Uuid {
@@ -114,7 +112,7 @@ async fn a_soft_delete_shows_in_the_very_next_read() {
         .send(
             Method::DELETE,
             &format!("/products/{gone}"),
-            Some(&app.admin()),
+            Some(&app.admin_token()),
             None,
         )
         .await;
@@ -141,17 +139,17 @@ async fn the_workers_reservations_and_releases_show_in_the_very_next_read() {
     // A paid order takes 2. Once the worker has handled (and acked) the event, the list and
     // the product show the new stock.
     let (envelope, order) = paid_order(&[(id, 2)]);
-    app.publish::<OrderCompleted>(&envelope).await;
-    wait_for_events(&app, StockReserved::TYPE, 1).await;
-    settle(&app).await;
+    app.publish(&envelope).await;
+    app.wait_for_events(StockReserved::TYPE, 1).await;
+    app.settle().await;
     assert_eq!(fresh_list(&app).await["items"][0]["stock"], 3);
     assert_eq!(shown(&app, id).await["stock"], 3);
 
     // Its shipment failed: the refund gives the 2 back.
     assert_eq!(cached_list(&app).await["items"][0]["stock"], 3);
-    app.publish::<RefundOrder>(&refund(&order, RefundReason::FulfillmentFailed))
+    app.publish(&refund(&order, RefundReason::FulfillmentFailed))
         .await;
-    settle(&app).await;
+    app.settle().await;
     assert_eq!(app.product(id).await.unwrap().stock, 5);
     assert_eq!(fresh_list(&app).await["items"][0]["stock"], 5);
     assert_eq!(shown(&app, id).await["stock"], 5);
@@ -160,7 +158,7 @@ async fn the_workers_reservations_and_releases_show_in_the_very_next_read() {
 #[tokio::test]
 async fn the_cached_list_shows_a_write_to_the_very_next_read() {
     let app = spawn_app().await;
-    let admin = app.admin();
+    let admin = app.admin_token();
     let id = id_of(&app.create_product("Jug", 1500, 4).await);
 
     let first = app.get("/products").await;
@@ -238,7 +236,7 @@ async fn the_list_is_served_from_the_database_while_redis_is_down() {
         .send(
             Method::POST,
             "/products",
-            Some(&app.admin()),
+            Some(&app.admin_token()),
             Some(json!({"name": "Desk", "price_cents": 1})),
         )
         .await;

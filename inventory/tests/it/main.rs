@@ -13,24 +13,14 @@ mod stock;
 mod support;
 mod worker;
 
-use std::time::Duration;
-
-use support::spawn_app;
+use support::{InventoryApp, spawn_app};
 
 #[tokio::test]
 async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
     let app = spawn_app().await;
 
-    for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(app.get(path).await.status(), 200, "GET {path}");
-    }
-    let index: serde_json::Value = app.get("/").await.json().await.expect("JSON body");
-    assert_eq!(index["service"], inventory::SERVICE);
-    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
-
-    // The client still holds a keep-alive connection: shutdown must not wait for it.
-    let result = app.stop(Duration::from_secs(5)).await;
-    assert!(result.is_ok(), "run returned {result:?}");
+    app.assert_ops_routes_then_clean_stop(inventory::SERVICE, env!("CARGO_PKG_VERSION"))
+        .await;
 }
 
 #[tokio::test]
@@ -80,18 +70,13 @@ async fn readyz_is_a_503_problem_of_the_common_type_while_redis_is_down() {
 #[tokio::test]
 async fn serves_its_openapi_document_and_vendored_swagger_ui() {
     let app = spawn_app().await;
-    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.expect("JSON");
-    let paths = doc["paths"].as_object().expect("paths");
-    for path in [
-        "/products",
-        "/products/{id}",
-        "/products/{id}/stock",
-        "/products/{id}/movements",
-    ] {
-        assert!(paths.contains_key(path), "{path} documented");
-    }
+    let doc = app
+        .assert_openapi(&[
+            "/products",
+            "/products/{id}",
+            "/products/{id}/stock",
+            "/products/{id}/movements",
+        ])
+        .await;
     assert!(doc["components"]["schemas"]["Product"].is_object());
-    let docs = app.get("/docs/").await;
-    assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().contains("swagger"));
 }

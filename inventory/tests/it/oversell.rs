@@ -5,19 +5,18 @@ use std::{collections::HashSet, time::Duration};
 
 use common::{
     Keys,
-    db::outbox,
     events::{Event, OrderCompleted, RefundOrder, RefundReason, StockReserved},
     runtime::Publisher,
     testing::{
-        Proc, RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
-        wait_until, xlen,
+        Proc, RedisServer, TestDb, consumer_count, free_port, read_events, unique_prefix,
+        wait_blocked_readers, wait_idle, wait_ready, wait_until, xlen,
     },
 };
 use inventory::entity::reservation;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::{
-    support::{events, movements, seed_product, spawn_inventory, wait_ready},
+    support::{movements, seed_product, spawn_inventory},
     worker::paid_order,
 };
 
@@ -37,7 +36,8 @@ async fn two_replicas_never_oversell() {
         .collect();
     let http = reqwest::Client::new();
     for port in ports {
-        wait_ready(&http, port).await;
+        let base_url = format!("http://127.0.0.1:{port}");
+        wait_ready(&http, &base_url, Duration::from_secs(30)).await;
     }
 
     let mut conn = redis.connection();
@@ -68,29 +68,23 @@ async fn two_replicas_never_oversell() {
         },
     )
     .await;
-    for stream in [OrderCompleted::TYPE, RefundOrder::TYPE] {
-        wait_drained(
-            &mut conn,
-            &keys.stream(stream),
-            "inventory",
-            Duration::from_secs(30),
-        )
-        .await;
-    }
-    wait_until(Duration::from_secs(10), "outbox drained", || async {
-        outbox::unsent(&db).await.unwrap() == 0
-    })
+    wait_idle(
+        &conn,
+        &db,
+        &keys,
+        inventory::worker::GROUP,
+        &inventory::worker::STREAMS,
+    )
     .await;
 
     // Both replicas took part in the group.
-    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(keys.stream(OrderCompleted::TYPE))
-        .arg("inventory")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(consumers.len(), 2, "two consumers in the group");
+    let consumers = consumer_count(
+        &mut conn,
+        &keys.stream(OrderCompleted::TYPE),
+        inventory::worker::GROUP,
+    )
+    .await;
+    assert_eq!(consumers, 2, "two consumers in the group");
 
     let stock = inventory::entity::product::Entity::find_by_id(product.id)
         .one(&db)
@@ -111,8 +105,8 @@ async fn two_replicas_never_oversell() {
     // Both replicas run an outbox relay over the same table; the relay claims rows
     // (`DELETE … RETURNING` in a transaction, `SKIP LOCKED` on PostgreSQL), so with no crash
     // every event goes out exactly once — and one outcome per order, never both.
-    let reserved_all = events::<StockReserved>(&mut conn, &keys).await;
-    let refunds_all = events::<RefundOrder>(&mut conn, &keys).await;
+    let reserved_all = read_events::<StockReserved>(&mut conn, &keys).await;
+    let refunds_all = read_events::<RefundOrder>(&mut conn, &keys).await;
     assert_eq!(
         reserved_all.len(),
         50,

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{assert_problem, spawn_app, stream_lengths};
+use crate::support::{InventoryApp, assert_problem, spawn_app};
 
 fn id_of(product: &Value) -> Uuid {
     product["id"].as_str().expect("id").parse().expect("uuid")
@@ -18,7 +18,7 @@ async fn admin_creates_a_product_and_product_changed_is_published() {
     let response = app
         .http
         .post(app.url("/products"))
-        .bearer_auth(app.admin())
+        .bearer_auth(app.admin_token())
         .header("x-request-id", "req-teapot")
         .json(&json!({"name": "  Teapot ", "description": "short and stout", "price_cents": 1299, "stock": 7}))
         .send()
@@ -62,7 +62,7 @@ async fn admin_creates_a_product_and_product_changed_is_published() {
 #[tokio::test]
 async fn invalid_products_are_rejected_with_problems_and_change_nothing() {
     let app = spawn_app().await;
-    let admin = app.admin();
+    let admin = app.admin_token();
     let cases = [
         (json!({"name": "", "price_cents": 100}), 422),
         (json!({"name": "   ", "price_cents": 100}), 422),
@@ -97,7 +97,7 @@ async fn invalid_products_are_rejected_with_problems_and_change_nothing() {
 
     assert!(app.all_products().await.is_empty());
     assert_eq!(
-        stream_lengths(&app, &["product-changed"]).await["product-changed"],
+        app.stream_lengths(&["product-changed"]).await["product-changed"],
         0
     );
 }
@@ -107,7 +107,7 @@ async fn catalog_writes_need_an_admin_token_and_change_nothing_otherwise() {
     let app = spawn_app().await;
     let product = app.create_product("Kettle", 2500, 3).await;
     let id = id_of(&product);
-    let before = stream_lengths(&app, &["product-changed"]).await;
+    let before = app.stream_lengths(&["product-changed"]).await;
     let user = app.token(Role::User);
     let writes = [
         (
@@ -145,14 +145,14 @@ async fn catalog_writes_need_an_admin_token_and_change_nothing_otherwise() {
         (products[0].stock, products[0].active, products[0].revision),
         (3, true, 1)
     );
-    assert_eq!(stream_lengths(&app, &["product-changed"]).await, before);
+    assert_eq!(app.stream_lengths(&["product-changed"]).await, before);
     assert_eq!(app.movements(id).await.len(), 1);
 }
 
 #[tokio::test]
 async fn unknown_product_ids_are_404_problems() {
     let app = spawn_app().await;
-    let admin = app.admin();
+    let admin = app.admin_token();
     for id in [Uuid::now_v7().to_string(), "not-a-uuid".to_owned()] {
         let cases = [
             (Method::GET, format!("/products/{id}"), None),
@@ -176,7 +176,7 @@ async fn unknown_product_ids_are_404_problems() {
     }
     assert!(app.all_products().await.is_empty());
     assert_eq!(
-        stream_lengths(&app, &["product-changed"]).await["product-changed"],
+        app.stream_lengths(&["product-changed"]).await["product-changed"],
         0
     );
 }
@@ -184,7 +184,7 @@ async fn unknown_product_ids_are_404_problems() {
 #[tokio::test]
 async fn admin_edits_a_product_and_each_change_bumps_the_revision() {
     let app = spawn_app().await;
-    let admin = app.admin();
+    let admin = app.admin_token();
     let id = id_of(&app.create_product("Spoon", 300, 10).await);
     let path = format!("/products/{id}");
 
@@ -238,7 +238,7 @@ async fn admin_edits_a_product_and_each_change_bumps_the_revision() {
 #[tokio::test]
 async fn deleting_a_product_deactivates_it_once() {
     let app = spawn_app().await;
-    let admin = app.admin();
+    let admin = app.admin_token();
     let id = id_of(&app.create_product("Saucer", 450, 2).await);
     let keep = id_of(&app.create_product("Plate", 650, 2).await);
     let path = format!("/products/{id}");

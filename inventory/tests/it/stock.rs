@@ -5,12 +5,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{assert_problem, spawn_app};
+use crate::support::{InventoryApp, assert_problem, spawn_app};
 
 #[tokio::test]
 async fn admin_adjusts_stock_and_the_ledger_sums_to_it() {
     let app = spawn_app().await;
-    let admin = app.admin();
+    let admin = app.admin_token();
     let product = app.create_product("Tray", 700, 5).await;
     let id: Uuid = product["id"].as_str().unwrap().parse().unwrap();
     let path = format!("/products/{id}/stock");
@@ -84,7 +84,7 @@ async fn admin_adjusts_stock_and_the_ledger_sums_to_it() {
 #[tokio::test]
 async fn removing_more_than_the_stock_is_a_conflict_and_changes_nothing() {
     let app = spawn_app().await;
-    let admin = app.admin();
+    let admin = app.admin_token();
     let product = app.create_product("Ladle", 900, 4).await;
     let id: Uuid = product["id"].as_str().unwrap().parse().unwrap();
     let response = app
@@ -104,7 +104,7 @@ async fn removing_more_than_the_stock_is_a_conflict_and_changes_nothing() {
 #[tokio::test]
 async fn invalid_adjustments_are_rejected_and_change_nothing() {
     let app = spawn_app().await;
-    let admin = app.admin();
+    let admin = app.admin_token();
     let product = app.create_product("Whisk", 400, 4).await;
     let id: Uuid = product["id"].as_str().unwrap().parse().unwrap();
     let path = format!("/products/{id}/stock");

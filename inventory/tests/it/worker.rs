@@ -8,13 +8,13 @@ use common::{
     Envelope,
     db::inbox,
     events::{Event, OrderCompleted, OrderLine, RefundOrder, RefundReason, StockReserved},
-    testing::{wait_drained, wait_until, xlen},
+    testing::{wait_until, xlen},
 };
 use inventory::entity::reservation;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::support::{TestApp, seed_product, spawn_app};
+use crate::support::{InventoryApp, TestApp, seed_product, spawn_app};
 
 /// An `order-completed` event for `lines` of (product, quantity).
 pub fn paid_order(lines: &[(Uuid, i64)]) -> (Envelope, OrderCompleted) {
@@ -45,36 +45,6 @@ pub fn refund(order: &OrderCompleted, reason: RefundReason) -> Envelope {
     Envelope::new(RefundOrder::TYPE, "warehouse", "req-43", "", &payload).unwrap()
 }
 
-/// Waits until the group has handled everything on both of its streams and the outbox is empty.
-pub async fn settle(app: &TestApp) {
-    for _ in 0..2 {
-        app.flush_outbox().await;
-        for stream in [OrderCompleted::TYPE, RefundOrder::TYPE] {
-            wait_drained(
-                &mut app.redis.clone(),
-                &app.stream(stream),
-                "inventory",
-                Duration::from_secs(20),
-            )
-            .await;
-        }
-    }
-}
-
-pub async fn wait_for_events(app: &TestApp, stream: &str, n: u64) {
-    let key = app.stream(stream);
-    wait_until(
-        Duration::from_secs(20),
-        &format!("{n} entries on {stream}"),
-        || {
-            let mut conn = app.redis.clone();
-            let key = key.clone();
-            async move { xlen(&mut conn, &key).await >= n }
-        },
-    )
-    .await;
-}
-
 async fn reservations(app: &TestApp, order_id: Uuid) -> Vec<reservation::Model> {
     reservation::Entity::find()
         .filter(reservation::Column::OrderId.eq(order_id))
@@ -89,9 +59,9 @@ async fn a_paid_order_reserves_every_line_and_publishes_stock_reserved() {
     let cup = seed_product(&app.db, 10).await;
     let pot = seed_product(&app.db, 3).await;
     let (envelope, order) = paid_order(&[(cup.id, 4), (pot.id, 3), (cup.id, 1)]);
-    app.publish::<OrderCompleted>(&envelope).await;
-    wait_for_events(&app, StockReserved::TYPE, 1).await;
-    settle(&app).await;
+    app.publish(&envelope).await;
+    app.wait_for_events(StockReserved::TYPE, 1).await;
+    app.settle().await;
 
     assert_eq!(app.product(cup.id).await.unwrap().stock, 5);
     assert_eq!(app.product(pot.id).await.unwrap().stock, 0);
@@ -145,10 +115,10 @@ async fn an_order_short_on_one_line_reserves_nothing_and_is_refunded() {
         paid_order(&[(plenty.id, 1), (retired.id, 1)]),
     ];
     for (envelope, _) in &orders {
-        app.publish::<OrderCompleted>(envelope).await;
+        app.publish(envelope).await;
     }
-    wait_for_events(&app, RefundOrder::TYPE, 3).await;
-    settle(&app).await;
+    app.wait_for_events(RefundOrder::TYPE, 3).await;
+    app.settle().await;
 
     for (product, stock) in [(&plenty, 50), (&scarce, 1), (&retired, 9)] {
         assert_eq!(app.product(product.id).await.unwrap().stock, stock);
@@ -178,21 +148,21 @@ async fn a_failed_fulfillment_refund_releases_the_reservation_exactly_once() {
     let app = spawn_app().await;
     let product = seed_product(&app.db, 5).await;
     let (envelope, order) = paid_order(&[(product.id, 2)]);
-    app.publish::<OrderCompleted>(&envelope).await;
-    wait_for_events(&app, StockReserved::TYPE, 1).await;
-    settle(&app).await;
+    app.publish(&envelope).await;
+    app.wait_for_events(StockReserved::TYPE, 1).await;
+    app.settle().await;
     assert_eq!(app.product(product.id).await.unwrap().stock, 3);
 
     // The same refund twice (same event id: a redelivery), then again under a new event id
     // (another producer retry), then a cancellation that finds nothing left to release.
     let failed = refund(&order, RefundReason::FulfillmentFailed);
-    app.publish::<RefundOrder>(&failed).await;
-    app.publish::<RefundOrder>(&failed).await;
-    app.publish::<RefundOrder>(&refund(&order, RefundReason::FulfillmentFailed))
+    app.publish(&failed).await;
+    app.publish(&failed).await;
+    app.publish(&refund(&order, RefundReason::FulfillmentFailed))
         .await;
-    app.publish::<RefundOrder>(&refund(&order, RefundReason::CancelledBeforeShipping))
+    app.publish(&refund(&order, RefundReason::CancelledBeforeShipping))
         .await;
-    settle(&app).await;
+    app.settle().await;
 
     assert_eq!(app.product(product.id).await.unwrap().stock, 5);
     let held = reservations(&app, order.order_id).await;
@@ -208,13 +178,13 @@ async fn a_failed_fulfillment_refund_releases_the_reservation_exactly_once() {
     // A refund for insufficient stock releases nothing, even for a reserved order; nor does a
     // customer's cancellation the warehouse has not accepted yet (the goods may have left).
     let (envelope, other) = paid_order(&[(product.id, 1)]);
-    app.publish::<OrderCompleted>(&envelope).await;
-    wait_for_events(&app, StockReserved::TYPE, 2).await;
-    app.publish::<RefundOrder>(&refund(&other, RefundReason::InsufficientStock))
+    app.publish(&envelope).await;
+    app.wait_for_events(StockReserved::TYPE, 2).await;
+    app.publish(&refund(&other, RefundReason::InsufficientStock))
         .await;
-    app.publish::<RefundOrder>(&refund(&other, RefundReason::CancelledByCustomer))
+    app.publish(&refund(&other, RefundReason::CancelledByCustomer))
         .await;
-    settle(&app).await;
+    app.settle().await;
     assert_eq!(app.product(product.id).await.unwrap().stock, 4);
     assert_eq!(
         reservations(&app, other.order_id).await[0].status,
@@ -230,15 +200,15 @@ async fn an_order_refunded_before_it_was_reserved_takes_no_stock() {
 
     // The customer cancelled while the payment was under way and the warehouse accepted it: its
     // refund reaches inventory before the order's `order-completed` does.
-    app.publish::<RefundOrder>(&refund(&order, RefundReason::CancelledBeforeShipping))
+    app.publish(&refund(&order, RefundReason::CancelledBeforeShipping))
         .await;
-    settle(&app).await;
-    app.publish::<OrderCompleted>(&envelope).await;
-    settle(&app).await;
+    app.settle().await;
+    app.publish(&envelope).await;
+    app.settle().await;
 
     assert_eq!(app.product(product.id).await.unwrap().stock, 5);
     assert!(reservations(&app, order.order_id).await.is_empty());
-    let lengths = crate::support::stream_lengths(&app, &[StockReserved::TYPE]).await;
+    let lengths = app.stream_lengths(&[StockReserved::TYPE]).await;
     assert_eq!(
         lengths[StockReserved::TYPE],
         0,
@@ -258,13 +228,13 @@ async fn a_redelivered_or_repeated_order_is_reserved_once() {
     let app = spawn_app().await;
     let product = seed_product(&app.db, 10).await;
     let (envelope, order) = paid_order(&[(product.id, 3)]);
-    app.publish::<OrderCompleted>(&envelope).await;
-    app.publish::<OrderCompleted>(&envelope).await;
+    app.publish(&envelope).await;
+    app.publish(&envelope).await;
     // The same order again under a new event id.
     let again = Envelope::new(OrderCompleted::TYPE, "payment", "req-42", "", &order).unwrap();
-    app.publish::<OrderCompleted>(&again).await;
-    wait_for_events(&app, StockReserved::TYPE, 1).await;
-    settle(&app).await;
+    app.publish(&again).await;
+    app.wait_for_events(StockReserved::TYPE, 1).await;
+    app.settle().await;
 
     assert_eq!(app.product(product.id).await.unwrap().stock, 7);
     assert_eq!(app.events::<StockReserved>().await.len(), 1);
@@ -293,7 +263,7 @@ async fn orders_with_impossible_lines_are_dead_lettered_untouched() {
     ];
     for lines in bad_orders {
         let (envelope, _) = paid_order(lines);
-        app.publish::<OrderCompleted>(&envelope).await;
+        app.publish(&envelope).await;
     }
     let dead = app.keys.dead_letter();
     wait_until(Duration::from_secs(20), "all dead-lettered", || {
@@ -302,7 +272,7 @@ async fn orders_with_impossible_lines_are_dead_lettered_untouched() {
         async move { xlen(&mut conn, &dead).await == 5 }
     })
     .await;
-    settle(&app).await;
+    app.settle().await;
     assert_eq!(app.product(product.id).await.unwrap().stock, 10);
     assert!(app.events::<StockReserved>().await.is_empty());
     assert!(app.events::<RefundOrder>().await.is_empty());
@@ -322,7 +292,7 @@ async fn a_database_failure_is_retried_never_turned_into_a_refund() {
         .await
         .unwrap();
     let (envelope, order) = paid_order(&[(product.id, 2)]);
-    app.publish::<OrderCompleted>(&envelope).await;
+    app.publish(&envelope).await;
     let key = app.stream(OrderCompleted::TYPE);
     wait_until(Duration::from_secs(20), "a second delivery", || {
         let mut conn = app.redis.clone();
@@ -348,8 +318,8 @@ async fn a_database_failure_is_retried_never_turned_into_a_refund() {
         .await
         .unwrap();
 
-    wait_for_events(&app, StockReserved::TYPE, 1).await;
-    settle(&app).await;
+    app.wait_for_events(StockReserved::TYPE, 1).await;
+    app.settle().await;
     assert_eq!(app.product(product.id).await.unwrap().stock, 8);
     assert_eq!(reservations(&app, order.order_id).await.len(), 1);
     assert!(app.events::<RefundOrder>().await.is_empty());

@@ -11,7 +11,7 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{STARTING_CREDIT, TestApp, assert_problem, spawn_app};
+use crate::support::{PaymentApp, STARTING_CREDIT, TestApp, assert_problem, spawn_app};
 
 async fn place_order(app: &TestApp, user_id: Uuid, total_cents: i64) -> Uuid {
     let order = OrderPlaced {
@@ -28,7 +28,7 @@ async fn place_order(app: &TestApp, user_id: Uuid, total_cents: i64) -> Uuid {
     };
     let envelope = common::Envelope::new(OrderPlaced::TYPE, "store", "r", "", &order).unwrap();
     let before = app.events::<OrderCompleted>().await.len() as u64;
-    app.publish::<OrderPlaced>(&envelope).await;
+    app.publish(&envelope).await;
     app.wait_for_events(OrderCompleted::TYPE, before + 1).await;
     order.order_id
 }

@@ -18,7 +18,7 @@ use payment::entity::{cancelled_order, payment as payment_row, refund, wallet};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::support::{STARTING_CREDIT, TestApp, spawn_app};
+use crate::support::{PaymentApp, STARTING_CREDIT, TestApp, spawn_app};
 
 /// An `order-placed` event of `user_id` for `total_cents` (one line at that price, no fee).
 fn placed(user_id: Uuid, total_cents: i64) -> (Envelope, OrderPlaced) {
@@ -76,9 +76,9 @@ async fn a_wallet_is_opened_once_on_user_registered_even_when_redelivered() {
         email: "ada@example.com".into(),
     };
     let envelope = Envelope::new(UserRegistered::TYPE, "user", "req-1", "", &payload).unwrap();
-    app.publish::<UserRegistered>(&envelope).await;
-    app.publish::<UserRegistered>(&envelope).await;
-    app.publish::<UserRegistered>(&resent(&payload)).await;
+    app.publish(&envelope).await;
+    app.publish(&envelope).await;
+    app.publish(&resent(&payload)).await;
     app.settle().await;
 
     let wallet = app.wallet(user_id).await.expect("wallet opened");
@@ -93,10 +93,10 @@ async fn an_order_is_charged_once_even_when_delivered_twice_or_resent() {
     let app = spawn_app().await;
     let user_id = app.register_user().await;
     let (envelope, order) = placed(user_id, 1_200);
-    app.publish::<OrderPlaced>(&envelope).await;
-    app.publish::<OrderPlaced>(&envelope).await;
+    app.publish(&envelope).await;
+    app.publish(&envelope).await;
     let again = resent(&order);
-    app.publish::<OrderPlaced>(&again).await;
+    app.publish(&again).await;
     app.wait_for_events(OrderCompleted::TYPE, 1).await;
     app.settle().await;
 
@@ -133,8 +133,8 @@ async fn insufficient_funds_fail_the_payment_and_leave_the_balance_alone() {
     let app = spawn_app().await;
     let user_id = app.register_user().await;
     let (envelope, order) = placed(user_id, STARTING_CREDIT + 1);
-    app.publish::<OrderPlaced>(&envelope).await;
-    app.publish::<OrderPlaced>(&envelope).await;
+    app.publish(&envelope).await;
+    app.publish(&envelope).await;
     app.wait_for_events(PaymentFailed::TYPE, 1).await;
     app.settle().await;
 
@@ -152,7 +152,7 @@ async fn insufficient_funds_fail_the_payment_and_leave_the_balance_alone() {
 
     // Exactly the balance is enough: the debit is `>=`, not `>`.
     let (envelope, _) = placed(user_id, STARTING_CREDIT);
-    app.publish::<OrderPlaced>(&envelope).await;
+    app.publish(&envelope).await;
     app.wait_for_events(OrderCompleted::TYPE, 1).await;
     app.settle().await;
     assert_eq!(app.balance(user_id).await, 0);
@@ -164,7 +164,7 @@ async fn an_order_ahead_of_its_wallet_is_retried_and_charged_once_the_wallet_ope
     let app = spawn_app().await;
     let user_id = Uuid::now_v7();
     let (envelope, order) = placed(user_id, 700);
-    app.publish::<OrderPlaced>(&envelope).await;
+    app.publish(&envelope).await;
 
     // Wait until the entry was delivered at least twice: the worker retried, not failed.
     let key = app.stream(OrderPlaced::TYPE);
@@ -194,10 +194,8 @@ async fn an_order_ahead_of_its_wallet_is_retried_and_charged_once_the_wallet_ope
         user_id,
         email: "late@example.com".into(),
     };
-    app.publish::<UserRegistered>(
-        &Envelope::new(UserRegistered::TYPE, "user", "r", "", &payload).unwrap(),
-    )
-    .await;
+    app.publish(&Envelope::new(UserRegistered::TYPE, "user", "r", "", &payload).unwrap())
+        .await;
     app.wait_for_events(OrderCompleted::TYPE, 1).await;
     app.settle().await;
 
@@ -212,19 +210,19 @@ async fn a_refund_is_applied_exactly_once_and_restores_the_balance() {
     let app = spawn_app().await;
     let user_id = app.register_user().await;
     let (envelope, order) = placed(user_id, 2_000);
-    app.publish::<OrderPlaced>(&envelope).await;
+    app.publish(&envelope).await;
     app.wait_for_events(OrderCompleted::TYPE, 1).await;
     app.settle().await;
     assert_eq!(app.balance(user_id).await, STARTING_CREDIT - 2_000);
 
     let (refund_env, refund_payload) =
         refund_of(order.order_id, user_id, RefundReason::InsufficientStock);
-    app.publish::<RefundOrder>(&refund_env).await;
-    app.publish::<RefundOrder>(&refund_env).await;
+    app.publish(&refund_env).await;
+    app.publish(&refund_env).await;
     let refund_again = resent(&refund_payload);
-    app.publish::<RefundOrder>(&refund_again).await;
+    app.publish(&refund_again).await;
     let (other_reason, _) = refund_of(order.order_id, user_id, RefundReason::FulfillmentFailed);
-    app.publish::<RefundOrder>(&other_reason).await;
+    app.publish(&other_reason).await;
     app.wait_for_events(PaymentRefunded::TYPE, 1).await;
     app.settle().await;
 
@@ -269,8 +267,8 @@ async fn an_order_refunded_before_it_was_placed_is_never_charged() {
     let user_id = app.register_user().await;
     let (envelope, order) = placed(user_id, 900);
     let (cancel, _) = refund_of(order.order_id, user_id, RefundReason::CancelledByCustomer);
-    app.publish::<RefundOrder>(&cancel).await;
-    app.publish::<RefundOrder>(&cancel).await;
+    app.publish(&cancel).await;
+    app.publish(&cancel).await;
     app.settle().await;
     let tombstone = cancelled_order::Entity::find_by_id(order.order_id)
         .one(&app.db)
@@ -279,8 +277,8 @@ async fn an_order_refunded_before_it_was_placed_is_never_charged() {
         .expect("tombstone");
     assert_eq!(tombstone.reason, "cancelled_by_customer");
 
-    app.publish::<OrderPlaced>(&envelope).await;
-    app.publish::<OrderPlaced>(&resent(&order)).await;
+    app.publish(&envelope).await;
+    app.publish(&resent(&order)).await;
     app.settle().await;
 
     assert_eq!(app.balance(user_id).await, STARTING_CREDIT);
@@ -296,12 +294,12 @@ async fn a_refund_of_a_failed_payment_changes_nothing() {
     let app = spawn_app().await;
     let user_id = app.register_user().await;
     let (envelope, order) = placed(user_id, STARTING_CREDIT * 2);
-    app.publish::<OrderPlaced>(&envelope).await;
+    app.publish(&envelope).await;
     app.wait_for_events(PaymentFailed::TYPE, 1).await;
     app.settle().await;
 
     let (refund_env, _) = refund_of(order.order_id, user_id, RefundReason::CancelledByCustomer);
-    app.publish::<RefundOrder>(&refund_env).await;
+    app.publish(&refund_env).await;
     app.settle().await;
 
     assert_eq!(app.balance(user_id).await, STARTING_CREDIT);
@@ -324,8 +322,8 @@ async fn poison_order_placed_goes_to_the_dead_letter_stream_without_charging() {
     let (envelope, mut order) = placed(user_id, 100);
     order.total_cents = -100;
     let bad = Envelope::new(OrderPlaced::TYPE, "store", "req", "", &order).unwrap();
-    app.publish::<OrderPlaced>(&bad).await;
-    app.publish::<OrderPlaced>(&envelope).await;
+    app.publish(&bad).await;
+    app.publish(&envelope).await;
     app.wait_for_events(OrderCompleted::TYPE, 1).await;
     app.settle().await;
     assert_eq!(app.dead_letters().await, 1);
@@ -340,7 +338,7 @@ async fn concurrent_orders_never_overdraw_a_wallet() {
     // Twelve orders of 1,000 against 5,000: exactly five can be paid, whatever the interleaving.
     let orders: Vec<_> = (0..12).map(|_| placed(user_id, 1_000)).collect();
     for (envelope, _) in &orders {
-        app.publish::<OrderPlaced>(envelope).await;
+        app.publish(envelope).await;
     }
     app.wait_for_events(OrderCompleted::TYPE, 5).await;
     app.wait_for_events(PaymentFailed::TYPE, 7).await;
@@ -361,10 +359,7 @@ async fn an_order_cancelled_while_it_is_being_charged_is_never_charged_or_waits_
     // Each order's placement and cancellation race on two streams.
     for (envelope, order) in &orders {
         let (cancel, _) = refund_of(order.order_id, user_id, RefundReason::CancelledByCustomer);
-        let (a, b) = tokio::join!(
-            app.publish::<OrderPlaced>(envelope),
-            app.publish::<RefundOrder>(&cancel)
-        );
+        let (a, b) = tokio::join!(app.publish(envelope), app.publish(&cancel));
         let ((), ()) = (a, b);
     }
     app.settle().await;
@@ -407,7 +402,7 @@ async fn an_order_cancelled_while_it_is_being_charged_is_never_charged_or_waits_
             user_id,
             RefundReason::CancelledBeforeShipping,
         );
-        app.publish::<RefundOrder>(&accepted).await;
+        app.publish(&accepted).await;
     }
     app.settle().await;
     assert_eq!(app.balance(user_id).await, STARTING_CREDIT);

@@ -4,12 +4,13 @@
 
 use common::{
     Envelope,
+    auth::Role,
     events::{OrderCompleted, OrderShipped, PaymentRefunded, RefundOrder, RefundReason},
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::support::{TestApp, assert_problem, id_of, spawn_app};
+use crate::support::{StoreApp, TestApp, assert_problem, id_of, spawn_app};
 
 /// An `order-completed` for an order placed by the store.
 pub fn paid(order_id: Uuid, user_id: Uuid) -> Envelope {
@@ -48,7 +49,8 @@ pub fn refunded(order_id: Uuid, user_id: Uuid) -> Envelope {
 }
 
 async fn cancel(app: &TestApp, token: &str, id: Uuid) -> reqwest::Response {
-    app.post(
+    app.send_with_headers(
+        reqwest::Method::POST,
         &format!("/orders/{id}/cancel"),
         Some(token),
         None,
@@ -61,7 +63,7 @@ async fn cancel(app: &TestApp, token: &str, id: Uuid) -> reqwest::Response {
 async fn cancelling_a_pending_order_cancels_it_and_publishes_refund_order() {
     let app = spawn_app().await;
     let cup = app.seed_product("cup", 100).await;
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
     let id = id_of(&app.place(&shopper, &[(cup, 1)]).await);
 
     let response = cancel(&app, &shopper.token, id).await;
@@ -97,7 +99,7 @@ async fn cancelling_a_pending_order_cancels_it_and_publishes_refund_order() {
 async fn cancelling_a_paid_order_requests_a_refund_and_ends_refunded() {
     let app = spawn_app().await;
     let cup = app.seed_product("cup", 100).await;
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
     let id = id_of(&app.place(&shopper, &[(cup, 1)]).await);
     app.publish(&paid(id, shopper.id)).await;
     app.settle().await;
@@ -140,7 +142,7 @@ async fn cancelling_a_paid_order_requests_a_refund_and_ends_refunded() {
 async fn a_reserved_order_can_be_cancelled_but_a_shipped_one_cannot() {
     let app = spawn_app().await;
     let cup = app.seed_product("cup", 100).await;
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
     let reserved = id_of(&app.place(&shopper, &[(cup, 1)]).await);
     let sent = id_of(&app.place(&shopper, &[(cup, 2)]).await);
     let reservation = |order_id| {
@@ -171,11 +173,16 @@ async fn a_reserved_order_can_be_cancelled_but_a_shipped_one_cannot() {
     let problem = assert_problem(cancel(&app, &shopper.token, sent).await, 409).await;
     assert!(problem["detail"].as_str().unwrap().contains("shipped"));
     // Someone else cannot cancel it, and learns nothing about it.
-    let stranger = app.shopper();
+    let stranger = app.caller(Role::User);
     assert_problem(cancel(&app, &stranger.token, reserved).await, 404).await;
     assert_problem(
-        app.post(&format!("/orders/{reserved}/cancel"), None, None, &[])
-            .await,
+        app.send(
+            reqwest::Method::POST,
+            &format!("/orders/{reserved}/cancel"),
+            None,
+            None,
+        )
+        .await,
         401,
     )
     .await;

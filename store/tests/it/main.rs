@@ -20,16 +20,8 @@ use support::spawn_app;
 async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
     let app = spawn_app().await;
 
-    for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(app.get(path).await.status(), 200, "GET {path}");
-    }
-    let index: serde_json::Value = app.get("/").await.json().await.expect("JSON body");
-    assert_eq!(index["service"], store::SERVICE);
-    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
-
-    // The client still holds a keep-alive connection: shutdown must not wait for it.
-    let result = app.stop(Duration::from_secs(5)).await;
-    assert!(result.is_ok(), "run returned {result:?}");
+    app.assert_ops_routes_then_clean_stop(store::SERVICE, env!("CARGO_PKG_VERSION"))
+        .await;
 }
 
 #[tokio::test]
@@ -37,7 +29,7 @@ async fn readyz_reports_redis_down_and_recovers_without_a_restart() {
     let mut app = spawn_app().await;
     assert_eq!(app.get("/readyz").await.status(), 200);
 
-    app.redis.stop();
+    app.redis_server.stop();
     let down = app.get("/readyz").await;
     assert_eq!(down.status(), 503);
     assert_eq!(
@@ -50,9 +42,9 @@ async fn readyz_reports_redis_down_and_recovers_without_a_restart() {
     assert_eq!(problem["checks"]["database"], true);
     // Alive all the same, and the service did not stop.
     assert_eq!(app.get("/healthz").await.status(), 200);
-    assert!(!app.task.is_finished());
+    assert!(!app.service.task.is_finished());
 
-    app.redis.start_again();
+    app.redis_server.start_again();
     common::testing::wait_until(Duration::from_secs(15), "readyz back to 200", || async {
         app.get("/readyz").await.status() == 200
     })
@@ -63,13 +55,8 @@ async fn readyz_reports_redis_down_and_recovers_without_a_restart() {
 #[tokio::test]
 async fn serves_its_openapi_document_and_vendored_swagger_ui() {
     let app = spawn_app().await;
-    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.expect("JSON");
-    let paths = doc["paths"].as_object().expect("paths");
-    for path in ["/orders", "/orders/{id}", "/orders/{id}/cancel"] {
-        assert!(paths.contains_key(path), "{path} documented");
-    }
+    let doc = app
+        .assert_openapi(&["/orders", "/orders/{id}", "/orders/{id}/cancel"])
+        .await;
     assert!(doc["components"]["schemas"]["Order"].is_object());
-    let docs = app.get("/docs/").await;
-    assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().contains("swagger"));
 }

@@ -1,22 +1,26 @@
 //! `POST /orders`, `GET /orders`, `GET /orders/{id}`: pricing from the projection, every
 //! rejection as problem+json with nothing changed, `Idempotency-Key` retries, and who sees what.
 
-use common::events::{Event as _, OrderLine, OrderPlaced, ProductChanged};
+use common::{
+    auth::Role,
+    events::{Event as _, OrderLine, OrderPlaced, ProductChanged},
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{assert_problem, id_of, items, spawn_app};
+use crate::support::{StoreApp, assert_problem, id_of, items, spawn_app};
 
 #[tokio::test]
 async fn placing_an_order_prices_it_from_the_catalog_and_publishes_order_placed() {
     let app = spawn_app().await;
     let cup = app.seed_product("cup", 1_250).await;
     let pot = app.seed_product("pot", 333).await;
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
 
     // Two lines of the same product are merged.
     let response = app
-        .post(
+        .send_with_headers(
+            reqwest::Method::POST,
             "/orders",
             Some(&shopper.token),
             Some(items(&[(cup, 2), (pot, 1), (cup, 1)])),
@@ -80,7 +84,7 @@ async fn placing_an_order_prices_it_from_the_catalog_and_publishes_order_placed(
 
     // The owner reads it back with its history.
     let shown: Value = app
-        .get_as(&shopper.token, &location)
+        .get_as(&location, &shopper.token)
         .await
         .json()
         .await
@@ -107,7 +111,7 @@ async fn invalid_orders_are_rejected_with_problem_json_and_change_nothing() {
         revision: 1,
     })
     .await;
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
     let too_many: Vec<(Uuid, i64)> = (0..51).map(|_| (Uuid::now_v7(), 1)).collect();
 
     let cases: Vec<(&str, Value, u16)> = vec![
@@ -133,7 +137,12 @@ async fn invalid_orders_are_rejected_with_problem_json_and_change_nothing() {
     ];
     for (what, body, status) in cases {
         let response = app
-            .post("/orders", Some(&shopper.token), Some(body), &[])
+            .send(
+                reqwest::Method::POST,
+                "/orders",
+                Some(&shopper.token),
+                Some(body),
+            )
             .await;
         let problem = assert_problem(response, status).await;
         assert!(!problem["detail"].as_str().unwrap().is_empty(), "{what}");
@@ -151,7 +160,8 @@ async fn invalid_orders_are_rejected_with_problem_json_and_change_nothing() {
     assert_problem(response, 400).await;
     // A bad idempotency key.
     let response = app
-        .post(
+        .send_with_headers(
+            reqwest::Method::POST,
             "/orders",
             Some(&shopper.token),
             Some(items(&[(cup, 1)])),
@@ -161,17 +171,22 @@ async fn invalid_orders_are_rejected_with_problem_json_and_change_nothing() {
     assert_problem(response, 422).await;
     // No token, a bad token.
     assert_problem(
-        app.post("/orders", None, Some(items(&[(cup, 1)])), &[])
-            .await,
+        app.send(
+            reqwest::Method::POST,
+            "/orders",
+            None,
+            Some(items(&[(cup, 1)])),
+        )
+        .await,
         401,
     )
     .await;
     assert_problem(
-        app.post(
+        app.send(
+            reqwest::Method::POST,
             "/orders",
             Some("not-a-token"),
             Some(items(&[(cup, 1)])),
-            &[],
         )
         .await,
         401,
@@ -188,11 +203,12 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_same_order() {
     let app = spawn_app().await;
     let cup = app.seed_product("cup", 500).await;
     let pot = app.seed_product("pot", 700).await;
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
     let key = [("idempotency-key", "checkout-7f3a")];
 
     let first = app
-        .post(
+        .send_with_headers(
+            reqwest::Method::POST,
             "/orders",
             Some(&shopper.token),
             Some(items(&[(cup, 2), (pot, 1)])),
@@ -204,7 +220,8 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_same_order() {
 
     // The same request again, lines in another order: the same order, 200.
     let retry = app
-        .post(
+        .send_with_headers(
+            reqwest::Method::POST,
             "/orders",
             Some(&shopper.token),
             Some(items(&[(pot, 1), (cup, 1), (cup, 1)])),
@@ -219,7 +236,8 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_same_order() {
 
     // The same key with another body is a client bug.
     let other = app
-        .post(
+        .send_with_headers(
+            reqwest::Method::POST,
             "/orders",
             Some(&shopper.token),
             Some(items(&[(cup, 3)])),
@@ -229,9 +247,10 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_same_order() {
     assert_problem(other, 422).await;
 
     // Keys are per user: someone else's identical key is their own order.
-    let neighbour = app.shopper();
+    let neighbour = app.caller(Role::User);
     let theirs = app
-        .post(
+        .send_with_headers(
+            reqwest::Method::POST,
             "/orders",
             Some(&neighbour.token),
             Some(items(&[(cup, 2), (pot, 1)])),
@@ -244,7 +263,8 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_same_order() {
 
     // Concurrent retries of a fresh key: still one order.
     let racers = (0..8).map(|_| {
-        app.post(
+        app.send_with_headers(
+            reqwest::Method::POST,
             "/orders",
             Some(&shopper.token),
             Some(items(&[(pot, 4)])),
@@ -273,44 +293,44 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_same_order() {
 async fn orders_are_visible_to_their_owner_and_admins_only() {
     let app = spawn_app().await;
     let cup = app.seed_product("cup", 100).await;
-    let alice = app.shopper();
-    let bob = app.shopper();
-    let admin = app.admin();
+    let alice = app.caller(Role::User);
+    let bob = app.caller(Role::User);
+    let admin = app.caller(Role::Admin);
     let a1 = id_of(&app.place(&alice, &[(cup, 1)]).await);
     let a2 = id_of(&app.place(&alice, &[(cup, 2)]).await);
     let b1 = id_of(&app.place(&bob, &[(cup, 3)]).await);
     // One of Alice's orders is cancelled, for the status filter.
     let cancelled = app
-        .post(
+        .send(
+            reqwest::Method::POST,
             &format!("/orders/{a1}/cancel"),
             Some(&alice.token),
             None,
-            &[],
         )
         .await;
     assert_eq!(cancelled.status(), 200);
 
     // Someone else's order does not exist for you; a malformed id neither.
     assert_problem(
-        app.get_as(&alice.token, &format!("/orders/{b1}")).await,
+        app.get_as(&format!("/orders/{b1}"), &alice.token).await,
         404,
     )
     .await;
-    assert_problem(app.get_as(&alice.token, "/orders/not-an-id").await, 404).await;
+    assert_problem(app.get_as("/orders/not-an-id", &alice.token).await, 404).await;
     assert_problem(
-        app.get_as(&alice.token, &format!("/orders/{}", Uuid::now_v7()))
+        app.get_as(&format!("/orders/{}", Uuid::now_v7()), &alice.token)
             .await,
         404,
     )
     .await;
     assert_eq!(
-        app.get_as(&bob.token, &format!("/orders/{b1}"))
+        app.get_as(&format!("/orders/{b1}"), &bob.token)
             .await
             .status(),
         200
     );
     assert_eq!(
-        app.get_as(&admin.token, &format!("/orders/{a1}"))
+        app.get_as(&format!("/orders/{a1}"), &admin.token)
             .await
             .status(),
         200
@@ -325,7 +345,7 @@ async fn orders_are_visible_to_their_owner_and_admins_only() {
             .collect()
     };
     let mine: Value = app
-        .get_as(&alice.token, "/orders")
+        .get_as("/orders", &alice.token)
         .await
         .json()
         .await
@@ -339,35 +359,35 @@ async fn orders_are_visible_to_their_owner_and_admins_only() {
     assert_eq!(mine["items"][0]["items"][0]["quantity"], 2);
 
     let all: Value = app
-        .get_as(&admin.token, "/orders")
+        .get_as("/orders", &admin.token)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(all["total"], 3);
     let bobs: Value = app
-        .get_as(&admin.token, &format!("/orders?user_id={}", bob.id))
+        .get_as(&format!("/orders?user_id={}", bob.id), &admin.token)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(ids(&bobs), vec![b1.to_string()]);
     let pending: Value = app
-        .get_as(&admin.token, "/orders?status=pending")
+        .get_as("/orders?status=pending", &admin.token)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(ids(&pending), vec![b1.to_string(), a2.to_string()]);
     let alice_cancelled: Value = app
-        .get_as(&alice.token, "/orders?status=cancelled")
+        .get_as("/orders?status=cancelled", &alice.token)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(ids(&alice_cancelled), vec![a1.to_string()]);
     let page2: Value = app
-        .get_as(&admin.token, "/orders?per_page=2&page=2")
+        .get_as("/orders?per_page=2&page=2", &admin.token)
         .await
         .json()
         .await
@@ -377,13 +397,13 @@ async fn orders_are_visible_to_their_owner_and_admins_only() {
 
     // A user may not look at someone else's list; bad filters and pages are 422.
     assert_problem(
-        app.get_as(&alice.token, &format!("/orders?user_id={}", bob.id))
+        app.get_as(&format!("/orders?user_id={}", bob.id), &alice.token)
             .await,
         403,
     )
     .await;
     let own: Value = app
-        .get_as(&alice.token, &format!("/orders?user_id={}", alice.id))
+        .get_as(&format!("/orders?user_id={}", alice.id), &alice.token)
         .await
         .json()
         .await
@@ -397,7 +417,7 @@ async fn orders_are_visible_to_their_owner_and_admins_only() {
         "page=x",
     ] {
         assert_problem(
-            app.get_as(&admin.token, &format!("/orders?{query}")).await,
+            app.get_as(&format!("/orders?{query}"), &admin.token).await,
             422,
         )
         .await;

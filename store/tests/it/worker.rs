@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::{
     Envelope,
+    auth::Role,
     db::inbox,
     events::{PaymentFailed, ProductChanged, RefundOrder, RefundReason, StockReserved},
     testing::wait_until,
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     cancel::{paid, refunded, shipped},
-    support::{TestApp, assert_problem, id_of, items, spawn_app},
+    support::{StoreApp, TestApp, assert_problem, id_of, items, spawn_app},
 };
 
 /// A saga event the store consumes.
@@ -114,7 +115,7 @@ async fn assert_forward_only(app: &TestApp, id: Uuid, arrival: &[Step]) {
 /// until the group is idle), so every order sees exactly its permutation.
 async fn feed_every_permutation(app: &TestApp, steps: &[Step]) -> Vec<(Uuid, Vec<Step>)> {
     let cup = app.seed_product("cup", 100).await;
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
     let mut orders = Vec::new();
     for arrival in permutations(steps) {
         orders.push((id_of(&app.place(&shopper, &[(cup, 1)]).await), arrival));
@@ -221,7 +222,7 @@ async fn a_failed_payment_is_final_whatever_comes_after() {
 async fn duplicate_events_are_applied_once() {
     let app = spawn_app().await;
     let cup = app.seed_product("cup", 100).await;
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
     let id = id_of(&app.place(&shopper, &[(cup, 1)]).await);
 
     let payment = paid(id, shopper.id);
@@ -282,7 +283,7 @@ async fn the_catalog_projection_ignores_stale_revisions() {
     );
     assert_eq!(held.name, "cup r3");
 
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
     let order = app.place(&shopper, &[(id, 2)]).await;
     assert_eq!(order["subtotal_cents"], 600);
 
@@ -294,11 +295,11 @@ async fn the_catalog_projection_ignores_stale_revisions() {
         (4, 400, false)
     );
     let rejected = app
-        .post(
+        .send(
+            reqwest::Method::POST,
             "/orders",
             Some(&shopper.token),
             Some(items(&[(id, 1)])),
-            &[],
         )
         .await;
     assert_problem(rejected, 422).await;
@@ -308,7 +309,7 @@ async fn the_catalog_projection_ignores_stale_revisions() {
 async fn events_of_one_order_handled_at_the_same_time_still_converge() {
     let app = spawn_app().await;
     let cup = app.seed_product("cup", 100).await;
-    let shopper = app.shopper();
+    let shopper = app.caller(Role::User);
     let steps = [Step::Paid, Step::Reserved, Step::Shipped, Step::Refunded];
     let mut orders = Vec::new();
     for _ in 0..20 {

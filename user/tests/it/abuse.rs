@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use serde_json::json;
 use user::UserArgs;
 
-use crate::{PASSWORD, TestApp, problem, spawn_app, spawn_app_with};
+use common::testing::TestApp;
+
+use crate::{PASSWORD, UserApp as _, assert_problem, spawn_app, spawn_app_with};
 
 /// A client whose connections come from `ip` (any 127.0.0.x is this machine).
 fn client_from(ip: &str) -> reqwest::Client {
@@ -131,7 +133,7 @@ async fn registrations_are_limited_per_address() {
     }
     let limited = app.register("r3@example.com", PASSWORD).await;
     assert!(limited.headers().contains_key("retry-after"));
-    problem(limited, 429).await;
+    assert_problem(limited, 429).await;
     assert_eq!(app.user_count().await, before + 3);
     // Another address still registers.
     let other = client_from("127.0.0.2")
@@ -163,7 +165,7 @@ async fn password_reset_requests_are_limited_per_address() {
             &json!({"email": "third@example.com"}),
         )
         .await;
-    problem(limited, 429).await;
+    assert_problem(limited, 429).await;
 }
 
 /// One hashing slot and no wait: of many registrations at once, those that find the slot taken

@@ -6,7 +6,7 @@ use common::testing::wait_until;
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 
-use crate::{PASSWORD, problem, spawn_app};
+use crate::{PASSWORD, UserApp, assert_problem, spawn_app};
 
 #[tokio::test]
 async fn registering_creates_a_user_and_publishes_user_registered() {
@@ -19,8 +19,8 @@ async fn registering_creates_a_user_and_publishes_user_registered() {
     assert!(body.get("password_hash").is_none());
     let id = body["id"].as_str().unwrap().to_owned();
 
-    let stream = format!("{}user-registered", app.prefix);
-    let mut redis = app.redis.connection();
+    let stream = format!("{}user-registered", app.keys.prefix());
+    let mut redis = app.redis.clone();
     wait_until(Duration::from_secs(10), "user-registered published", || {
         let mut redis = redis.clone();
         let stream = stream.clone();
@@ -69,7 +69,7 @@ async fn registering_as_admin_yields_a_user() {
         .await
         .unwrap();
     assert_eq!(me["role"], "user");
-    problem(app.get_as("/users", &session.access).await, 403).await;
+    assert_problem(app.get_as("/users", &session.access).await, 403).await;
 }
 
 #[tokio::test]
@@ -80,7 +80,7 @@ async fn duplicate_email_is_409_and_changes_nothing() {
         201
     );
     let before = app.user_count().await;
-    let body = problem(
+    let body = assert_problem(
         app.register("BOB@example.com", "another password").await,
         409,
     )
@@ -89,7 +89,7 @@ async fn duplicate_email_is_409_and_changes_nothing() {
     assert_eq!(app.user_count().await, before);
     // The original password still works, the second one does not.
     app.session_with("bob@example.com", PASSWORD).await;
-    problem(app.login("bob@example.com", "another password").await, 401).await;
+    assert_problem(app.login("bob@example.com", "another password").await, 401).await;
 }
 
 #[tokio::test]
@@ -102,13 +102,13 @@ async fn invalid_registrations_are_422_or_400_and_change_nothing() {
         ("carol@example.com", "short"),
         ("carol@example.com", &"x".repeat(129)),
     ] {
-        let body = problem(app.register(email, password).await, 422).await;
+        let body = assert_problem(app.register(email, password).await, 422).await;
         assert!(
             body["type"].as_str().unwrap().ends_with("/validation"),
             "{body}"
         );
     }
-    problem(
+    assert_problem(
         app.post("/auth/register", &json!({"email": "carol@example.com"}))
             .await,
         422,
@@ -122,7 +122,7 @@ async fn invalid_registrations_are_422_or_400_and_change_nothing() {
         .send()
         .await
         .unwrap();
-    problem(garbage, 400).await;
+    assert_problem(garbage, 400).await;
     assert_eq!(app.user_count().await, before);
 }
 
@@ -161,10 +161,10 @@ async fn login_returns_tokens_and_an_httponly_refresh_cookie() {
 async fn wrong_password_and_unknown_email_are_the_same_401() {
     let app = spawn_app().await;
     app.register("erin@example.com", PASSWORD).await;
-    let wrong = problem(app.login("erin@example.com", "wrong password").await, 401).await;
-    let unknown = problem(app.login("nobody@example.com", PASSWORD).await, 401).await;
+    let wrong = assert_problem(app.login("erin@example.com", "wrong password").await, 401).await;
+    let unknown = assert_problem(app.login("nobody@example.com", PASSWORD).await, 401).await;
     assert_eq!(wrong, unknown);
-    problem(
+    assert_problem(
         app.post("/auth/login", &json!({"email": "erin@example.com"}))
             .await,
         422,
@@ -189,7 +189,7 @@ async fn a_login_body_that_is_not_json_is_400_and_counts_no_failure() {
             .send()
             .await
             .unwrap();
-        let problem = problem(response, 400).await;
+        let problem = assert_problem(response, 400).await;
         assert!(
             problem["type"].as_str().unwrap().ends_with("/bad-request"),
             "{problem}"
@@ -204,7 +204,7 @@ async fn a_login_body_that_is_not_json_is_400_and_counts_no_failure() {
 #[tokio::test]
 async fn me_needs_a_token() {
     let app = spawn_app().await;
-    let body = problem(app.get("/users/me").await, 401).await;
+    let body = assert_problem(app.get("/users/me").await, 401).await;
     assert!(body["type"].as_str().unwrap().ends_with("/unauthorized"));
     let basic = app
         .http
@@ -213,5 +213,5 @@ async fn me_needs_a_token() {
         .send()
         .await
         .unwrap();
-    problem(basic, 401).await;
+    assert_problem(basic, 401).await;
 }

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use common::testing::wait_until;
+use common::testing::{service_command, wait_until};
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{ADMIN_EMAIL, PASSWORD, TestApp, problem, spawn_app};
+use crate::{ADMIN_EMAIL, PASSWORD, TestApp, UserApp, assert_problem, spawn_app};
 
 async fn patch(app: &TestApp, token: &str, id: &str, body: &Value) -> reqwest::Response {
     app.http
@@ -28,7 +28,7 @@ async fn user_id(app: &TestApp, token: &str) -> String {
 #[tokio::test]
 async fn the_startup_admin_exists_and_is_admin() {
     let app = spawn_app().await;
-    let admin = app.admin().await;
+    let admin = app.admin_session().await;
     let me: Value = app
         .get_as("/users/me", &admin.access)
         .await
@@ -50,7 +50,7 @@ async fn admins_list_users_page_by_page() {
             201
         );
     }
-    let admin = app.admin().await;
+    let admin = app.admin_session().await;
     let page: Value = app
         .get_as("/users?page=2&per_page=2", &admin.access)
         .await
@@ -87,17 +87,17 @@ async fn admins_list_users_page_by_page() {
 #[tokio::test]
 async fn bad_pagination_is_4xx() {
     let app = spawn_app().await;
-    let admin = app.admin().await;
-    problem(app.get_as("/users?page=0", &admin.access).await, 422).await;
-    problem(app.get_as("/users?per_page=101", &admin.access).await, 422).await;
-    problem(app.get_as("/users?per_page=0", &admin.access).await, 422).await;
-    problem(app.get_as("/users?page=abc", &admin.access).await, 400).await;
+    let admin = app.admin_session().await;
+    assert_problem(app.get_as("/users?page=0", &admin.access).await, 422).await;
+    assert_problem(app.get_as("/users?per_page=101", &admin.access).await, 422).await;
+    assert_problem(app.get_as("/users?per_page=0", &admin.access).await, 422).await;
+    assert_problem(app.get_as("/users?page=abc", &admin.access).await, 400).await;
 }
 
 #[tokio::test]
 async fn an_admin_promotes_a_user_who_then_gets_admin_tokens() {
     let app = spawn_app().await;
-    let admin = app.admin().await;
+    let admin = app.admin_session().await;
     let nina = app.session("nina@example.com").await;
     let id = user_id(&app, &nina.access).await;
     let response = patch(&app, &admin.access, &id, &json!({"role": "admin"})).await;
@@ -118,17 +118,17 @@ async fn an_admin_promotes_a_user_who_then_gets_admin_tokens() {
 #[tokio::test]
 async fn role_changes_reject_bad_input_and_change_nothing() {
     let app = spawn_app().await;
-    let admin = app.admin().await;
+    let admin = app.admin_session().await;
     let oscar = app.session("oscar@example.com").await;
     let id = user_id(&app, &oscar.access).await;
 
-    problem(
+    assert_problem(
         patch(&app, &admin.access, &id, &json!({"role": "root"})).await,
         422,
     )
     .await;
-    problem(patch(&app, &admin.access, &id, &json!({})).await, 422).await;
-    problem(
+    assert_problem(patch(&app, &admin.access, &id, &json!({})).await, 422).await;
+    assert_problem(
         patch(
             &app,
             &admin.access,
@@ -139,13 +139,13 @@ async fn role_changes_reject_bad_input_and_change_nothing() {
         404,
     )
     .await;
-    problem(
+    assert_problem(
         patch(&app, &admin.access, "not-a-uuid", &json!({"role": "admin"})).await,
         404,
     )
     .await;
     // A user cannot promote themselves; no token at all is 401.
-    problem(
+    assert_problem(
         patch(&app, &oscar.access, &id, &json!({"role": "admin"})).await,
         403,
     )
@@ -157,7 +157,7 @@ async fn role_changes_reject_bad_input_and_change_nothing() {
         .send()
         .await
         .unwrap();
-    problem(anonymous, 401).await;
+    assert_problem(anonymous, 401).await;
 
     let me: Value = app
         .get_as("/users/me", &oscar.access)
@@ -173,7 +173,7 @@ async fn role_changes_reject_bad_input_and_change_nothing() {
 #[tokio::test]
 async fn a_demoted_admins_tokens_stop_working_at_once() {
     let app = spawn_app().await;
-    let root = app.admin().await;
+    let root = app.admin_session().await;
     let sam = app.session("sam@example.com").await;
     let sam_id = user_id(&app, &sam.access).await;
     let response = patch(&app, &root.access, &sam_id, &json!({"role": "admin"})).await;
@@ -183,10 +183,10 @@ async fn a_demoted_admins_tokens_stop_working_at_once() {
 
     let response = patch(&app, &root.access, &sam_id, &json!({"role": "user"})).await;
     assert_eq!(response.status(), 200);
-    let body = problem(app.get_as("/users", &sam_admin.access).await, 401).await;
+    let body = assert_problem(app.get_as("/users", &sam_admin.access).await, 401).await;
     assert_eq!(body["detail"], "token revoked");
     let sam_user = app.session_with("sam@example.com", PASSWORD).await;
-    problem(app.get_as("/users", &sam_user.access).await, 403).await;
+    assert_problem(app.get_as("/users", &sam_user.access).await, 403).await;
     // The admin who made the change is not affected.
     assert_eq!(app.get_as("/users", &root.access).await.status(), 200);
 }
@@ -194,9 +194,9 @@ async fn a_demoted_admins_tokens_stop_working_at_once() {
 #[tokio::test]
 async fn the_last_admin_cannot_be_demoted() {
     let app = spawn_app().await;
-    let admin = app.admin().await;
+    let admin = app.admin_session().await;
     let id = user_id(&app, &admin.access).await;
-    problem(
+    assert_problem(
         patch(&app, &admin.access, &id, &json!({"role": "user"})).await,
         409,
     )
@@ -213,7 +213,7 @@ async fn the_last_admin_cannot_be_demoted() {
 #[tokio::test]
 async fn a_role_change_that_is_not_json_is_400_and_changes_nothing() {
     let app = spawn_app().await;
-    let admin = app.admin().await;
+    let admin = app.admin_session().await;
     let rita = app.session("rita@example.com").await;
     let id = user_id(&app, &rita.access).await;
     for body in ["{not json", r#"{"role": "admin""#] {
@@ -226,7 +226,7 @@ async fn a_role_change_that_is_not_json_is_400_and_changes_nothing() {
             .send()
             .await
             .unwrap();
-        let problem = problem(response, 400).await;
+        let problem = assert_problem(response, 400).await;
         assert!(
             problem["type"].as_str().unwrap().ends_with("/bad-request"),
             "{problem}"
@@ -244,7 +244,7 @@ async fn a_role_change_that_is_not_json_is_400_and_changes_nothing() {
 #[tokio::test]
 async fn concurrent_demotions_never_leave_the_mesh_without_an_admin() {
     let app = spawn_app().await;
-    let root_id = user_id(&app, &app.admin().await.access).await;
+    let root_id = user_id(&app, &app.admin_session().await.access).await;
     let sam = app.session("sam@example.com").await;
     let sam_id = user_id(&app, &sam.access).await;
     // Each round: two admins, each demoting the other at the same moment. On PostgreSQL a
@@ -252,10 +252,10 @@ async fn concurrent_demotions_never_leave_the_mesh_without_an_admin() {
     // gets 409 (the last admin) or, when the winner's revocation of its tokens came first, 401.
     for round in 0..8 {
         // Both admins again (a role change voids the account's tokens: log in afresh).
-        let root = app.admin().await;
+        let root = app.admin_session().await;
         let response = patch(&app, &root.access, &sam_id, &json!({"role": "admin"})).await;
         assert_eq!(response.status(), 200, "round {round}: promote");
-        let root = app.admin().await;
+        let root = app.admin_session().await;
         let sam = app.session_with("sam@example.com", PASSWORD).await;
         let demote = json!({"role": "user"});
         let (a, b) = tokio::join!(
@@ -275,7 +275,7 @@ async fn concurrent_demotions_never_leave_the_mesh_without_an_admin() {
             let sam = app.session_with("sam@example.com", PASSWORD).await;
             let response = patch(&app, &sam.access, &root_id, &json!({"role": "admin"})).await;
             assert_eq!(response.status(), 200);
-            let root = app.admin().await;
+            let root = app.admin_session().await;
             let response = patch(&app, &root.access, &sam_id, &json!({"role": "user"})).await;
             assert_eq!(response.status(), 200);
         }
@@ -286,7 +286,7 @@ async fn admin_count(app: &TestApp) -> u64 {
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     user::entity::user::Entity::find()
         .filter(user::entity::user::Column::Role.eq("admin"))
-        .count(&app.database().await)
+        .count(&app.db)
         .await
         .unwrap()
 }
@@ -294,7 +294,7 @@ async fn admin_count(app: &TestApp) -> u64 {
 async fn role_in_db(app: &TestApp, id: &str) -> String {
     use sea_orm::EntityTrait;
     user::entity::user::Entity::find_by_id(id.parse::<Uuid>().unwrap())
-        .one(&app.database().await)
+        .one(&app.db)
         .await
         .unwrap()
         .unwrap()
@@ -309,14 +309,16 @@ async fn create_admin(
     password: &str,
     extra: &[&str],
 ) -> std::process::Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_user"))
+    let command = service_command(
+        env!("CARGO_BIN_EXE_user"),
+        &app.redis_server.url(),
+        &app.home.test_db.url,
+        app.home.data.path(),
+        app.keys.prefix(),
+    );
+    tokio::process::Command::from(command)
         .args(["create-admin", "--email", email, "--password", password])
         .args(extra)
-        .env("DATABASE_URL", &app.db.url)
-        .env("MESH_DATA_DIR", app.data.path())
-        .env("REDIS_URL", app.redis.url())
-        .env("MESH_STREAM_PREFIX", &app.prefix)
-        .env("RUST_LOG", "warn")
         .env_remove("MESH_ADMIN_EMAIL")
         .env_remove("MESH_ADMIN_PASSWORD")
         .env_remove("MESH_ADMIN_PROMOTE_EXISTING")
@@ -351,8 +353,8 @@ async fn create_admin_creates_a_new_admin_account() {
 
     // Its `user-registered` waited in the outbox; the running service's relay sends it.
     let id = me["id"].as_str().unwrap().to_owned();
-    let stream = format!("{}user-registered", app.prefix);
-    let redis = app.redis.connection();
+    let stream = format!("{}user-registered", app.keys.prefix());
+    let redis = app.redis.clone();
     wait_until(
         Duration::from_secs(15),
         "user-registered of the admin",
@@ -393,7 +395,7 @@ async fn create_admin_refuses_an_account_it_did_not_create() {
     );
     assert_eq!(app.user_count().await, before);
     assert_eq!(role_in_db(&app, &pat_id).await, "user");
-    problem(app.login("pat@example.com", "operator-password").await, 401).await;
+    assert_problem(app.login("pat@example.com", "operator-password").await, 401).await;
 }
 
 #[tokio::test]
@@ -422,7 +424,7 @@ async fn create_admin_promotes_an_existing_account_only_with_promote_existing() 
         .await
         .unwrap();
     assert_eq!(me["role"], "admin");
-    problem(app.login("pat@example.com", "ignored-password").await, 401).await;
+    assert_problem(app.login("pat@example.com", "ignored-password").await, 401).await;
 }
 
 /// Running the bootstrap again for an admin it made (every start of `scripts/up.sh` does) is a
@@ -438,8 +440,8 @@ async fn create_admin_for_an_existing_admin_succeeds_and_changes_nothing() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(app.user_count().await, before);
-    app.admin().await;
-    problem(app.login(ADMIN_EMAIL, "another-password-1").await, 401).await;
+    app.admin_session().await;
+    assert_problem(app.login(ADMIN_EMAIL, "another-password-1").await, 401).await;
 }
 
 /// The start-up bootstrap (`MESH_ADMIN_EMAIL`) follows the same rule: the service refuses to
@@ -455,10 +457,10 @@ async fn startup_bootstrap_refuses_an_existing_account_unless_told_to_promote() 
     )
     .await;
     let args = common::config::MeshArgs {
-        redis_url: app.redis.url(),
-        database_url: Some(app.db.url.clone()),
-        data_dir: app.data.path().to_path_buf(),
-        stream_prefix: app.prefix.clone(),
+        redis_url: app.redis_server.url(),
+        database_url: Some(app.home.test_db.url.clone()),
+        data_dir: app.home.data.path().to_path_buf(),
+        stream_prefix: app.keys.prefix().to_owned(),
         ..common::config::MeshArgs::default()
     };
     let bootstrap = |promote: bool| user::UserArgs {
@@ -496,7 +498,7 @@ async fn startup_bootstrap_refuses_an_existing_account_unless_told_to_promote() 
     .await;
     shutdown.cancel();
     second.await.unwrap().unwrap();
-    problem(app.login("pat@example.com", "operator-password").await, 401).await;
+    assert_problem(app.login("pat@example.com", "operator-password").await, 401).await;
 }
 
 #[tokio::test]

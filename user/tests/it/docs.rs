@@ -4,29 +4,21 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::spawn_app;
+use crate::{UserApp, spawn_app};
 
 #[tokio::test]
 async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
     let app = spawn_app().await;
 
-    for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(app.get(path).await.status(), 200, "GET {path}");
-    }
-    let index: Value = app.get("/").await.json().await.expect("JSON body");
-    assert_eq!(index["service"], user::SERVICE);
-    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
-
-    // The client still holds a keep-alive connection: shutdown must not wait for it.
-    let result = app.stop(Duration::from_secs(5)).await;
-    assert!(result.is_ok(), "run returned {result:?}");
+    app.assert_ops_routes_then_clean_stop(user::SERVICE, env!("CARGO_PKG_VERSION"))
+        .await;
 }
 
 #[tokio::test]
 async fn metrics_are_prometheus_text_with_the_services_counters() {
     let app = spawn_app().await;
     app.register("metrics@example.com", crate::PASSWORD).await;
-    crate::problem(
+    crate::assert_problem(
         app.login("metrics@example.com", "wrong password").await,
         401,
     )
@@ -55,15 +47,15 @@ async fn metrics_are_prometheus_text_with_the_services_counters() {
 async fn readyz_is_a_503_problem_of_the_common_type_while_redis_is_down() {
     let mut app = spawn_app().await;
     assert_eq!(app.get("/readyz").await.status(), 200);
-    app.redis.stop();
-    let body = crate::problem(app.get("/readyz").await, 503).await;
+    app.redis_server.stop();
+    let body = crate::assert_problem(app.get("/readyz").await, 503).await;
     assert_eq!(
         body["type"],
         format!("{}not-ready", common::problem::PROBLEM_BASE)
     );
     assert_eq!(body["checks"]["redis"], false);
     assert_eq!(body["checks"]["database"], true);
-    app.redis.start_again();
+    app.redis_server.start_again();
     common::testing::wait_until(Duration::from_secs(20), "ready again", || async {
         app.get("/readyz").await.status() == 200
     })
@@ -158,8 +150,8 @@ async fn another_service_verifies_through_the_jwks_url_and_follows_the_revocatio
     let revocations = common::auth::Revocations::default();
     let stop = tokio_util::sync::CancellationToken::new();
     let follower = tokio::spawn(common::auth::revocations::follow(
-        app.redis.client(),
-        common::Keys::new(app.prefix.clone()),
+        app.redis_server.client(),
+        common::Keys::new(app.keys.prefix().to_owned()),
         revocations.clone(),
         stop.clone(),
     ));

@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use common::testing::wait_until;
 use serde_json::{Value, json};
 
-use crate::{PASSWORD, TestApp, problem, spawn_app};
+use crate::{PASSWORD, TestApp, UserApp, assert_problem, spawn_app};
 
 fn mails(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir.join("maildrop")) else {
@@ -39,7 +39,7 @@ async fn request_and_read(app: &TestApp, email: &str, n: usize) -> String {
         .post("/auth/password-reset", &json!({"email": email}))
         .await;
     assert_eq!(response.status(), 202);
-    let dir = app.data.path().to_path_buf();
+    let dir = app.home.data.path().to_path_buf();
     wait_until(Duration::from_secs(15), "reset mail dropped", || {
         let dir = dir.clone();
         async move { mails(&dir).len() >= n }
@@ -80,7 +80,7 @@ async fn a_reset_sets_the_new_password_and_revokes_every_session() {
         204
     );
     for refresh in [&laptop_now, &phone.refresh] {
-        problem(
+        assert_problem(
             app.post("/auth/refresh", &json!({"refresh_token": refresh}))
                 .await,
             401,
@@ -101,10 +101,10 @@ async fn a_reset_sets_the_new_password_and_revokes_every_session() {
         )
         .await;
     assert_eq!(refreshed.status(), 200);
-    problem(app.login("quinn@example.com", PASSWORD).await, 401).await;
+    assert_problem(app.login("quinn@example.com", PASSWORD).await, 401).await;
     // The access tokens issued before the reset are void at once; the bystander's are not.
     for access in [&laptop.access, &phone.access] {
-        let body = problem(app.get_as("/users/me", access).await, 401).await;
+        let body = assert_problem(app.get_as("/users/me", access).await, 401).await;
         assert_eq!(body["detail"], "token revoked");
     }
     assert_eq!(
@@ -117,7 +117,7 @@ async fn a_reset_sets_the_new_password_and_revokes_every_session() {
         .await;
     assert_eq!(app.get_as("/users/me", &fresh.access).await.status(), 200);
     // A token works once.
-    problem(confirm(&app, &token, "yet another password").await, 400).await;
+    assert_problem(confirm(&app, &token, "yet another password").await, 400).await;
 }
 
 #[tokio::test]
@@ -127,7 +127,7 @@ async fn a_new_request_invalidates_earlier_links() {
     let first = request_and_read(&app, "rose@example.com", 1).await;
     let second = request_and_read(&app, "rose@example.com", 2).await;
     assert_ne!(first, second);
-    let body = problem(confirm(&app, &first, "brand new password").await, 400).await;
+    let body = assert_problem(confirm(&app, &first, "brand new password").await, 400).await;
     assert!(
         body["type"]
             .as_str()
@@ -154,7 +154,7 @@ async fn unknown_emails_get_202_and_no_mail() {
     // unknown ones would have been too.
     app.register("sam@example.com", PASSWORD).await;
     request_and_read(&app, "sam@example.com", 1).await;
-    assert_eq!(mails(app.data.path()).len(), 1);
+    assert_eq!(mails(app.home.data.path()).len(), 1);
 }
 
 #[tokio::test]
@@ -163,19 +163,19 @@ async fn bad_confirmations_are_4xx_and_change_nothing() {
     let session = app.session("tina@example.com").await;
     let token = request_and_read(&app, "tina@example.com", 1).await;
 
-    problem(
+    assert_problem(
         confirm(&app, "made-up-token", "brand new password").await,
         400,
     )
     .await;
-    problem(confirm(&app, &token, "short").await, 422).await;
-    problem(
+    assert_problem(confirm(&app, &token, "short").await, 422).await;
+    assert_problem(
         app.post("/auth/password-reset/confirm", &json!({"token": token}))
             .await,
         422,
     )
     .await;
-    problem(app.post("/auth/password-reset", &json!({})).await, 422).await;
+    assert_problem(app.post("/auth/password-reset", &json!({})).await, 422).await;
 
     // Nothing changed: the old password and the session still work, the token is still good.
     app.session_with("tina@example.com", PASSWORD).await;
@@ -216,7 +216,7 @@ async fn reset_mails_are_throttled_per_account() {
     // A fourth mail would have arrived by the time another account's first one does.
     app.register("vera@example.com", PASSWORD).await;
     request_and_read(&app, "vera@example.com", 4).await;
-    let to_uri = mails(app.data.path())
+    let to_uri = mails(app.home.data.path())
         .iter()
         .filter(|m| m.contains("To: uri@example.com"))
         .count();
@@ -233,8 +233,8 @@ async fn a_forged_reset_event_never_mails_the_link_to_another_address() {
     app.register("victim@example.com", PASSWORD).await;
     request_and_read(&app, "victim@example.com", 1).await;
 
-    let mut redis = app.redis.connection();
-    let stream = format!("{}password-reset-requested", app.prefix);
+    let mut redis = app.redis.clone();
+    let stream = format!("{}password-reset-requested", app.keys.prefix());
     let entries: redis::streams::StreamRangeReply = redis.xrange_all(&stream).await.unwrap();
     let real = entries.ids.last().expect("the real request's event");
     let data: Value =
@@ -248,7 +248,7 @@ async fn a_forged_reset_event_never_mails_the_link_to_another_address() {
         .await
         .unwrap();
 
-    let dead_letter = format!("{}dead-letter", app.prefix);
+    let dead_letter = format!("{}dead-letter", app.keys.prefix());
     wait_until(
         Duration::from_secs(15),
         "forged event dead-lettered",
@@ -261,7 +261,7 @@ async fn a_forged_reset_event_never_mails_the_link_to_another_address() {
         },
     )
     .await;
-    let dropped = mails(app.data.path());
+    let dropped = mails(app.home.data.path());
     assert_eq!(dropped.len(), 1, "only the victim's own mail");
     assert!(
         dropped.iter().all(|m| !m.contains("attacker@example.com")),
@@ -277,7 +277,7 @@ async fn the_mail_drop_is_readable_by_the_service_user_only() {
     let app = spawn_app().await;
     app.register("pat@example.com", PASSWORD).await;
     request_and_read(&app, "pat@example.com", 1).await;
-    let dir = app.data.path().join("maildrop");
+    let dir = app.home.data.path().join("maildrop");
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700, "maildrop folder");
     for entry in std::fs::read_dir(&dir).unwrap() {

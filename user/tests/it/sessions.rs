@@ -4,7 +4,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
 use user::{UserArgs, entity::refresh_token, session::hash_secret};
 
-use crate::{PASSWORD, TestApp, problem, spawn_app, spawn_app_with};
+use crate::{PASSWORD, TestApp, UserApp, assert_problem, spawn_app, spawn_app_with};
 
 async fn refresh(app: &crate::TestApp, token: &str) -> reqwest::Response {
     app.post("/auth/refresh", &json!({"refresh_token": token}))
@@ -55,13 +55,13 @@ async fn reusing_a_rotated_refresh_token_revokes_the_family() {
     let current = first["refresh_token"].as_str().unwrap().to_owned();
 
     // An attacker replays the stolen, already rotated token.
-    let body = problem(refresh(&app, &session.refresh).await, 401).await;
+    let body = assert_problem(refresh(&app, &session.refresh).await, 401).await;
     assert!(
         body["detail"].as_str().unwrap().contains("already used"),
         "{body}"
     );
     // The legitimate holder's current token died with the family.
-    problem(refresh(&app, &current).await, 401).await;
+    assert_problem(refresh(&app, &current).await, 401).await;
     // Another log-in (another family) is unaffected.
     let other = app.session_with("heidi@example.com", PASSWORD).await;
     assert_eq!(refresh(&app, &other.refresh).await.status(), 200);
@@ -77,9 +77,9 @@ async fn reusing_a_refresh_token_revokes_the_accounts_access_tokens() {
     let new_access = rotated["access_token"].as_str().unwrap().to_owned();
     assert_eq!(app.get_as("/users/me", &new_access).await.status(), 200);
 
-    problem(refresh(&app, &session.refresh).await, 401).await;
+    assert_problem(refresh(&app, &session.refresh).await, 401).await;
     for access in [&session.access, &new_access] {
-        let body = problem(app.get_as("/users/me", access).await, 401).await;
+        let body = assert_problem(app.get_as("/users/me", access).await, 401).await;
         assert_eq!(body["detail"], "token revoked");
     }
     // The owner logs in again and goes on.
@@ -90,8 +90,8 @@ async fn reusing_a_refresh_token_revokes_the_accounts_access_tokens() {
 #[tokio::test]
 async fn invalid_refresh_tokens_are_401() {
     let app = spawn_app().await;
-    problem(refresh(&app, "made-up").await, 401).await;
-    problem(app.post("/auth/refresh", &json!({})).await, 401).await;
+    assert_problem(refresh(&app, "made-up").await, 401).await;
+    assert_problem(app.post("/auth/refresh", &json!({})).await, 401).await;
     let garbage = app
         .http
         .post(app.url("/auth/refresh"))
@@ -99,7 +99,7 @@ async fn invalid_refresh_tokens_are_401() {
         .send()
         .await
         .unwrap();
-    problem(garbage, 400).await;
+    assert_problem(garbage, 400).await;
 }
 
 #[tokio::test]
@@ -107,7 +107,7 @@ async fn an_expired_refresh_token_is_401_and_changes_nothing() {
     let app = spawn_app().await;
     let session = app.session("ines@example.com").await;
     // Its lifetime is over (the row says so, as it would 30 days on).
-    let db = app.database().await;
+    let db = app.db.clone();
     refresh_token::Entity::update_many()
         .col_expr(
             refresh_token::Column::ExpiresAt,
@@ -119,7 +119,7 @@ async fn an_expired_refresh_token_is_401_and_changes_nothing() {
         .unwrap();
     let before = app.refresh_tokens().await;
 
-    let body = problem(refresh(&app, &session.refresh).await, 401).await;
+    let body = assert_problem(refresh(&app, &session.refresh).await, 401).await;
     assert_eq!(body["detail"], "invalid or expired refresh token");
     // No new token, the old one neither used nor revoked: an expiry is not a reuse.
     assert_eq!(app.refresh_tokens().await, before);
@@ -131,7 +131,7 @@ async fn an_expired_refresh_token_is_401_and_changes_nothing() {
         .send()
         .await
         .unwrap();
-    problem(from_cookie, 401).await;
+    assert_problem(from_cookie, 401).await;
     assert_eq!(app.refresh_tokens().await, before);
 }
 
@@ -151,14 +151,14 @@ async fn logout_revokes_the_access_token_everywhere_and_the_session() {
     let cleared = response.headers()["set-cookie"].to_str().unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
 
-    let body = problem(app.get_as("/users/me", &session.access).await, 401).await;
+    let body = assert_problem(app.get_as("/users/me", &session.access).await, 401).await;
     assert_eq!(body["detail"], "token revoked");
-    problem(refresh(&app, &session.refresh).await, 401).await;
+    assert_problem(refresh(&app, &session.refresh).await, 401).await;
     // Every other process learns it from `token-revoked`: this token, until just past its
     // expiry.
-    let claims = app.signer().verifier().verify(&session.access).unwrap();
-    let stream = format!("{}token-revoked", app.prefix);
-    let redis = app.redis.connection();
+    let claims = app.signer.verifier().verify(&session.access).unwrap();
+    let stream = format!("{}token-revoked", app.keys.prefix());
+    let redis = app.redis.clone();
     common::testing::wait_until(
         std::time::Duration::from_secs(10),
         "token-revoked published",
@@ -192,7 +192,7 @@ async fn logout_revokes_the_access_token_everywhere_and_the_session() {
     assert_eq!(app.get_as("/users/me", &other.access).await.status(), 200);
     assert_eq!(refresh(&app, &other.refresh).await.status(), 200);
     // Logging out needs a token.
-    problem(app.post("/auth/logout", &json!({})).await, 401).await;
+    assert_problem(app.post("/auth/logout", &json!({})).await, 401).await;
 }
 
 #[tokio::test]
@@ -200,7 +200,7 @@ async fn failed_logins_are_limited_per_account() {
     let app = spawn_app().await;
     app.register("judy@example.com", PASSWORD).await;
     for _ in 0..5 {
-        problem(app.login("judy@example.com", "wrong password").await, 401).await;
+        assert_problem(app.login("judy@example.com", "wrong password").await, 401).await;
     }
     let response = app.login("judy@example.com", PASSWORD).await;
     let retry_after: u64 = response.headers()["retry-after"]
@@ -209,7 +209,7 @@ async fn failed_logins_are_limited_per_account() {
         .parse()
         .unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
-    let body = problem(response, 429).await;
+    let body = assert_problem(response, 429).await;
     assert!(
         body["type"]
             .as_str()
@@ -229,7 +229,7 @@ async fn failed_logins_are_limited_per_client() {
     .await;
     app.register("leo@example.com", PASSWORD).await;
     for i in 0..3 {
-        problem(
+        assert_problem(
             app.login(&format!("guess{i}@example.com"), "whatever1")
                 .await,
             401,
@@ -243,7 +243,7 @@ async fn failed_logins_are_limited_per_client() {
         .parse()
         .unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
-    let body = problem(response, 429).await;
+    let body = assert_problem(response, 429).await;
     assert!(
         body["type"]
             .as_str()
@@ -294,7 +294,7 @@ async fn concurrent_wrong_passwords_cannot_exceed_the_account_limit() {
         .collect();
     // Every guess is counted before its password is checked: exactly the limit get checked.
     assert_eq!(concurrent_logins(&app, guesses).await, (3, 21));
-    problem(app.login("olga@example.com", PASSWORD).await, 429).await;
+    assert_problem(app.login("olga@example.com", PASSWORD).await, 429).await;
     assert!(app.refresh_tokens().await.is_empty());
 }
 
@@ -310,7 +310,7 @@ async fn concurrent_guesses_from_one_client_cannot_exceed_its_limit() {
         .map(|i| (format!("guess{i}@example.com"), PASSWORD.to_owned()))
         .collect();
     assert_eq!(concurrent_logins(&app, guesses).await, (4, 20));
-    problem(app.login("pia@example.com", PASSWORD).await, 429).await;
+    assert_problem(app.login("pia@example.com", PASSWORD).await, 429).await;
 }
 
 #[tokio::test]
@@ -324,7 +324,7 @@ async fn successful_log_ins_do_not_count_against_the_client() {
     for _ in 0..5 {
         app.session_with("quentin@example.com", PASSWORD).await;
     }
-    problem(app.login("nobody@example.com", PASSWORD).await, 401).await;
+    assert_problem(app.login("nobody@example.com", PASSWORD).await, 401).await;
     app.session_with("quentin@example.com", PASSWORD).await;
 }
 
@@ -333,11 +333,11 @@ async fn a_successful_login_resets_the_account_counter() {
     let app = spawn_app().await;
     app.register("mia@example.com", PASSWORD).await;
     for _ in 0..4 {
-        problem(app.login("mia@example.com", "wrong password").await, 401).await;
+        assert_problem(app.login("mia@example.com", "wrong password").await, 401).await;
     }
     app.session_with("mia@example.com", PASSWORD).await;
     for _ in 0..4 {
-        problem(app.login("mia@example.com", "wrong password").await, 401).await;
+        assert_problem(app.login("mia@example.com", "wrong password").await, 401).await;
     }
     app.session_with("mia@example.com", PASSWORD).await;
 }

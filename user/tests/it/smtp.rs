@@ -15,7 +15,7 @@ use tokio::{
 };
 use user::UserArgs;
 
-use crate::{PASSWORD, problem, spawn_app_with};
+use crate::{PASSWORD, UserApp, assert_problem, spawn_app_with};
 
 /// One mail as the server received it.
 #[derive(Debug)]
@@ -190,13 +190,13 @@ async fn with_mesh_smtp_url_the_reset_link_is_mailed_over_smtp_and_works() {
     assert_eq!(token.len(), 43, "a 32-byte base64url secret: {body}");
 
     // Nothing went to the mail drop: SMTP replaced it.
-    assert!(!app.data.path().join("maildrop").exists());
+    assert!(!app.home.data.path().join("maildrop").exists());
     // The request travelled as one `password-reset-requested` event, without the secret: that
     // is made by the worker and leaves the service only in the mail.
     let entries: redis::streams::StreamRangeReply = app
         .redis
-        .connection()
-        .xrange_all(format!("{}password-reset-requested", app.prefix))
+        .clone()
+        .xrange_all(format!("{}password-reset-requested", app.keys.prefix()))
         .await
         .unwrap();
     assert_eq!(entries.ids.len(), 1);
@@ -216,10 +216,10 @@ async fn with_mesh_smtp_url_the_reset_link_is_mailed_over_smtp_and_works() {
     let confirm = json!({"token": token, "new_password": "mailed new password"});
     let response = app.post("/auth/password-reset/confirm", &confirm).await;
     assert_eq!(response.status(), 204);
-    problem(app.login("sue@example.com", PASSWORD).await, 401).await;
+    assert_problem(app.login("sue@example.com", PASSWORD).await, 401).await;
     app.session_with("sue@example.com", "mailed new password")
         .await;
-    problem(
+    assert_problem(
         app.post("/auth/password-reset/confirm", &confirm).await,
         400,
     )

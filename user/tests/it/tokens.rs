@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{TestApp, problem, spawn_app};
+use crate::{TestApp, UserApp, assert_problem, spawn_app};
 
 fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
@@ -14,14 +14,14 @@ fn b64(value: &Value) -> String {
 
 async fn user_claims(app: &TestApp) -> (String, Claims) {
     let session = app.session("victim@example.com").await;
-    let claims = app.signer().verifier().verify(&session.access).unwrap();
+    let claims = app.signer.verifier().verify(&session.access).unwrap();
     (session.access, claims)
 }
 
 async fn rejected(app: &TestApp, token: &str) -> Value {
-    let body = problem(app.get_as("/users/me", token).await, 401).await;
+    let body = assert_problem(app.get_as("/users/me", token).await, 401).await;
     // Also on an admin route: never a 403 (which would mean the token was believed).
-    problem(app.get_as("/users", token).await, 401).await;
+    assert_problem(app.get_as("/users", token).await, 401).await;
     body
 }
 
@@ -49,7 +49,7 @@ async fn hs256_signed_with_the_public_key_is_rejected() {
         role: Role::Admin,
         ..claims
     };
-    let pem = std::fs::read(app.data.path().join("jwt-ed25519.pub.pem")).unwrap();
+    let pem = std::fs::read(app.home.data.path().join("jwt-ed25519.pub.pem")).unwrap();
     let jwks: Value = app
         .get("/.well-known/jwks.json")
         .await
@@ -80,7 +80,7 @@ async fn an_expired_token_is_rejected() {
         exp: now - 3600,
         ..claims
     };
-    let token = app.signer().sign(&expired).unwrap();
+    let token = app.signer.sign(&expired).unwrap();
     let body = rejected(&app, &token).await;
     assert_eq!(body["detail"], "token expired");
 }
@@ -132,6 +132,6 @@ async fn a_token_denylisted_by_logout_is_rejected() {
 async fn a_valid_user_token_on_an_admin_route_is_403() {
     let app = spawn_app().await;
     let (token, _) = user_claims(&app).await;
-    let body = problem(app.get_as("/users", &token).await, 403).await;
+    let body = assert_problem(app.get_as("/users", &token).await, 403).await;
     assert!(body["type"].as_str().unwrap().ends_with("/forbidden"));
 }

@@ -3,19 +3,19 @@
 
 use common::{
     auth::{AuthArgs, JwtSigner, Role},
-    events::{Event as _, OrderShipped, RefundOrder, StockReserved},
+    events::{Event as _, OrderShipped, RefundOrder},
 };
 use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{assert_problem, published, reserved_order, spawn_manual_app};
+use crate::support::{WarehouseApp, assert_problem, reserved_order, spawn_manual_app};
 
 #[tokio::test]
 async fn shipments_are_for_admins_only() {
     let app = spawn_manual_app().await;
     let (envelope, order) = reserved_order();
-    app.deliver::<StockReserved>(&envelope).await;
+    app.deliver(&envelope).await;
     let shipment = app.shipment_of(order.order_id).await.unwrap();
     let id = shipment.id;
 
@@ -47,14 +47,14 @@ async fn shipments_are_for_admins_only() {
         }
     }
     assert_eq!(app.shipment_of(order.order_id).await.unwrap(), shipment);
-    let counts = published(&app).await;
+    let counts = app.published().await;
     assert_eq!(
         (counts[OrderShipped::TYPE], counts[RefundOrder::TYPE]),
         (0, 0)
     );
 
     // And an admin may.
-    let admin = app.admin();
+    let admin = app.admin_token();
     let listed = app
         .send(Method::GET, "/shipments", Some(&admin), None)
         .await;

@@ -3,18 +3,20 @@
 
 use std::{process::Stdio, time::Duration};
 
-use common::testing::{RedisServer, TestDb, free_port, unique_prefix, wait_until};
+use common::testing::{RedisServer, TestDb, free_port, service_command, unique_prefix, wait_ready};
 use sea_orm_migration::MigratorTrait;
 use tokio::process::Command;
 
 /// The binary with a clean environment for the mesh settings of one test.
 fn warehouse(redis: &RedisServer, db: &TestDb, data: &tempfile::TempDir) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warehouse"));
-    cmd.env("REDIS_URL", redis.url())
-        .env("DATABASE_URL", &db.url)
-        .env("MESH_DATA_DIR", data.path())
-        .env("MESH_STREAM_PREFIX", unique_prefix())
-        .stdin(Stdio::null())
+    let mut cmd = Command::from(service_command(
+        env!("CARGO_BIN_EXE_warehouse"),
+        &redis.url(),
+        &db.url,
+        data.path(),
+        &unique_prefix(),
+    ));
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
@@ -33,12 +35,8 @@ async fn exits_with_code_0_on_sigterm_and_sigint() {
             .spawn()
             .expect("spawn warehouse");
 
-        let readyz = format!("http://127.0.0.1:{port}/readyz");
-        wait_until(Duration::from_secs(20), "warehouse ready", || {
-            let readyz = readyz.clone();
-            async move { matches!(reqwest::get(&readyz).await, Ok(r) if r.status() == 200) }
-        })
-        .await;
+        let base_url = format!("http://127.0.0.1:{port}");
+        wait_ready(&reqwest::Client::new(), &base_url, Duration::from_secs(20)).await;
 
         let pid = child.id().expect("child pid").to_string();
         let sent = std::process::Command::new("kill")

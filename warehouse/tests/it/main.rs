@@ -11,8 +11,6 @@ mod shipments;
 mod support;
 mod worker;
 
-use std::time::Duration;
-
 use common::testing::TestDb;
 use support::spawn_app;
 
@@ -20,36 +18,23 @@ use support::spawn_app;
 async fn serves_ops_routes_then_stops_cleanly_when_cancelled() {
     let app = spawn_app().await;
 
-    for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(app.get(path).await.status(), 200, "GET {path}");
-    }
-    let index: serde_json::Value = app.get("/").await.json().await.expect("JSON body");
-    assert_eq!(index["service"], warehouse::SERVICE);
-    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
-
-    // The client still holds a keep-alive connection: shutdown must not wait for it.
-    let result = app.stop(Duration::from_secs(5)).await;
-    assert!(result.is_ok(), "run returned {result:?}");
+    app.assert_ops_routes_then_clean_stop(warehouse::SERVICE, env!("CARGO_PKG_VERSION"))
+        .await;
 }
 
 #[tokio::test]
 async fn serves_its_openapi_document_and_vendored_swagger_ui() {
     let app = spawn_app().await;
-    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.expect("JSON");
-    let paths = doc["paths"].as_object().expect("paths");
-    for path in [
-        "/shipments",
-        "/shipments/{id}",
-        "/shipments/{id}/ship",
-        "/shipments/{id}/fail",
-    ] {
-        assert!(paths.contains_key(path), "{path} documented");
-    }
+    let doc = app
+        .assert_openapi(&[
+            "/shipments",
+            "/shipments/{id}",
+            "/shipments/{id}/ship",
+            "/shipments/{id}/fail",
+        ])
+        .await;
     assert!(doc["components"]["schemas"]["Shipment"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
-    let docs = app.get("/docs/").await;
-    assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().contains("swagger"));
 }
 
 #[tokio::test]

@@ -3,27 +3,21 @@
 //! gets exactly one shipment, shipped once and announced once. And `MESH_WAREHOUSE_AUTO_DISPATCH`
 //! switches auto-dispatch off.
 
-use std::{
-    collections::HashSet,
-    path::Path,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{collections::HashSet, path::Path, process::Stdio, time::Duration};
 
 use common::{
     Envelope, Keys,
-    db::outbox,
     events::{Event, OrderShipped, RefundOrder, StockReserved},
     runtime::Publisher,
     testing::{
-        Proc, RedisServer, TestDb, free_port, unique_prefix, wait_blocked_readers, wait_drained,
-        wait_until, xlen,
+        Proc, RedisServer, TestDb, consumer_count, free_port, read_events, service_command,
+        unique_prefix, wait_blocked_readers, wait_drained, wait_idle, wait_ready, wait_until, xlen,
     },
 };
 use sea_orm::EntityTrait;
 use warehouse::entity::shipment;
 
-use crate::support::{events, reserved_order};
+use crate::support::reserved_order;
 
 fn spawn_warehouse(
     redis: &RedisServer,
@@ -33,19 +27,20 @@ fn spawn_warehouse(
     port: u16,
     auto_dispatch: &str,
 ) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_warehouse"))
-        .env("REDIS_URL", redis.url())
-        .env("DATABASE_URL", db_url)
-        .env("MESH_DATA_DIR", data)
-        .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MESH_STREAM_PREFIX", keys.prefix())
-        .env("MESH_WAREHOUSE_AUTO_DISPATCH", auto_dispatch)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the warehouse binary");
+    let child = service_command(
+        env!("CARGO_BIN_EXE_warehouse"),
+        &redis.url(),
+        db_url,
+        data,
+        keys.prefix(),
+    )
+    .env("MESH_LISTEN", format!("127.0.0.1:{port}"))
+    .env("MESH_WAREHOUSE_AUTO_DISPATCH", auto_dispatch)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("spawn the warehouse binary");
     Proc(child)
 }
 
@@ -65,14 +60,8 @@ async fn two_replicas_ship_every_order_exactly_once() {
         .collect();
     let http = reqwest::Client::new();
     for port in ports {
-        wait_until(Duration::from_secs(30), "replica ready", || {
-            let http = http.clone();
-            async move {
-                matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await,
-                    Ok(r) if r.status() == 200)
-            }
-        })
-        .await;
+        let base_url = format!("http://127.0.0.1:{port}");
+        wait_ready(&http, &base_url, Duration::from_secs(30)).await;
     }
 
     let mut conn = redis.connection();
@@ -99,29 +88,23 @@ async fn two_replicas_ship_every_order_exactly_once() {
         },
     )
     .await;
-    for stream in [StockReserved::TYPE, RefundOrder::TYPE] {
-        wait_drained(
-            &mut conn,
-            &keys.stream(stream),
-            warehouse::worker::GROUP,
-            Duration::from_secs(30),
-        )
-        .await;
-    }
-    wait_until(Duration::from_secs(10), "outbox drained", || async {
-        outbox::unsent(&db).await.unwrap() == 0
-    })
+    wait_idle(
+        &conn,
+        &db,
+        &keys,
+        warehouse::worker::GROUP,
+        &warehouse::worker::STREAMS,
+    )
     .await;
 
     // Both replicas joined the group.
-    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(keys.stream(StockReserved::TYPE))
-        .arg(warehouse::worker::GROUP)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(consumers.len(), 2, "two consumers in the group");
+    let consumers = consumer_count(
+        &mut conn,
+        &keys.stream(StockReserved::TYPE),
+        warehouse::worker::GROUP,
+    )
+    .await;
+    assert_eq!(consumers, 2, "two consumers in the group");
 
     let all_orders: HashSet<_> = orders.iter().map(|(_, o)| o.order_id).collect();
     let shipments = shipment::Entity::find().all(&db).await.unwrap();
@@ -132,7 +115,7 @@ async fn two_replicas_ship_every_order_exactly_once() {
 
     // Both replicas run an outbox relay over the same table; the relay claims rows, so with no
     // crash every event goes out exactly once.
-    let announced = events::<OrderShipped>(&mut conn, &keys).await;
+    let announced = read_events::<OrderShipped>(&mut conn, &keys).await;
     assert_eq!(announced.len(), 100, "order-shipped entries on the stream");
     let event_ids: HashSet<_> = announced.iter().map(|(e, _)| e.event_id).collect();
     assert_eq!(event_ids.len(), 100);
@@ -162,13 +145,11 @@ async fn auto_dispatch_off_by_env_leaves_shipments_pending() {
     let port = free_port();
     let mut replica = spawn_warehouse(&redis, &test_db.url, &keys, data.path(), port, "false");
     let http = reqwest::Client::new();
-    wait_until(Duration::from_secs(30), "replica ready", || {
-        let http = http.clone();
-        async move {
-            matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await,
-                Ok(r) if r.status() == 200)
-        }
-    })
+    wait_ready(
+        &http,
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(30),
+    )
     .await;
 
     let (envelope, order) = reserved_order();

@@ -2,13 +2,13 @@
 //! that is no longer pending is a 409, the list filters and pages, unknown ids are 404s and bad
 //! input is a 4xx problem that changes nothing.
 
-use common::events::{Event as _, OrderShipped, RefundOrder, RefundReason, StockReserved};
+use common::events::{Event as _, OrderShipped, RefundOrder, RefundReason};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::{
-    TestApp, assert_problem, published, reserved_order, spawn_app, spawn_manual_app,
+    TestApp, WarehouseApp, assert_problem, reserved_order, spawn_app, spawn_manual_app,
 };
 
 /// Delivers `n` reserved orders and returns their shipments' ids, oldest first.
@@ -16,7 +16,7 @@ async fn pending_shipments(app: &TestApp, n: usize) -> Vec<Uuid> {
     let mut ids = Vec::new();
     for _ in 0..n {
         let (envelope, order) = reserved_order();
-        app.deliver::<StockReserved>(&envelope).await;
+        app.deliver(&envelope).await;
         ids.push(
             app.shipment_of(order.order_id)
                 .await
@@ -31,7 +31,7 @@ async fn list(app: &TestApp, query: &str) -> reqwest::Response {
     app.send(
         Method::GET,
         &format!("/shipments{query}"),
-        Some(&app.admin()),
+        Some(&app.admin_token()),
         None,
     )
     .await
@@ -41,7 +41,7 @@ async fn list(app: &TestApp, query: &str) -> reqwest::Response {
 async fn failing_a_pending_shipment_refunds_the_order_once() {
     let app = spawn_manual_app().await;
     let (envelope, order) = reserved_order();
-    app.deliver::<StockReserved>(&envelope).await;
+    app.deliver(&envelope).await;
     let id = app.shipment_of(order.order_id).await.unwrap().id;
 
     let response = app.fail(id, "  crushed by a forklift ").await;
@@ -68,7 +68,7 @@ async fn failing_a_pending_shipment_refunds_the_order_once() {
     assert_problem(app.ship(id).await, 409).await;
     app.settle().await;
     assert_eq!(app.shipment_of(order.order_id).await.unwrap(), failed);
-    let counts = published(&app).await;
+    let counts = app.published().await;
     assert_eq!(
         (counts[OrderShipped::TYPE], counts[RefundOrder::TYPE]),
         (0, 1)
@@ -79,14 +79,14 @@ async fn failing_a_pending_shipment_refunds_the_order_once() {
 async fn a_shipped_shipment_cannot_be_failed() {
     let app = spawn_app().await;
     let (envelope, order) = reserved_order();
-    app.deliver::<StockReserved>(&envelope).await;
+    app.deliver(&envelope).await;
     let shipped = app.shipment_of(order.order_id).await.unwrap();
     assert_eq!(shipped.status, "shipped");
 
     assert_problem(app.fail(shipped.id, "too late").await, 409).await;
     assert_problem(app.ship(shipped.id).await, 409).await;
     assert_eq!(app.shipment_of(order.order_id).await.unwrap(), shipped);
-    let counts = published(&app).await;
+    let counts = app.published().await;
     assert_eq!(
         (counts[OrderShipped::TYPE], counts[RefundOrder::TYPE]),
         (1, 0)
@@ -172,7 +172,7 @@ async fn unknown_or_malformed_ids_are_404_and_change_nothing() {
     let ids = pending_shipments(&app, 1).await;
     let before = app.all_shipments().await;
     for id in [Uuid::now_v7().to_string(), "not-a-uuid".to_owned()] {
-        let admin = app.admin();
+        let admin = app.admin_token();
         assert_problem(
             app.send(Method::GET, &format!("/shipments/{id}"), Some(&admin), None)
                 .await,
@@ -206,7 +206,7 @@ async fn unknown_or_malformed_ids_are_404_and_change_nothing() {
     let shown: Value = app.shipment_of_id(ids[0]).await;
     assert_eq!(shown["status"], "pending");
     assert_eq!(app.all_shipments().await, before);
-    let counts = published(&app).await;
+    let counts = app.published().await;
     assert_eq!(
         (counts[OrderShipped::TYPE], counts[RefundOrder::TYPE]),
         (0, 0)
@@ -218,7 +218,7 @@ async fn failing_needs_a_reason_and_a_bad_body_changes_nothing() {
     let app = spawn_manual_app().await;
     let ids = pending_shipments(&app, 1).await;
     let path = format!("/shipments/{}/fail", ids[0]);
-    let admin = app.admin();
+    let admin = app.admin_token();
     for (body, status) in [
         (json!({"reason": ""}), 422),
         (json!({"reason": "   "}), 422),
@@ -247,7 +247,7 @@ async fn failing_needs_a_reason_and_a_bad_body_changes_nothing() {
 
     let shown = app.shipment_of_id(ids[0]).await;
     assert_eq!(shown["status"], "pending");
-    let counts = published(&app).await;
+    let counts = app.published().await;
     assert_eq!(
         (counts[OrderShipped::TYPE], counts[RefundOrder::TYPE]),
         (0, 0)

@@ -10,17 +10,17 @@ use common::{
     events::{Event as _, OrderShipped, RefundOrder, RefundReason, StockReserved},
 };
 
-use crate::support::{TestApp, published, refund, reserved_order, spawn_app, spawn_manual_app};
+use crate::support::{TestApp, WarehouseApp, refund, reserved_order, spawn_app, spawn_manual_app};
 
 #[tokio::test]
 async fn a_reserved_order_is_shipped_at_once_and_announced_once() {
     let app = spawn_app().await;
     let (envelope, order) = reserved_order();
     // A redelivery (same event id), then the same order under a new event id.
-    app.publish::<StockReserved>(&envelope).await;
-    app.publish::<StockReserved>(&envelope).await;
+    app.publish(&envelope).await;
+    app.publish(&envelope).await;
     let again = Envelope::new(StockReserved::TYPE, "inventory", "req-7", "", &order).unwrap();
-    app.deliver::<StockReserved>(&again).await;
+    app.deliver(&again).await;
 
     let shipments = app.all_shipments().await;
     assert_eq!(shipments.len(), 1, "one shipment per order");
@@ -56,14 +56,14 @@ async fn a_reserved_order_is_shipped_at_once_and_announced_once() {
         let recorded = inbox::contains(&app.db, "warehouse", &event_id.to_string()).await;
         assert!(recorded.unwrap(), "inbox holds {event_id}");
     }
-    assert_eq!(published(&app).await[RefundOrder::TYPE], 0);
+    assert_eq!(app.published().await[RefundOrder::TYPE], 0);
 }
 
 #[tokio::test]
 async fn with_auto_dispatch_off_a_shipment_waits_for_an_admin_to_ship_it() {
     let app = spawn_manual_app().await;
     let (envelope, order) = reserved_order();
-    app.deliver::<StockReserved>(&envelope).await;
+    app.deliver(&envelope).await;
 
     let pending = app.shipment_of(order.order_id).await.expect("a shipment");
     assert_eq!(pending.status, "pending");
@@ -102,7 +102,7 @@ async fn with_auto_dispatch_off_a_shipment_waits_for_an_admin_to_ship_it() {
     crate::support::assert_problem(app.ship(pending.id).await, 409).await;
     crate::support::assert_problem(app.fail(pending.id, "lost").await, 409).await;
     assert_eq!(app.shipment_of(order.order_id).await.unwrap(), shipped);
-    let counts = published(&app).await;
+    let counts = app.published().await;
     assert_eq!(
         (counts[OrderShipped::TYPE], counts[RefundOrder::TYPE]),
         (1, 0)
@@ -113,12 +113,12 @@ async fn with_auto_dispatch_off_a_shipment_waits_for_an_admin_to_ship_it() {
 async fn a_refund_cancels_a_pending_shipment() {
     let app = spawn_manual_app().await;
     let (envelope, order) = reserved_order();
-    app.deliver::<StockReserved>(&envelope).await;
+    app.deliver(&envelope).await;
     let pending = app.shipment_of(order.order_id).await.expect("a shipment");
 
     let cancel = refund(&order, RefundReason::CancelledByCustomer);
-    app.publish::<RefundOrder>(&cancel).await;
-    app.deliver::<RefundOrder>(&cancel).await;
+    app.publish(&cancel).await;
+    app.deliver(&cancel).await;
 
     let cancelled = app.shipment_of(order.order_id).await.unwrap();
     assert_eq!(cancelled.id, pending.id);
@@ -157,12 +157,12 @@ async fn a_refund_before_the_stock_is_reserved_means_the_order_never_ships() {
     let (envelope, order) = reserved_order();
     // The refund overtakes `stock-reserved` (they travel on different streams).
     let cancel = refund(&order, RefundReason::CancelledByCustomer);
-    app.deliver::<RefundOrder>(&cancel).await;
+    app.deliver(&cancel).await;
     let tombstone = app.shipment_of(order.order_id).await.expect("a tombstone");
     assert_eq!(tombstone.status, "cancelled");
     assert_cancellation_accepted_once(&app, &order, &cancel).await;
 
-    app.deliver::<StockReserved>(&envelope).await;
+    app.deliver(&envelope).await;
     let shipments = app.all_shipments().await;
     assert_eq!(shipments.len(), 1);
     assert_eq!(shipments[0].id, tombstone.id);
@@ -179,11 +179,11 @@ async fn a_refund_before_the_stock_is_reserved_means_the_order_never_ships() {
 async fn a_refund_after_shipping_leaves_the_shipment_shipped() {
     let app = spawn_app().await;
     let (envelope, order) = reserved_order();
-    app.deliver::<StockReserved>(&envelope).await;
+    app.deliver(&envelope).await;
     let shipped = app.shipment_of(order.order_id).await.unwrap();
     assert_eq!(shipped.status, "shipped");
 
-    app.deliver::<RefundOrder>(&refund(&order, RefundReason::CancelledByCustomer))
+    app.deliver(&refund(&order, RefundReason::CancelledByCustomer))
         .await;
     assert_eq!(app.shipment_of(order.order_id).await.unwrap(), shipped);
     assert_eq!(app.events::<OrderShipped>().await.len(), 1);
@@ -202,12 +202,12 @@ async fn a_refund_after_shipping_leaves_the_shipment_shipped() {
 async fn a_cancellation_is_accepted_once_however_often_it_is_delivered() {
     let app = spawn_manual_app().await;
     let (envelope, order) = reserved_order();
-    app.deliver::<StockReserved>(&envelope).await;
+    app.deliver(&envelope).await;
     let cancel = refund(&order, RefundReason::CancelledByCustomer);
-    app.deliver::<RefundOrder>(&cancel).await;
-    app.deliver::<RefundOrder>(&cancel).await;
+    app.deliver(&cancel).await;
+    app.deliver(&cancel).await;
     // The same request under another event id finds the shipment cancelled already.
-    app.deliver::<RefundOrder>(&refund(&order, RefundReason::CancelledByCustomer))
+    app.deliver(&refund(&order, RefundReason::CancelledByCustomer))
         .await;
     assert_eq!(
         app.shipment_of(order.order_id).await.unwrap().status,
@@ -222,10 +222,10 @@ async fn its_own_fulfillment_failed_refunds_change_nothing() {
     let (envelope, order) = reserved_order();
     // A `fulfillment_failed` refund is this service's own outcome: it leaves no tombstone, so it
     // cannot stop a shipment it knows nothing about.
-    app.deliver::<RefundOrder>(&refund(&order, RefundReason::FulfillmentFailed))
+    app.deliver(&refund(&order, RefundReason::FulfillmentFailed))
         .await;
     assert!(app.all_shipments().await.is_empty());
-    app.deliver::<StockReserved>(&envelope).await;
+    app.deliver(&envelope).await;
     assert_eq!(
         app.shipment_of(order.order_id).await.unwrap().status,
         "shipped"
@@ -243,7 +243,7 @@ async fn a_malformed_stock_reserved_is_dead_lettered_untouched() {
         &serde_json::json!({"order_id": "not-a-uuid"}),
     )
     .unwrap();
-    app.deliver::<StockReserved>(&bad).await;
+    app.deliver(&bad).await;
     let dead = common::testing::xlen(&mut app.redis.clone(), &app.keys.dead_letter()).await;
     assert_eq!(dead, 1, "dead-lettered");
     assert!(app.all_shipments().await.is_empty());
