@@ -1,5 +1,5 @@
-//! The event envelope: the stream entry fields every event of the mesh carries (DESIGN, "Event
-//! envelope"), how it is written to and parsed from a stream entry, and what counts as poison.
+//! The event envelope: the stream entry fields every event of the mesh carries
+//! (docs/architecture.md, "Envelope"), how it is written to and parsed from a stream entry, and what counts as poison.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, de::DeserializeOwned};

@@ -35,8 +35,8 @@ pub mod testing;
 pub use envelope::Envelope;
 
 /// Every binary of the mesh allocates with mimalloc: a worker allocates and frees a few small
-/// buffers per stream entry, and glibc's allocator spent a fifth of the consumer's time on them
-/// (profile in `docs/benchmarks.md`).
+/// buffers per stream entry, and in the consumer's profile glibc's allocator took a large share of
+/// its time (`docs/benchmarks.md`, "Stream runtime").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use keys::Keys;

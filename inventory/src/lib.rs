@@ -1,4 +1,4 @@
-//! The inventory service: products, stock and reservations (DESIGN.md, "Services").
+//! The inventory service: products, stock and reservations (docs/architecture.md, "Services").
 //!
 //! - [`http`]: the API — the catalog (`/products`, public reads cached in Redis, admin writes)
 //!   and admin stock adjustments with their ledger.

@@ -1,4 +1,4 @@
-//! The payment service: wallets, payments and refunds (DESIGN.md, "Services").
+//! The payment service: wallets, payments and refunds (docs/architecture.md, "Services").
 //!
 //! - [`http`]: the API — your own wallet (`/wallet`), deposits (`/wallet/deposit`, `/wallet/deposits`) and payments
 //!   by order (`/payments`, owner or admin), plus `/openapi.json` and `/docs`.

@@ -1,4 +1,4 @@
-//! The store service: orders, their status history and the catalog projection (DESIGN.md,
+//! The store service: orders, their status history and the catalog projection (docs/architecture.md,
 //! "Services").
 //!
 //! - [`http`]: the API — place an order (`POST /orders`, priced from the projection, with

@@ -1,4 +1,4 @@
-//! The order status machine (DESIGN "Services"): `pending < paid < reserved < shipped` only move
+//! The order status machine (docs/architecture.md, "Order status"): `pending < paid < reserved < shipped` only move
 //! forward; `payment_failed`, `refunded` and `cancelled` are terminal (with one exception, a
 //! cancellation that came too late: see [`OrderStatus::allowed_from`]). Events of one order arrive
 //! on different streams in any order, so a transition is allowed from every status it may

@@ -1,4 +1,4 @@
-//! The user service: accounts, log-in and JWTs (DESIGN.md, "Services" and "Auth").
+//! The user service: accounts, log-in and JWTs (docs/architecture.md, "Services" and "Auth").
 //!
 //! - [`http`]: the API (register, log-in, refresh, log-out, me, admin users, password reset,
 //!   JWKS, OpenAPI and Swagger UI).

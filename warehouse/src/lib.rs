@@ -1,4 +1,4 @@
-//! The warehouse service: shipments (DESIGN.md, "Services").
+//! The warehouse service: shipments (docs/architecture.md, "Services").
 //!
 //! - [`http`]: the admin API — list shipments, ship or fail a pending one — plus `/openapi.json`
 //!   and Swagger UI at `/docs`.

@@ -17,8 +17,8 @@ pub use write::{BatchTxn, WriteTxn, after_commit, begin, in_batch_transaction};
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout
 /// so concurrent handlers queue for the write lock instead of failing, and with automatic
 /// checkpoints off: SQLite would run them inside the commit that crosses 1,000 WAL pages, while
-/// that transaction still holds the file's one writer, stalling every request behind it (the
-/// order benchmark's p99 at 250 orders/s went from about 400 ms to 65 ms without them). A
+/// that transaction still holds the file's one writer, stalling every request behind it (they made
+/// the order benchmark's latency tail: `docs/benchmarks.md`). A
 /// service runs [`checkpoint_sqlite`] beside its other parts instead.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = sqlite_path(url)

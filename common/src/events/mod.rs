@@ -1,5 +1,5 @@
-//! The event catalog: every stream of the mesh and the typed payload of its events (DESIGN,
-//! "Services"). Each event type has its own stream, named like the type.
+//! The event catalog: every stream of the mesh and the typed payload of its events
+//! (docs/architecture.md, "Streams"). Each event type has its own stream, named like the type.
 
 mod check;
 mod payloads;

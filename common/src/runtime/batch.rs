@@ -84,8 +84,9 @@ impl<T> BatchQueue<T> {
 }
 
 /// Most entries applied in one transaction: more are split, so that the database's writer
-/// (SQLite has one) is not held for long while HTTP requests wait for it. On the order benchmark
-/// 16 gave the same throughput as 64 and a third of its median latency at half load.
+/// (SQLite has one) is not held for long while HTTP requests wait for it. Chosen on the order
+/// benchmark: larger transactions gave no more throughput and longer latency
+/// (`docs/benchmarks.md`).
 pub const MAX_PER_TRANSACTION: usize = 16;
 
 /// Runs `handler` on every message inside one transaction; returns each message's outcome, or
