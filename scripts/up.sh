@@ -149,7 +149,7 @@ for entry in "${services[@]}"; do
   # Each service gets its own SQLite file in the data dir: a DATABASE_URL from the caller's
   # environment would point all five at one database.
   : >"$data/logs/$name.log"
-  spawn env -u DATABASE_URL MESH_LISTEN="127.0.0.1:$port" MESH_DATA_DIR="$data" \
+  spawn env -u DATABASE_URL MESH_CONSUMER_NAME="{host}" MESH_LISTEN="127.0.0.1:$port" MESH_DATA_DIR="$data" \
     "target/release/$name" serve >>"$data/logs/$name.log" 2>&1
   service_pids+=("$!")
 done

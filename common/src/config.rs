@@ -200,6 +200,13 @@ pub struct WorkerArgs {
     #[arg(long, env = "MESH_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
     pub shutdown_grace_ms: u64,
 
+    /// Stable consumer name of this replica (`{host}` becomes the host name), unique among the
+    /// live replicas of the service: a replica restarted under the same name handles what its
+    /// previous life held at once. Unset: a fresh name per process (`<group>-<host>-<pid>-<tag>`),
+    /// whose held entries wait for the processing timeout.
+    #[arg(long, env = "MESH_CONSUMER_NAME")]
+    pub consumer_name: Option<String>,
+
     /// Apply the entries of one read in one database transaction, where the service supports
     /// it (store, payment, warehouse); `false` gives every entry its own transaction.
     #[arg(long, env = "MESH_WORKER_BATCH_TRANSACTIONS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -214,6 +221,7 @@ impl Default for WorkerArgs {
             max_deliveries: 5,
             processing_timeout_ms: 30_000,
             shutdown_grace_ms: 20_000,
+            consumer_name: None,
             worker_batch_transactions: true,
         }
     }

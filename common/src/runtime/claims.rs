@@ -90,6 +90,80 @@ pub(crate) fn reclaim_interval(processing_timeout: Duration) -> Duration {
 /// Called by the reader between reads with the permits it reserved for a read: a reader blocked
 /// in `XREADGROUP` holds every free permit, so a scan on a separate timer would almost never find
 /// one free and an idle consumer would never take over a dead one's entries.
+/// Hands our own pending entries that we are not handling to processing again: what a previous
+/// life of this consumer (same stable name) held when it died, and, after Redis came back from a
+/// crash, entries it had delivered to us whose reply we never got. `XREADGROUP … <id>` reads our
+/// pending list after `<id>`, without waiting for the processing timeout; entries this process
+/// is handling right now are skipped (tracked). Returns when the list is read or the permits run
+/// out; what is left waits for the next pass or the reclaim scan.
+pub(crate) async fn reread_own_pending<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    mut permit: OwnedSemaphorePermit,
+) {
+    for key in shared.stream_keys() {
+        let mut cursor = "0".to_owned();
+        loop {
+            let free = permit.num_permits().min(shared.cfg.batch);
+            if free == 0 {
+                return;
+            }
+            let reply: redis::RedisResult<Value> = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(&shared.cfg.group)
+                .arg(&shared.cfg.consumer)
+                .arg("COUNT")
+                .arg(free)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(&cursor)
+                .query_async(&mut shared.cmd.clone())
+                .await;
+            let raw = match reply {
+                Ok(v) => redis_io::parse_read_reply(v),
+                Err(error) => {
+                    if let Some(suppressed) = shared.redis_log.allow() {
+                        tracing::warn!(%error, suppressed, stream = %key, "re-reading own pending entries failed");
+                    }
+                    return;
+                }
+            };
+            let Some(last) = raw.last().map(|e| e.id.clone()) else {
+                break;
+            };
+            let read = raw.len();
+            // A pending entry whose payload was trimmed comes back without fields; unlike a claim,
+            // this read leaves it pending, so it is acknowledged here.
+            let (live, trimmed): (Vec<_>, Vec<_>) =
+                raw.into_iter().partition(|e| e.fields.is_some());
+            let trimmed: Vec<String> = trimmed.into_iter().map(|e| e.id).collect();
+            if !trimmed.is_empty() {
+                let acked: redis::RedisResult<i64> = redis::cmd("XACK")
+                    .arg(&key)
+                    .arg(&shared.cfg.group)
+                    .arg(&trimmed)
+                    .query_async(&mut shared.cmd.clone())
+                    .await;
+                if acked.is_err() {
+                    return;
+                }
+                shared.note_trimmed(&key, &trimmed).await;
+            }
+            let entries = shared.track(live);
+            if !entries.is_empty() {
+                WorkerStats::add(&shared.stats.reclaimed, entries.len() as u64);
+                tracing::info!(stream = %key, group = %shared.cfg.group, count = entries.len(), "handling own pending entries again");
+                if let Some(batch) = permit.split(entries.len()) {
+                    dispatch(shared.clone(), entries, batch);
+                }
+            }
+            if read < free {
+                break;
+            }
+            cursor = last;
+        }
+    }
+}
+
 pub(crate) async fn reclaim_abandoned<H: Handler>(
     shared: &Arc<Shared<H>>,
     mut permit: OwnedSemaphorePermit,

@@ -78,8 +78,15 @@ impl WorkerConfig {
         }
     }
 
-    /// Applies the command-line tuning.
+    /// Applies the command-line tuning (and a stable consumer name, if one is set).
     pub fn with_args(mut self, args: &WorkerArgs) -> Self {
+        if let Some(name) = args
+            .consumer_name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+        {
+            self.consumer = stable_consumer_name(name);
+        }
         self.concurrency = args.worker_concurrency.max(1);
         self.batch = args.worker_batch.max(1);
         self.max_deliveries = args.max_deliveries.max(1);
@@ -103,9 +110,17 @@ impl WorkerConfig {
     }
 }
 
-/// `<group>-<host>-<pid>-<random>`: unique per process, readable in `meshctl consumers`.
-pub fn consumer_name(group: &str) -> String {
-    let host = std::env::var("HOSTNAME")
+/// A consumer name from `MESH_CONSUMER_NAME`, with `{host}` replaced by the host name (in a
+/// container: its id, the same across restarts of that container). A replica restarted under the
+/// same name finds the entries its previous life held in its own pending list and handles them
+/// at once, instead of waiting for another consumer to reclaim them after the processing
+/// timeout.
+pub fn stable_consumer_name(template: &str) -> String {
+    template.trim().replace("{host}", &host_name())
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .or_else(|| {
@@ -113,7 +128,12 @@ pub fn consumer_name(group: &str) -> String {
                 .ok()
                 .map(|h| h.trim().to_owned())
         })
-        .unwrap_or_else(|| "host".into());
+        .unwrap_or_else(|| "host".into())
+}
+
+/// `<group>-<host>-<pid>-<random>`: unique per process, readable in `meshctl consumers`.
+pub fn consumer_name(group: &str) -> String {
+    let host = host_name();
     let tag: u16 = rand::random();
     format!("{group}-{host}-{}-{tag:04x}", std::process::id())
 }

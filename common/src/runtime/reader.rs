@@ -39,6 +39,7 @@ pub(crate) async fn run<H: Handler>(
         backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
         reclaim_every: claims::reclaim_interval(shared.cfg.processing_timeout),
         next_reclaim: Instant::now(),
+        own_pending_due: true,
     };
     reader.read_loop().await;
 }
@@ -61,6 +62,9 @@ struct Reader<'a, H> {
     backoff: Backoff,
     reclaim_every: Duration,
     next_reclaim: Instant,
+    /// Re-read our own pending list before the next read: at start, and after Redis errors
+    /// (Redis may have restarted with entries delivered to us that we never received).
+    own_pending_due: bool,
 }
 
 impl<H: Handler> Reader<'_, H> {
@@ -86,8 +90,13 @@ impl<H: Handler> Reader<'_, H> {
                     let Some(permit) = self.reserve_permits().await else {
                         break;
                     };
-                    // Entries of dead consumers are taken over with the same permits, between
-                    // reads.
+                    // Our own pending entries, and those of dead consumers, are taken over with
+                    // the same permits, between reads.
+                    if self.own_pending_due {
+                        self.own_pending_due = false;
+                        claims::reread_own_pending(self.shared, permit).await;
+                        continue;
+                    }
                     if Instant::now() >= self.next_reclaim {
                         claims::reclaim_abandoned(self.shared, permit).await;
                         self.next_reclaim = Instant::now() + self.reclaim_every;
@@ -233,6 +242,7 @@ impl<H: Handler> Reader<'_, H> {
             return;
         }
         WorkerStats::add(&shared.stats.read_errors, 1);
+        self.own_pending_due = true;
         let delay = self.backoff.next_delay();
         if let Some(suppressed) = shared.redis_log.allow() {
             tracing::warn!(

@@ -430,3 +430,62 @@ async fn a_crash_in_the_middle_of_a_batch_transaction_applies_nothing_of_it_and_
     assert_eq!(effects_by(&db, "B").await, N as i64);
     b.stop_cleanly(Duration::from_secs(10)).await;
 }
+
+/// A consumer with a stable name (`MESH_CONSUMER_NAME`), killed while it holds entries and
+/// started again under the same name, handles them at once from its own pending list — not
+/// after the processing timeout (a minute here), when another consumer would reclaim them — and
+/// each effect is applied once (SQL effects with the inbox).
+#[tokio::test]
+async fn a_restarted_consumer_with_a_stable_name_handles_what_it_held_at_once() {
+    const N: usize = 50;
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let stream_key = keys.stream("held");
+    let testdb = TestDb::new().await;
+    let ids = publish_n(&redis, &keys, "held", N).await;
+    let args = |sleep_ms: &'static str| {
+        vec![
+            "--stream",
+            "held",
+            "--group",
+            "g",
+            "--consumer",
+            "payment-1",
+            "--effect",
+            "sql",
+            "--database-url",
+            testdb.url.as_str(),
+            "--handler-sleep-ms",
+            sleep_ms,
+            "--processing-timeout-ms",
+            "60000",
+        ]
+    };
+    // Its handlers never finish in time: every entry ends up pending on it.
+    let mut first = testworker(&redis, &keys, &args("600000"));
+    let mut conn = redis.connection();
+    wait_until(Duration::from_secs(15), "every entry held", || {
+        let (mut conn, key) = (conn.clone(), stream_key.clone());
+        async move {
+            if group_state(&mut conn, &key, "g").await.is_none() {
+                return false;
+            }
+            let p = pending(&mut conn, &key, "g").await;
+            p.len() == N && p.iter().all(|(_, owner, _, _)| owner == "payment-1")
+        }
+    })
+    .await;
+    first.kill9();
+
+    let started = tokio::time::Instant::now();
+    let mut second = testworker(&redis, &keys, &args("0"));
+    wait_drained(&mut conn, &stream_key, "g", Duration::from_secs(20)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "held entries waited {took:?}, as long as a reclaim after the processing timeout"
+    );
+    second.stop_cleanly(Duration::from_secs(10)).await;
+    let db = db::connect(&testdb.url).await.unwrap();
+    assert_each_once(&effect_counts(&db, "test_effects").await, &ids);
+}
