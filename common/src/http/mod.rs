@@ -85,8 +85,16 @@ async fn readyz(State(r): State<Readiness>) -> Response {
             .unwrap_or(false),
         None => true,
     };
-    let body = json!({"service": r.service, "redis": redis_ok, "database": db_ok});
-    if redis_ok && db_ok {
+    // Ready means "can take requests": the database answers. Redis being away degrades the
+    // service (events wait in the outbox, tokens are checked against the revocations read so
+    // far) but does not stop it, so a balancer must keep sending it traffic.
+    let body = json!({
+        "service": r.service,
+        "redis": redis_ok,
+        "database": db_ok,
+        "degraded": !redis_ok,
+    });
+    if db_ok {
         (StatusCode::OK, Json(body)).into_response()
     } else {
         let problem = json!({

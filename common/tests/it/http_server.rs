@@ -233,3 +233,43 @@ async fn client_request_ids_are_kept_only_when_short_and_plain() {
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// Without its database a service cannot take requests: `/readyz` is a 503 problem of kind
+/// `not-ready` with the checks (a closed connection pool stands in for a database that is gone).
+#[tokio::test]
+async fn readyz_is_a_503_problem_when_the_database_is_gone() {
+    let redis = common::testing::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let db = common::db::connect(&url).await.unwrap();
+    db.clone().close().await.unwrap();
+    let router = common::http::ops_router(common::http::Readiness {
+        service: "test",
+        redis: redis.connection(),
+        db: Some(db),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve(
+        listener,
+        router,
+        HttpArgs::default(),
+        shutdown.clone(),
+    ));
+    let response = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        format!("{}not-ready", common::problem::PROBLEM_BASE)
+    );
+    assert_eq!(body["checks"]["database"], false);
+    assert_eq!(body["checks"]["redis"], true);
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -46,15 +46,15 @@ async fn metrics_are_prometheus_text_with_the_services_counters() {
 }
 
 #[tokio::test]
-async fn readyz_is_a_503_problem_of_the_common_type_while_redis_is_down() {
+async fn readyz_stays_ready_but_degraded_while_redis_is_down() {
     let mut app = spawn_app().await;
     app.redis_server.stop();
-    let body = support::assert_problem(app.get("/readyz").await, 503).await;
-    assert_eq!(
-        body["type"],
-        format!("{}not-ready", common::problem::PROBLEM_BASE)
-    );
-    // Every other problem of the service has the same base.
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["degraded"], true);
+    assert_eq!(body["database"], true);
+    // Every problem of the service has the common base.
     let unknown = app
         .get(&format!("/products/{}", uuid::Uuid::now_v7()))
         .await;

@@ -1,6 +1,8 @@
 //! `POST /orders`, `GET /orders`, `GET /orders/{id}`: pricing from the projection, every
 //! rejection as problem+json with nothing changed, `Idempotency-Key` retries, and who sees what.
 
+use std::time::Duration;
+
 use common::{
     auth::Role,
     events::{Event as _, OrderLine, OrderPlaced, ProductChanged},
@@ -421,5 +423,60 @@ async fn orders_are_visible_to_their_owner_and_admins_only() {
             422,
         )
         .await;
+    }
+}
+
+/// The outbox is there so that a service takes work while the broker is away: with Redis down,
+/// a shopper places orders (tokens are checked against the revocations already read, no round
+/// trip) and reads them; the `order-placed` events wait in the outbox and go out, once each,
+/// when Redis is back.
+#[tokio::test]
+async fn orders_are_taken_while_redis_is_down_and_published_when_it_returns() {
+    let mut app = spawn_app().await;
+    let product = app.seed_product("Kettle", 2_500).await;
+    let shopper = app.caller(Role::User);
+    // The process has read the (empty) revocations once: from now on tokens need no Redis.
+    app.place(&shopper, &[(product, 1)]).await;
+    app.settle().await;
+
+    app.redis_server.stop();
+    let mut placed = Vec::new();
+    for quantity in 1..=3 {
+        let order = app.place(&shopper, &[(product, quantity)]).await;
+        placed.push(order["id"].as_str().unwrap().to_owned());
+    }
+    let listed = app.get_as("/orders", &shopper.token).await;
+    assert_eq!(listed.status(), 200);
+    let page: Value = listed.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 4);
+
+    app.redis_server.start_again();
+    // The test's own connection reconnects on its first command after the restart.
+    common::testing::wait_until(Duration::from_secs(10), "redis back", || async {
+        redis::cmd("PING")
+            .query_async::<String>(&mut app.redis.clone())
+            .await
+            .is_ok()
+    })
+    .await;
+    app.flush_outbox().await;
+    common::testing::wait_until(
+        Duration::from_secs(20),
+        "order-placed published",
+        || async { app.events::<OrderPlaced>().await.len() == 4 },
+    )
+    .await;
+    let published: Vec<String> = app
+        .events::<OrderPlaced>()
+        .await
+        .into_iter()
+        .map(|(_, order)| order.order_id.to_string())
+        .collect();
+    for id in &placed {
+        assert_eq!(
+            published.iter().filter(|p| *p == id).count(),
+            1,
+            "{id} once"
+        );
     }
 }
