@@ -2,11 +2,16 @@
 //! `DATABASE_URL=postgres://…`), write transactions (`write`), the runtime's own tables (`inbox`
 //! and `outbox`) and their migrations, and the `relay` that publishes the outbox.
 
+mod checkpoint;
 pub mod inbox;
 pub mod migration;
 pub mod outbox;
 pub mod relay;
 mod write;
+
+pub use checkpoint::{
+    CHECKPOINT_EVERY, WAL_LIMIT_PAGES, checkpoint_sqlite, checkpoint_sqlite_with,
+};
 
 use std::time::Duration;
 
@@ -39,6 +44,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
                 .pragma("wal_autocheckpoint", "0")
+                // When the WAL starts over, its file is cut back to this size (it would keep
+                // its largest size for good otherwise).
+                .pragma("journal_size_limit", checkpoint::JOURNAL_SIZE_LIMIT)
         });
     } else {
         options.max_connections(16);
@@ -56,42 +64,6 @@ fn sqlite_path(url: &str) -> Option<&str> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
-}
-
-/// How often [`checkpoint_sqlite`] copies the WAL back into the database file.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
-/// SQLite: every [`CHECKPOINT_EVERY`] until `shutdown`, a `PASSIVE` checkpoint on a pooled
-/// connection of its own, outside the write turn: it copies what it can without waiting for
-/// readers or writers, and the next writer restarts the WAL once all of it is copied. On
-/// PostgreSQL it only waits for `shutdown`.
-pub async fn checkpoint_sqlite(
-    db: DatabaseConnection,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    if db.get_database_backend() != DbBackend::Sqlite {
-        shutdown.cancelled().await;
-        return;
-    }
-    let mut failures = 0u32;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        match db
-            .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
-            .await
-        {
-            Ok(_) => failures = 0,
-            Err(error) => {
-                failures += 1;
-                if failures == 1 || failures.is_power_of_two() {
-                    tracing::warn!(%error, failures, "SQLite checkpoint failed; the WAL keeps growing until one succeeds");
-                }
-            }
-        }
-    }
 }
 
 /// `true` if the database answers a trivial query (for `/readyz`).
