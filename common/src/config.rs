@@ -200,6 +200,18 @@ pub struct WorkerArgs {
     #[arg(long, env = "MESH_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
     pub shutdown_grace_ms: u64,
 
+    /// How much history the worker's safe trim keeps on the streams it consumes (e.g. `6h`):
+    /// what `meshctl` can still show and replay, and Redis memory (about 2 KB per order per
+    /// hour kept). At most half the idempotency retention.
+    #[arg(long, env = "MESH_STREAM_RETENTION", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub stream_retention: Duration,
+
+    /// How long a group remembers the events it applied (Redis sets, about 0.5 KB per order per
+    /// window, and the database inbox), e.g. `2d`. A redelivered event is recognised within this
+    /// window; it must be at least twice the stream retention.
+    #[arg(long, env = "MESH_IDEMPOTENCY_RETENTION", default_value = "2d", value_parser = humantime::parse_duration)]
+    pub idempotency_retention: Duration,
+
     /// Stable consumer name of this replica (`{host}` becomes the host name), unique among the
     /// live replicas of the service: a replica restarted under the same name handles what its
     /// previous life held at once. Unset: a fresh name per process (`<group>-<host>-<pid>-<tag>`),
@@ -213,6 +225,11 @@ pub struct WorkerArgs {
     pub worker_batch_transactions: bool,
 }
 
+/// History the worker's safe trim keeps by default.
+pub const DEFAULT_STREAM_RETENTION: Duration = Duration::from_secs(6 * 3600);
+/// How long groups remember applied events by default.
+pub const DEFAULT_IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(2 * 24 * 3600);
+
 impl Default for WorkerArgs {
     fn default() -> Self {
         Self {
@@ -221,6 +238,8 @@ impl Default for WorkerArgs {
             max_deliveries: 5,
             processing_timeout_ms: 30_000,
             shutdown_grace_ms: 20_000,
+            stream_retention: DEFAULT_STREAM_RETENTION,
+            idempotency_retention: DEFAULT_IDEMPOTENCY_RETENTION,
             consumer_name: None,
             worker_batch_transactions: true,
         }
@@ -264,11 +283,63 @@ impl MeshArgs {
 }
 
 impl WorkerArgs {
+    /// Refuses settings under which an event could be applied twice: an entry still in a
+    /// stream (and so redeliverable, or replayable by a rewound group) must be remembered by the
+    /// idempotency records, with room for entries pending long before they were trimmed.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.idempotency_retention >= self.stream_retention.saturating_mul(2),
+            "MESH_IDEMPOTENCY_RETENTION ({}) must be at least twice MESH_STREAM_RETENTION ({}): \
+             an event still in a stream must be recognised if it is delivered again",
+            humantime::format_duration(self.idempotency_retention),
+            humantime::format_duration(self.stream_retention),
+        );
+        anyhow::ensure!(
+            self.stream_retention >= Duration::from_secs(60),
+            "MESH_STREAM_RETENTION must be at least 1m"
+        );
+        Ok(())
+    }
+
     pub fn processing_timeout(&self) -> Duration {
         Duration::from_millis(self.processing_timeout_ms)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retentions_parse_as_durations_and_must_keep_the_idempotency_window_wider() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            worker: WorkerArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "x",
+            "--stream-retention",
+            "90m",
+            "--idempotency-retention",
+            "3h",
+        ])
+        .unwrap();
+        assert_eq!(cli.worker.stream_retention, Duration::from_secs(5400));
+        assert!(cli.worker.validate().is_ok());
+        let narrow = WorkerArgs {
+            stream_retention: Duration::from_secs(3 * 3600),
+            idempotency_retention: Duration::from_secs(5 * 3600),
+            ..WorkerArgs::default()
+        };
+        let error = narrow.validate().unwrap_err().to_string();
+        assert!(error.contains("MESH_IDEMPOTENCY_RETENTION"), "{error}");
+        assert!(WorkerArgs::default().validate().is_ok());
+        assert!(Cli::try_parse_from(["x", "--stream-retention", "soon"]).is_err());
     }
 }

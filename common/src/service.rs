@@ -63,6 +63,7 @@ impl Service {
         name: &'static str,
         args: MeshArgs,
     ) -> anyhow::Result<Self> {
+        args.worker.validate()?;
         let db = connect_and_migrate::<M>(name, &args).await?;
         let redis_client = Client::open(args.redis_url.as_str()).context("REDIS_URL")?;
         let redis = redis_io::command_connection(&redis_client).context("redis connection")?;
@@ -113,6 +114,15 @@ impl Service {
             (
                 "outbox relay",
                 Box::pin(ok(self.relay.clone().run(shutdown.clone()))),
+            ),
+            (
+                "inbox pruning",
+                Box::pin(ok(crate::db::inbox::prune_periodically(
+                    self.db.clone(),
+                    self.args.worker.idempotency_retention,
+                    std::time::Duration::from_secs(60),
+                    shutdown.clone(),
+                ))),
             ),
             (
                 "token revocations",

@@ -70,3 +70,41 @@ pub async fn contains<C: ConnectionTrait>(
         .await?
         .is_some())
 }
+
+/// Deletes the inbox rows of events applied more than `retention` ago, every `every` until
+/// `shutdown`. Safe because the order of expiry is fixed: an event can only be delivered again
+/// while its entry is in a stream, and the worker's safe trim removes entries after the stream
+/// retention, which `WorkerArgs::validate` keeps at most half the idempotency retention used
+/// here; by the time a row goes, no entry that could deliver its event is left. (The Redis
+/// idempotency sets expire on the same retention and are only a fast path in front of this.)
+pub async fn prune_periodically(
+    db: DatabaseConnection,
+    retention: std::time::Duration,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match prune(&db, retention).await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                tracing::debug!(deleted, "inbox rows past the idempotency retention pruned")
+            }
+            Err(error) => tracing::warn!(%error, "inbox pruning failed; next time"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Deletes the inbox rows of events applied more than `retention` ago; returns how many.
+pub async fn prune(db: &DatabaseConnection, retention: std::time::Duration) -> Result<u64, DbErr> {
+    let cutoff = chrono::Utc::now().timestamp_millis()
+        - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
+    let deleted = Entity::delete_many()
+        .filter(Column::ProcessedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
+}

@@ -5,7 +5,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 
 /// The runtime's migrations, in order.
 pub fn runtime_migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateInboxAndOutbox)]
+    vec![Box::new(CreateInboxAndOutbox), Box::new(IndexInboxByTime)]
 }
 
 /// A migrator with only the runtime's tables (tests and tools).
@@ -83,6 +83,43 @@ impl MigrationTrait for CreateInboxAndOutbox {
             .await?;
         manager
             .drop_table(Table::drop().table(MeshInbox::Table).to_owned())
+            .await
+    }
+}
+
+/// An index on `mesh_inbox.processed_at`, so that pruning rows past the idempotency retention
+/// (`super::inbox::prune`) does not scan the table.
+pub struct IndexInboxByTime;
+
+impl MigrationName for IndexInboxByTime {
+    fn name(&self) -> &str {
+        "m0002_mesh_inbox_processed_at"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for IndexInboxByTime {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name("mesh_inbox_processed_at")
+                    .table(MeshInbox::Table)
+                    .col(MeshInbox::ProcessedAt)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("mesh_inbox_processed_at")
+                    .table(MeshInbox::Table)
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -69,9 +69,9 @@ impl WorkerConfig {
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
             idempotency: true,
-            idempotency_retention: Duration::from_secs(7 * 24 * 3600),
+            idempotency_retention: args.idempotency_retention,
             consumer_gc_idle: Duration::from_secs(3600),
-            stream_retention: Some(Duration::from_secs(24 * 3600)),
+            stream_retention: Some(args.stream_retention),
             housekeeping_interval: Duration::from_secs(60),
             shutdown_grace: args.shutdown_grace(),
             batch_transactions: None,
@@ -92,6 +92,8 @@ impl WorkerConfig {
         self.max_deliveries = args.max_deliveries.max(1);
         self.processing_timeout = args.processing_timeout();
         self.shutdown_grace = args.shutdown_grace();
+        self.stream_retention = Some(args.stream_retention);
+        self.idempotency_retention = args.idempotency_retention;
         self
     }
 

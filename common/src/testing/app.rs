@@ -15,7 +15,9 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{RedisServer, TestDb, unique_prefix, wait_ready};
+use super::database::TestDb;
+use super::redis_server::{RedisServer, unique_prefix};
+use super::wait::wait_ready;
 use crate::{
     Keys,
     auth::{AuthArgs, JwtSigner, Role},

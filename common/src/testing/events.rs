@@ -8,7 +8,9 @@ use std::{collections::HashMap, time::Duration};
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 
-use super::{TestApp, read_events, wait_drained, wait_until, xlen};
+use super::app::TestApp;
+use super::streams::{read_events, wait_drained, xlen};
+use super::wait::wait_until;
 use crate::{Envelope, Keys, db::outbox, events::Event, runtime::Publisher};
 
 /// How long a group may take to handle what a test published.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::TestApp;
+use super::app::TestApp;
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {

@@ -25,13 +25,8 @@ pub use database::TestDb;
 pub use events::{wait_idle, wait_outbox_empty};
 pub use http::assert_problem;
 pub use process::{Proc, service_command, workspace_bin};
-pub use redis_server::{RedisServer, free_port};
+pub use redis_server::{RedisServer, free_port, unique_prefix};
 pub use streams::{
     GroupState, consumer_count, group_state, read_events, wait_blocked_readers, wait_drained, xlen,
 };
 pub use wait::{wait_ready, wait_until};
-
-/// A key prefix no other test uses.
-pub fn unique_prefix() -> String {
-    format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..12])
-}

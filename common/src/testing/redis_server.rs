@@ -149,3 +149,8 @@ fn ping(port: u16) -> bool {
     let mut buf = [0u8; 16];
     matches!(s.read(&mut buf), Ok(n) if n >= 5 && &buf[..5] == b"+PONG")
 }
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}

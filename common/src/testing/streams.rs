@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::wait_until;
+use super::wait::wait_until;
 use crate::{Envelope, Keys, events::Event, runtime::redis_io};
 
 pub use crate::runtime::inspect::{GroupState, group_state};

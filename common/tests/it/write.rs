@@ -5,7 +5,10 @@
 //! commits between the read and the write. With the write turn (and `BEGIN IMMEDIATE`) every one
 //! commits and no increment is lost; on PostgreSQL the row lock (`FOR UPDATE`) does the same.
 
-use common::{db, testing::TestDb};
+use common::{
+    db::{self, inbox},
+    testing::TestDb,
+};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,4 +192,35 @@ async fn the_wal_stays_bounded_under_steady_reads_and_writes() {
         largest <= bound,
         "the WAL reached {largest} bytes (limit {LIMIT_PAGES} pages, {written} transactions)"
     );
+}
+
+/// The inbox keeps the runtime's bookkeeping bounded: rows of events applied longer ago than the
+/// idempotency retention are deleted, newer ones stay.
+#[tokio::test]
+async fn inbox_rows_past_the_idempotency_retention_are_pruned() {
+    use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
+    let testdb = common::testing::TestDb::new().await;
+    let conn = testdb
+        .connect::<common::db::migration::RuntimeMigrator>()
+        .await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let day = 24 * 3600 * 1000;
+    for (i, age) in [0, day / 2, 3 * day, 10 * day].into_iter().enumerate() {
+        inbox::Entity::insert(inbox::ActiveModel {
+            consumer_group: Set("g".into()),
+            event_id: Set(format!("event-{i}")),
+            processed_at: Set(now - age),
+        })
+        .exec_without_returning(&conn)
+        .await
+        .unwrap();
+    }
+    let deleted = inbox::prune(&conn, std::time::Duration::from_secs(2 * 24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
+    assert_eq!(inbox::Entity::find().count(&conn).await.unwrap(), 2);
+    for kept in ["event-0", "event-1"] {
+        assert!(inbox::contains(&conn, "g", kept).await.unwrap(), "{kept}");
+    }
 }
