@@ -212,6 +212,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "MESH_IDEMPOTENCY_RETENTION", default_value = "2d", value_parser = humantime::parse_duration)]
     pub idempotency_retention: Duration,
 
+    /// How often each worker removes long-gone consumers and safe-trims its streams, and each
+    /// service prunes its inbox (e.g. `1m`). Each round scans every group of the streams it
+    /// touches: once a minute is plenty; soaks and tests set it short.
+    #[arg(long, env = "MESH_HOUSEKEEPING_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub housekeeping_interval: Duration,
+
     /// Stable consumer name of this replica (`{host}` becomes the host name), unique among the
     /// live replicas of the service: a replica restarted under the same name handles what its
     /// previous life held at once. Unset: a fresh name per process (`<group>-<host>-<pid>-<tag>`),
@@ -240,6 +246,7 @@ impl Default for WorkerArgs {
             shutdown_grace_ms: 20_000,
             stream_retention: DEFAULT_STREAM_RETENTION,
             idempotency_retention: DEFAULT_IDEMPOTENCY_RETENTION,
+            housekeeping_interval: Duration::from_secs(60),
             consumer_name: None,
             worker_batch_transactions: true,
         }
@@ -294,9 +301,14 @@ impl WorkerArgs {
             humantime::format_duration(self.idempotency_retention),
             humantime::format_duration(self.stream_retention),
         );
+        // Short windows are for soaks and tests; a real deployment keeps hours (the default).
         anyhow::ensure!(
-            self.stream_retention >= Duration::from_secs(60),
-            "MESH_STREAM_RETENTION must be at least 1m"
+            self.stream_retention >= Duration::from_secs(10),
+            "MESH_STREAM_RETENTION must be at least 10s"
+        );
+        anyhow::ensure!(
+            self.housekeeping_interval >= Duration::from_secs(1),
+            "MESH_HOUSEKEEPING_INTERVAL must be at least 1s"
         );
         Ok(())
     }

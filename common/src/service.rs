@@ -117,10 +117,12 @@ impl Service {
             ),
             (
                 "inbox pruning",
-                Box::pin(ok(crate::db::inbox::prune_periodically(
+                Box::pin(ok(crate::runtime::inbox_pruning::run(
                     self.db.clone(),
+                    self.redis.clone(),
+                    self.keys.clone(),
                     self.args.worker.idempotency_retention,
-                    std::time::Duration::from_secs(60),
+                    self.args.worker.housekeeping_interval,
                     shutdown.clone(),
                 ))),
             ),

@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod config;
 pub mod entity;
+pub mod housekeeping;
 pub mod http;
 pub mod migration;
 pub mod password;
@@ -85,10 +86,12 @@ pub async fn run_with(
         reset_url: user.password_reset_url.clone(),
     };
     let worker = worker::worker(&service, handler);
-    let trim = revoke::trim_periodically(
+    let housekeeping = housekeeping::run(
+        service.db.clone(),
         service.redis.clone(),
         service.keys.clone(),
         service.args.auth.access_token_ttl(),
+        service.args.worker.housekeeping_interval,
         shutdown.clone(),
     );
     let parts: Vec<Part> = vec![
@@ -97,9 +100,9 @@ pub async fn run_with(
             Box::pin(worker.run(shutdown.clone())),
         ),
         (
-            "token-revoked trim",
+            "housekeeping",
             Box::pin(async move {
-                trim.await;
+                housekeeping.await;
                 Ok(())
             }),
         ),

@@ -99,24 +99,3 @@ async fn enqueue<C: ConnectionTrait>(
     outbox::enqueue(txn, TokenRevoked::TYPE, &envelope).await?;
     Ok(())
 }
-
-/// Trims the `token-revoked` stream once a minute to what can still matter (the access tokens'
-/// lifetime and a margin), until `shutdown`. Errors (Redis away) are logged and retried.
-pub async fn trim_periodically(
-    mut redis: redis::aio::ConnectionManager,
-    keys: common::keys::Keys,
-    token_ttl: Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        match common::auth::revocations::trim_stream(&mut redis, &keys, token_ttl).await {
-            Ok(trimmed) if trimmed > 0 => tracing::debug!(trimmed, "token-revoked trimmed"),
-            Ok(_) => {}
-            Err(error) => tracing::debug!(%error, "token-revoked not trimmed; next minute"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(60)) => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
-}

@@ -2,8 +2,8 @@
 //! so that a crash between commit and ack can never apply an event twice.
 
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr, TryInsertResult,
-    entity::prelude::*,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr, QuerySelect as _,
+    TryInsertResult, entity::prelude::*,
 };
 
 use crate::envelope::Envelope;
@@ -71,39 +71,23 @@ pub async fn contains<C: ConnectionTrait>(
         .is_some())
 }
 
-/// Deletes the inbox rows of events applied more than `retention` ago, every `every` until
-/// `shutdown`. Safe because the order of expiry is fixed: an event can only be delivered again
-/// while its entry is in a stream, and the worker's safe trim removes entries after the stream
-/// retention, which `WorkerArgs::validate` keeps at most half the idempotency retention used
-/// here; by the time a row goes, no entry that could deliver its event is left. (The Redis
-/// idempotency sets expire on the same retention and are only a fast path in front of this.)
-pub async fn prune_periodically(
-    db: DatabaseConnection,
-    retention: std::time::Duration,
-    every: std::time::Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        match prune(&db, retention).await {
-            Ok(0) => {}
-            Ok(deleted) => {
-                tracing::debug!(deleted, "inbox rows past the idempotency retention pruned")
-            }
-            Err(error) => tracing::warn!(%error, "inbox pruning failed; next time"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
+/// The groups that have rows in the inbox.
+pub async fn groups<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::ConsumerGroup)
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await
 }
 
-/// Deletes the inbox rows of events applied more than `retention` ago; returns how many.
-pub async fn prune(db: &DatabaseConnection, retention: std::time::Duration) -> Result<u64, DbErr> {
-    let cutoff = chrono::Utc::now().timestamp_millis()
-        - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
+/// Deletes `group`'s inbox rows of events applied before `before_ms` (Unix ms); returns how
+/// many. Which cut-off is safe is the caller's to know: see `crate::runtime::inbox_pruning`.
+pub async fn prune<C: ConnectionTrait>(db: &C, group: &str, before_ms: i64) -> Result<u64, DbErr> {
     let deleted = Entity::delete_many()
-        .filter(Column::ProcessedAt.lt(cutoff))
+        .filter(Column::ConsumerGroup.eq(group))
+        .filter(Column::ProcessedAt.lt(before_ms))
         .exec(db)
         .await?;
     Ok(deleted.rows_affected)

@@ -72,7 +72,7 @@ impl WorkerConfig {
             idempotency_retention: args.idempotency_retention,
             consumer_gc_idle: Duration::from_secs(3600),
             stream_retention: Some(args.stream_retention),
-            housekeeping_interval: Duration::from_secs(60),
+            housekeeping_interval: args.housekeeping_interval,
             shutdown_grace: args.shutdown_grace(),
             batch_transactions: None,
         }
@@ -94,6 +94,7 @@ impl WorkerConfig {
         self.shutdown_grace = args.shutdown_grace();
         self.stream_retention = Some(args.stream_retention);
         self.idempotency_retention = args.idempotency_retention;
+        self.housekeeping_interval = args.housekeeping_interval;
         self
     }
 

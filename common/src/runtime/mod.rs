@@ -25,6 +25,7 @@ mod entry;
 mod groups;
 pub mod handler;
 pub mod idempotency;
+pub mod inbox_pruning;
 pub mod inspect;
 mod intake;
 mod maintenance;

@@ -195,32 +195,109 @@ async fn the_wal_stays_bounded_under_steady_reads_and_writes() {
 }
 
 /// The inbox keeps the runtime's bookkeeping bounded: rows of events applied longer ago than the
-/// idempotency retention are deleted, newer ones stay.
+/// idempotency retention are deleted, newer ones stay — and so does every row applied after the
+/// oldest entry its group still has pending, however old: that entry can be delivered again (its
+/// effect may have committed with the ack lost), and only the row stops a second application.
 #[tokio::test]
-async fn inbox_rows_past_the_idempotency_retention_are_pruned() {
+async fn inbox_rows_past_the_idempotency_retention_are_pruned_but_never_a_pending_events() {
+    use common::{Keys, runtime::inbox_pruning, testing::RedisServer};
     use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
     let testdb = common::testing::TestDb::new().await;
     let conn = testdb
         .connect::<common::db::migration::RuntimeMigrator>()
         .await;
+    let mut redis_server = RedisServer::start();
+    let mut redis = redis_server.connection();
+    let keys = Keys::new(common::testing::unique_prefix());
+    let retention = std::time::Duration::from_secs(2 * 24 * 3600);
     let now = chrono::Utc::now().timestamp_millis();
     let day = 24 * 3600 * 1000;
-    for (i, age) in [0, day / 2, 3 * day, 10 * day].into_iter().enumerate() {
+
+    // Group `g` holds, unacknowledged, an entry added three days ago (a consumer that crashed
+    // between commit and ack, and a service that stayed down).
+    let stream = keys.stream("order-placed");
+    let added = now - 3 * day;
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", stream.as_str(), "g", "0", "MKSTREAM"])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg(format!("{added}-0"))
+        .arg(&["f", "v"])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "g", "gone", "STREAMS", stream.as_str(), ">"])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let rows = [
+        ("g", "older-than-the-pending-entry", added - 3_600_000),
+        ("g", "the-pending-event", added + 1_000),
+        ("g", "recent", now - day / 2),
+        ("h", "h-old", now - 3 * day),
+        ("h", "h-ancient", now - 10 * day),
+        ("h", "h-recent", now),
+    ];
+    for (group, event, at) in rows {
         inbox::Entity::insert(inbox::ActiveModel {
-            consumer_group: Set("g".into()),
-            event_id: Set(format!("event-{i}")),
-            processed_at: Set(now - age),
+            consumer_group: Set(group.into()),
+            event_id: Set(event.into()),
+            processed_at: Set(at),
         })
         .exec_without_returning(&conn)
         .await
         .unwrap();
     }
-    let deleted = inbox::prune(&conn, std::time::Duration::from_secs(2 * 24 * 3600))
+
+    let deleted = inbox_pruning::prune(&conn, &mut redis, &keys, retention)
         .await
         .unwrap();
-    assert_eq!(deleted, 2);
-    assert_eq!(inbox::Entity::find().count(&conn).await.unwrap(), 2);
-    for kept in ["event-0", "event-1"] {
-        assert!(inbox::contains(&conn, "g", kept).await.unwrap(), "{kept}");
+    assert_eq!(deleted, 3);
+    for (group, kept) in [
+        ("g", "the-pending-event"),
+        ("g", "recent"),
+        ("h", "h-recent"),
+    ] {
+        assert!(inbox::contains(&conn, group, kept).await.unwrap(), "{kept}");
     }
+    assert_eq!(inbox::Entity::find().count(&conn).await.unwrap(), 3);
+
+    // Redis away: no cut-off can be proven, nothing goes.
+    redis_server.stop();
+    assert!(
+        inbox_pruning::prune(&conn, &mut redis, &keys, retention)
+            .await
+            .is_err()
+    );
+    assert_eq!(inbox::Entity::find().count(&conn).await.unwrap(), 3);
+    redis_server.start_again();
+
+    // Once the entry is acknowledged, its event's row is past the retention like any other.
+    common::testing::wait_until(std::time::Duration::from_secs(10), "redis back", || {
+        let mut redis = redis.clone();
+        let stream = stream.clone();
+        async move {
+            redis::cmd("XACK")
+                .arg(&stream)
+                .arg("g")
+                .arg(format!("{added}-0"))
+                .query_async::<i64>(&mut redis)
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    let deleted = inbox_pruning::prune(&conn, &mut redis, &keys, retention)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(
+        !inbox::contains(&conn, "g", "the-pending-event")
+            .await
+            .unwrap()
+    );
 }

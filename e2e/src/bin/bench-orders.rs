@@ -73,6 +73,10 @@ struct Args {
     /// Seconds of the latency phase (default: `--duration`).
     #[arg(long)]
     latency_duration: Option<u64>,
+    /// Print, every this many seconds of the latency phase, the orders shipped and their p99
+    /// in that window (`sample` lines, for `scripts/soak.sh`). 0: no samples.
+    #[arg(long, default_value_t = 0)]
+    sample_every: u64,
     /// Seconds to wait, after a phase, for its orders to ship.
     #[arg(long, default_value_t = 60)]
     drain_timeout: u64,
@@ -459,88 +463,12 @@ async fn main() -> Result<()> {
     );
 
     // --- phase 1: max throughput ------------------------------------------------------------
-    let duration = Duration::from_secs(args.duration);
-    let warmup = Duration::from_secs(args.warmup.min(args.duration.saturating_sub(1)));
-    let permits = Arc::new(Semaphore::new(args.max_in_flight));
-    let placed = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let cpu0 = cpu_snapshot(&args.pids);
-    let start = Instant::now();
-    let end = start + duration;
-    let mut set = tokio::task::JoinSet::new();
-    for s in 0..args.shoppers {
-        let (mesh, tracker, tokens, products) = (
-            mesh.clone(),
-            tracker.clone(),
-            tokens.clone(),
-            products.clone(),
-        );
-        let (permits, placed, errors) = (permits.clone(), placed.clone(), errors.clone());
-        set.spawn(async move {
-            let mut n = s;
-            while Instant::now() < end {
-                let Ok(Ok(permit)) =
-                    tokio::time::timeout_at(end.into(), permits.clone().acquire_owned()).await
-                else {
-                    break;
-                };
-                let sent = Instant::now();
-                match mesh.order(&tokens[s], &products[n % products.len()]).await {
-                    Ok(id) => {
-                        tracker.placed(id, sent, Some(permit));
-                        placed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                            eprintln!("bench-orders: {e:#}");
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-                n += 1;
-            }
-        });
-    }
-    while set.join_next().await.is_some() {}
-    let placing = start.elapsed();
-    print_cpu(&args.pids, &cpu0, placing);
-    let outstanding_at_end = tracker.outstanding();
-    let (drained_in, lost1) = drain(&tracker, Duration::from_secs(args.drain_timeout)).await;
-    let shipped1 = tracker.take_shipped();
-    let window = duration - warmup;
-    let in_window = shipped1
-        .iter()
-        .filter(|(at, _)| *at >= start + warmup && *at < end)
-        .count();
-    let max_rate = in_window as f64 / window.as_secs_f64();
-    let placed1 = placed.load(Ordering::Relaxed);
-    println!(
-        "max throughput ({} shoppers, {} s, at most {} in flight):",
-        args.shoppers, args.duration, args.max_in_flight
-    );
-    println!(
-        "  placed {placed1} orders ({:.0}/s accepted), {} POST errors",
-        placed1 as f64 / placing.as_secs_f64(),
-        errors.load(Ordering::Relaxed)
-    );
-    println!(
-        "  shipped {:.0} orders/s (seconds {}-{}: {in_window} orders)",
-        max_rate,
-        warmup.as_secs(),
-        args.duration
-    );
-    println!(
-        "  at the end {outstanding_at_end} placed but not shipped; all shipped {:.1} s later; {} failed, {lost1} never shipped",
-        drained_in.as_secs_f64(),
-        tracker.failed.swap(0, Ordering::Relaxed)
-    );
-    let mut lat1: Vec<Duration> = shipped1.iter().map(|(_, d)| *d).collect();
-    lat1.sort();
-    println!(
-        "  (placed → shipped under saturation: p50 {}, p99 {})",
-        ms(percentile(&lat1, 50.0)),
-        ms(percentile(&lat1, 99.0))
-    );
+    // `--duration 0` (a soak) goes straight to the fixed rate.
+    let max_rate = if args.duration == 0 {
+        args.rate.context("--duration 0 needs --rate")?
+    } else {
+        max_throughput(&mesh, &tracker, &tokens, &products).await
+    };
 
     // --- phase 2: latency at a fixed rate -----------------------------------------------------
     let rate = args.rate.unwrap_or((max_rate / 2.0).max(1.0));
@@ -550,6 +478,12 @@ async fn main() -> Result<()> {
     let errors = Arc::new(AtomicU64::new(0));
     let cpu0 = cpu_snapshot(&args.pids);
     let start = Instant::now();
+    let sampler = (args.sample_every > 0).then(|| {
+        tokio::spawn(print_samples(
+            tracker.clone(),
+            Duration::from_secs(args.sample_every),
+        ))
+    });
     let mut set = tokio::task::JoinSet::new();
     for i in 0..total {
         let at = start + Duration::from_secs_f64(i as f64 / rate);
@@ -584,6 +518,9 @@ async fn main() -> Result<()> {
     }
     while set.join_next().await.is_some() {}
     let (_, lost2) = drain(&tracker, Duration::from_secs(args.drain_timeout)).await;
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     let elapsed = start.elapsed();
     print_cpu(&args.pids, &cpu0, elapsed);
     let mut lat: Vec<Duration> = tracker.take_shipped().iter().map(|(_, d)| *d).collect();
@@ -623,4 +560,126 @@ async fn main() -> Result<()> {
         println!("peak RSS (VmHWM): {}", rss.join(", "));
     }
     Ok(())
+}
+
+/// Phase 1: every shopper places orders back to back; returns the rate of orders shipped.
+async fn max_throughput(
+    mesh: &Arc<Mesh>,
+    tracker: &Arc<Tracker>,
+    tokens: &Arc<Vec<String>>,
+    products: &Arc<Vec<String>>,
+) -> f64 {
+    let duration = Duration::from_secs(mesh.args.duration);
+    let warmup = Duration::from_secs(mesh.args.warmup.min(mesh.args.duration.saturating_sub(1)));
+    let permits = Arc::new(Semaphore::new(mesh.args.max_in_flight));
+    let placed = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_snapshot(&mesh.args.pids);
+    let start = Instant::now();
+    let end = start + duration;
+    let mut set = tokio::task::JoinSet::new();
+    for s in 0..mesh.args.shoppers {
+        let (mesh, tracker, tokens, products) = (
+            mesh.clone(),
+            tracker.clone(),
+            tokens.clone(),
+            products.clone(),
+        );
+        let (permits, placed, errors) = (permits.clone(), placed.clone(), errors.clone());
+        set.spawn(async move {
+            let mut n = s;
+            while Instant::now() < end {
+                let Ok(Ok(permit)) =
+                    tokio::time::timeout_at(end.into(), permits.clone().acquire_owned()).await
+                else {
+                    break;
+                };
+                let sent = Instant::now();
+                match mesh.order(&tokens[s], &products[n % products.len()]).await {
+                    Ok(id) => {
+                        tracker.placed(id, sent, Some(permit));
+                        placed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                            eprintln!("bench-orders: {e:#}");
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                n += 1;
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let placing = start.elapsed();
+    print_cpu(&mesh.args.pids, &cpu0, placing);
+    let outstanding_at_end = tracker.outstanding();
+    let (drained_in, lost1) = drain(tracker, Duration::from_secs(mesh.args.drain_timeout)).await;
+    let shipped1 = tracker.take_shipped();
+    let window = duration - warmup;
+    let in_window = shipped1
+        .iter()
+        .filter(|(at, _)| *at >= start + warmup && *at < end)
+        .count();
+    let max_rate = in_window as f64 / window.as_secs_f64();
+    let placed1 = placed.load(Ordering::Relaxed);
+    println!(
+        "max throughput ({} shoppers, {} s, at most {} in flight):",
+        mesh.args.shoppers, mesh.args.duration, mesh.args.max_in_flight
+    );
+    println!(
+        "  placed {placed1} orders ({:.0}/s accepted), {} POST errors",
+        placed1 as f64 / placing.as_secs_f64(),
+        errors.load(Ordering::Relaxed)
+    );
+    println!(
+        "  shipped {:.0} orders/s (seconds {}-{}: {in_window} orders)",
+        max_rate,
+        warmup.as_secs(),
+        mesh.args.duration
+    );
+    println!(
+        "  at the end {outstanding_at_end} placed but not shipped; all shipped {:.1} s later; {} failed, {lost1} never shipped",
+        drained_in.as_secs_f64(),
+        tracker.failed.swap(0, Ordering::Relaxed)
+    );
+    let mut lat1: Vec<Duration> = shipped1.iter().map(|(_, d)| *d).collect();
+    lat1.sort();
+    println!(
+        "  (placed → shipped under saturation: p50 {}, p99 {})",
+        ms(percentile(&lat1, 50.0)),
+        ms(percentile(&lat1, 99.0))
+    );
+    max_rate
+}
+
+/// Every `every`: one `sample <unix s> shipped=<n> p99_ms=<ms>` line for the orders shipped in
+/// that window (POST sent → `order-shipped` seen).
+async fn print_samples(tracker: Arc<Tracker>, every: Duration) {
+    let mut tick = tokio::time::interval_at((Instant::now() + every).into(), every);
+    let mut since = Instant::now();
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let mut window: Vec<Duration> = tracker
+            .shipped
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= since && *at < now)
+            .map(|(_, d)| *d)
+            .collect();
+        window.sort();
+        since = now;
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        println!(
+            "sample {unix} shipped={} p99_ms={:.1}",
+            window.len(),
+            percentile(&window, 99.0).as_secs_f64() * 1000.0
+        );
+    }
 }

@@ -12,6 +12,7 @@ mod abuse;
 mod accounts;
 mod admin;
 mod docs;
+mod housekeeping;
 mod password_reset;
 mod sessions;
 mod smtp;
