@@ -9,17 +9,18 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bins -p user -p inventory -p store -p payment -p warehouse \
+    cargo build --release --locked --bins -p user -p inventory -p store -p payment -p warehouse -p meshctl \
  && mkdir -p /out \
  && cp target/release/user target/release/inventory target/release/store \
-       target/release/payment target/release/warehouse /out/
+       target/release/payment target/release/warehouse target/release/meshctl /out/
 
 FROM debian:bookworm-slim
 # curl: the compose healthchecks ask /readyz.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /var/lib/mesh --create-home --shell /usr/sbin/nologin mesh
+ && useradd --system --uid 10001 --home-dir /var/lib/mesh --create-home --shell /usr/sbin/nologin mesh \
+ && mkdir -p /etc/mesh-acl && chown mesh /etc/mesh-acl
 COPY --from=build /out/ /usr/local/bin/
 USER mesh
 WORKDIR /var/lib/mesh

@@ -24,7 +24,7 @@ if ! grep -q '^VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
 fi
 
 echo "== building the service binaries (release)" >&2
-cargo build --release --locked --bins -p user -p inventory -p store -p payment -p warehouse
+cargo build --release --locked --bins -p user -p inventory -p store -p payment -p warehouse -p meshctl
 
 rootfs=$(mktemp -d "${TMPDIR:-/tmp}/mesh-rootfs.XXXXXX")
 trap 'rm -rf "$rootfs"' EXIT
@@ -38,6 +38,9 @@ debootstrap --variant=minbase \
 # named volume mounted there is writable by redis.
 chroot "$rootfs" useradd --system --uid 10001 --home-dir /var/lib/mesh --create-home \
   --shell /usr/sbin/nologin mesh
+# Where `meshctl acl` writes Redis's users (the redis-acl service), readable by redis.
+mkdir -p "$rootfs/etc/mesh-acl"
+chroot "$rootfs" chown mesh /etc/mesh-acl
 mkdir -p "$rootfs/data"
 chroot "$rootfs" chown redis:redis /data
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Creates one database per service, owned by POSTGRES_USER. Run once by the postgres image on
-# an empty data volume (/docker-entrypoint-initdb.d) and by scripts/offline-postgres.sh.
+# Creates one role and one database per service: role mesh_<service> (password from
+# MESH_PG_PASSWORD_<SERVICE>) owns database <service>, and nobody else may connect to it. The
+# services never use the superuser. Run once by the postgres image on an empty data volume
+# (/docker-entrypoint-initdb.d) and by scripts/offline-postgres.sh. MESH_PG_NAME_PREFIX (default
+# empty) goes before every database and role name (scripts/check-postgres-roles.sh uses it).
 set -euo pipefail
+prefix=${MESH_PG_NAME_PREFIX:-}
 
 for db in user inventory store payment warehouse; do
-  # "user" is a reserved word: quote every name.
+  var="MESH_PG_PASSWORD_${db^^}"
+  password=${!var:?set $var (scripts/init-env.sh writes it)}
+  # psql variables quote the password (:'pw') and names (:"name"); "user" is a reserved word.
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "${POSTGRES_DB:-$POSTGRES_USER}" \
-    -c "CREATE DATABASE \"$db\" OWNER \"$POSTGRES_USER\""
+    -v role="${prefix}mesh_$db" -v db="$prefix$db" -v pw="$password" <<'SQL'
+CREATE ROLE :"role" LOGIN PASSWORD :'pw';
+CREATE DATABASE :"db" OWNER :"role";
+REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
+SQL
 done

@@ -12,6 +12,7 @@
 //! - `testing` (feature `testing`): real `redis-server` and database harness for tests;
 //!   `stream_testing` (same feature): publishing, in-process workers and stream reads for tests.
 
+pub mod acl;
 pub mod auth;
 pub mod backoff;
 pub mod config;

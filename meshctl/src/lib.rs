@@ -13,6 +13,7 @@
 //! Exit codes: 0 ok; `check`: 1 warning, 2 critical; 3 any other failure; 64 bad usage; 65 a bad
 //! id, time or value; 66 unknown stream, group or entry; 69 Redis unreachable.
 
+pub mod acl;
 mod check;
 mod ctx;
 mod dead_letters;
@@ -92,6 +93,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Live view: per stream the rate in, per group the rate out, lag, pending, dead letters.
     Top(top::TopArgs),
+    /// The Redis ACL file: one user per service, limited to its keys and streams, and an
+    /// `operator` for meshctl; passwords from `MESH_REDIS_PASSWORD_<SERVICE>` and
+    /// `MESH_REDIS_PASSWORD_OPERATOR`. Needs no connection.
+    Acl(acl::AclArgs),
     /// Shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -150,6 +155,10 @@ pub async fn run(cli: Cli, repeat: Vec<String>) -> anyhow::Result<u8> {
         );
         return Ok(exit::OK);
     }
+    if let Command::Acl(args) = &cli.command {
+        acl::acl(&cli.prefix, args)?;
+        return Ok(exit::OK);
+    }
     let mut ctx = Ctx::connect(&cli.redis_url, &cli.prefix, cli.json).await?;
     ctx.repeat_args = repeat;
     let ctx = &mut ctx;
@@ -169,7 +178,8 @@ pub async fn run(cli: Cli, repeat: Vec<String>) -> anyhow::Result<u8> {
         Command::Publish(args) => mutate::publish(ctx, &args).await?,
         Command::Check(args) => return check::check(ctx, &args).await,
         Command::Top(args) => top::top(ctx, &args).await?,
-        Command::Completions { .. } => {} // handled above, without a connection
+        // Handled above, without a connection.
+        Command::Completions { .. } | Command::Acl(_) => {}
     }
     Ok(exit::OK)
 }

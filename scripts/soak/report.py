@@ -34,7 +34,7 @@ t = series["t"]
 
 # (column prefix or name, relative tolerance, absolute slack)
 RULES = [("rss_", 0.15, 6.0), ("wal_", 0.25, 8.0), ("inbox_", 0.15, 500),
-         ("outbox_", 0.5, 500), ("redis_used_mb", 0.15, 4.0), ("stream_entries", 0.15, 2000),
+         ("outbox_", 0.5, 500), ("redis_used_mb", 0.15, 4.0), ("stream_entries", 0.15, 2000), ("stream_mb", 0.15, 2.0), ("idem_mb", 0.15, 2.0),
          ("idem_members", 0.15, 2000), ("p99_ms", 1.0, 50.0)]
 
 def rule(col):

@@ -4,8 +4,9 @@
 Columns: t (seconds since start), per service `rss_<name>_mb` (VmRSS), `db_<name>_mb` and
 `wal_<name>_mb` (SQLite file and its -wal; on PostgreSQL `db_<name>_mb` is pg_database_size and
 `wal_<name>_mb` the size of the runtime's tables, mesh_inbox and mesh_outbox with their indexes),
-`inbox_<name>` and `outbox_<name>` rows, `redis_used_mb`, `stream_entries` (sum of XLEN over the
-mesh's streams), `idem_members` (sum of SCARD over its idempotency sets), and `p99_ms` /
+`inbox_<name>` and `outbox_<name>` rows, `redis_used_mb`, `stream_entries` and `stream_mb` (sum of XLEN and of
+MEMORY USAGE over the mesh's streams), `idem_members` and `idem_mb` (the same over its
+idempotency sets), and `p99_ms` /
 `shipped` of the bench-orders window that ended last (from its `sample` lines).
 
 Usage: sample.py OUT.csv INTERVAL REDIS_PORT PREFIX BENCH_OUTPUT name=PID:DB ...
@@ -72,6 +73,10 @@ def last_bench_sample():
     fields = dict(p.split("=") for p in lines[-1].split()[2:])
     return fields.get("p99_ms", ""), fields.get("shipped", "")
 
+def memory(key):
+    # SAMPLES 0: every element counted, not an estimate from a few.
+    return int(redis("MEMORY", "USAGE", key, "SAMPLES", "0").strip() or 0)
+
 def keys(pattern, kind):
     return [k for k in redis("--scan", "--pattern", pattern, "--type", kind).split() if k]
 
@@ -79,7 +84,7 @@ start = time.time()
 header = ["t"]
 for name, _, _ in services:
     header += [f"rss_{name}_mb", f"db_{name}_mb", f"wal_{name}_mb", f"inbox_{name}", f"outbox_{name}"]
-header += ["redis_used_mb", "stream_entries", "idem_members", "p99_ms", "shipped"]
+header += ["redis_used_mb", "stream_entries", "stream_mb", "idem_members", "idem_mb", "p99_ms", "shipped"]
 with open(out, "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(header)
@@ -96,8 +101,11 @@ with open(out, "w", newline="") as f:
             row += [rows(db, "mesh_inbox"), rows(db, "mesh_outbox")]
         info = dict(l.split(":", 1) for l in redis("INFO", "memory").splitlines() if ":" in l)
         row.append(round(int(info.get("used_memory", "0")) / 1048576, 2))
-        row.append(sum(int(redis("XLEN", k).strip() or 0) for k in keys(prefix + "*", "stream")))
-        row.append(sum(int(redis("SCARD", k).strip() or 0) for k in keys(prefix + "idem:*", "set")))
+        streams, sets = keys(prefix + "*", "stream"), keys(prefix + "idem:*", "set")
+        row.append(sum(int(redis("XLEN", k).strip() or 0) for k in streams))
+        row.append(round(sum(memory(k) for k in streams) / 1048576, 2))
+        row.append(sum(int(redis("SCARD", k).strip() or 0) for k in sets))
+        row.append(round(sum(memory(k) for k in sets) / 1048576, 2))
         row += list(last_bench_sample())
         w.writerow(row)
         f.flush()

@@ -3,6 +3,7 @@
 
 mod check;
 mod payloads;
+pub mod wiring;
 
 use serde::{Serialize, de::DeserializeOwned};
 

@@ -19,6 +19,8 @@ pub struct RedisServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// With an ACL file (`start_with_acl`): the operator's password, which [`Self::url`] uses.
+    operator_password: Option<String>,
 }
 
 /// A free TCP port on 127.0.0.1 (bind to 0, read, release).
@@ -40,6 +42,27 @@ impl RedisServer {
             port: free_port(),
             dir,
             child: None,
+            operator_password: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts a server whose users are those of `acl` (an ACL file, `common::acl`), with the
+    /// `default` user off. [`Self::url`] and the connections connect as `operator` with
+    /// `operator_password`; [`Self::url_as`] as anyone. `stop` is a kill here: the operator may
+    /// not `SHUTDOWN`.
+    pub fn start_with_acl(acl: &str, operator_password: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mesh-redis-")
+            .tempdir()
+            .expect("temp dir for redis");
+        std::fs::write(dir.path().join("users.acl"), acl).expect("write the ACL file");
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            child: None,
+            operator_password: Some(operator_password.to_owned()),
         };
         server.spawn();
         server
@@ -47,14 +70,21 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--appendonly", "yes", "--appendfsync", "everysec"])
             .args(["--save", ""])
-            .args(["--daemonize", "no", "--protected-mode", "no"])
+            .args(["--daemonize", "no", "--protected-mode", "no"]);
+        if self.operator_password.is_some() {
+            command
+                .arg("--aclfile")
+                .arg(self.dir.path().join("users.acl"));
+        }
+        let child = command
             .arg("--logfile")
             .arg(self.dir.path().join("redis.log"))
             .stdin(Stdio::null())
@@ -64,8 +94,9 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("cannot start {bin} (install redis-server): {e}"));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
+        let acl = self.operator_password.is_some();
         while Instant::now() < deadline {
-            if ping(self.port) {
+            if ping(self.port, acl) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -78,7 +109,15 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.operator_password {
+            Some(password) => self.url_as(crate::acl::OPERATOR, password),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The URL that connects as `user` with `password`.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!("redis://{user}:{password}@127.0.0.1:{}", self.port)
     }
 
     pub fn dir(&self) -> &Path {
@@ -98,9 +137,14 @@ impl RedisServer {
         self.child.is_some()
     }
 
-    /// Clean stop (`SHUTDOWN`, data kept on disk).
+    /// Clean stop (`SHUTDOWN`, data kept on disk; a kill with an ACL file).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            if self.operator_password.is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = s.write_all(b"SHUTDOWN\r\n");
             }
@@ -138,16 +182,36 @@ impl Drop for RedisServer {
     }
 }
 
-fn ping(port: u16) -> bool {
+/// Whether the server answers `PING` (as the password-less `health` user when it has an ACL).
+fn ping(port: u16, acl: bool) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"PING\r\n").is_err() {
+    let command: &[u8] = if acl {
+        b"AUTH health any\r\nPING\r\n"
+    } else {
+        b"PING\r\n"
+    };
+    if s.write_all(command).is_err() {
         return false;
     }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if n >= 5 && &buf[..5] == b"+PONG")
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 64];
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+        if reply.windows(5).any(|w| w == b"+PONG") {
+            return true;
+        }
+        if reply.starts_with(b"-") {
+            break;
+        }
+    }
+    false
 }
 
 /// A key prefix no other test uses.

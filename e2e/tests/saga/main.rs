@@ -2,6 +2,7 @@
 //! scenario the mesh must be settled (nothing pending, dead-letter empty) and conserve money and
 //! stock, computed from what the services answer.
 
+mod least_privilege;
 mod mesh;
 
 use std::{collections::HashMap, time::Duration};

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, process::Stdio, time::Duration};
 
 use common::{
     Keys,
-    events::ALL_STREAMS,
+    events::{ALL_STREAMS, wiring::WIRING},
     runtime::inspect::group_state,
     testing::{
         Proc, RedisServer, TestDb, free_port, service_command, unique_prefix, wait_ready,
@@ -16,7 +16,7 @@ use common::{
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-pub const SERVICES: [&str; 5] = ["user", "inventory", "store", "payment", "warehouse"];
+pub use common::events::wiring::SERVICES;
 pub const ADMIN_EMAIL: &str = "admin@mesh.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";
 
@@ -25,6 +25,9 @@ pub const ADMIN_PASSWORD: &str = "admin-password-123";
 pub struct Options {
     pub auto_dispatch: bool,
     pub starting_credit_cents: i64,
+    /// Redis with the mesh's ACL file (`common::acl`): each service connects as its own user,
+    /// the test as `operator`.
+    pub acl: bool,
 }
 
 impl Default for Options {
@@ -32,28 +35,17 @@ impl Default for Options {
         Self {
             auto_dispatch: true,
             starting_credit_cents: 100_000,
+            acl: false,
         }
     }
 }
 
 /// Every (group, stream) the mesh consumes.
-const GROUPS: [(&str, &str); 15] = [
-    ("user", "password-reset-requested"),
-    ("payment", "user-registered"),
-    ("payment", "order-placed"),
-    ("payment", "refund-order"),
-    ("inventory", "order-completed"),
-    ("inventory", "refund-order"),
-    ("warehouse", "stock-reserved"),
-    ("warehouse", "refund-order"),
-    ("store", "product-changed"),
-    ("store", "order-completed"),
-    ("store", "payment-failed"),
-    ("store", "stock-reserved"),
-    ("store", "refund-order"),
-    ("store", "order-shipped"),
-    ("store", "payment-refunded"),
-];
+fn groups() -> impl Iterator<Item = (&'static str, &'static str)> {
+    WIRING
+        .iter()
+        .flat_map(|w| w.groups.iter().map(|g| (*g, w.stream)))
+}
 
 pub struct Node {
     pub base_url: String,
@@ -71,12 +63,24 @@ pub struct Mesh {
     pub data: TempDir,
     pub admin_token: String,
     pub options: Options,
+    /// Each service's Redis password when `options.acl`.
+    pub redis_passwords: BTreeMap<String, String>,
 }
 
 impl Mesh {
     pub async fn start(options: Options) -> Self {
-        let redis = RedisServer::start();
         let keys = Keys::new(unique_prefix());
+        let mut redis_passwords = BTreeMap::new();
+        let redis = if options.acl {
+            for who in SERVICES.iter().chain(&[common::acl::OPERATOR]) {
+                let password = uuid::Uuid::new_v4().simple().to_string();
+                redis_passwords.insert((*who).to_owned(), password);
+            }
+            let acl = common::acl::acl_file(&keys, &redis_passwords).unwrap();
+            RedisServer::start_with_acl(&acl, &redis_passwords[common::acl::OPERATOR])
+        } else {
+            RedisServer::start()
+        };
         let data = tempfile::Builder::new()
             .prefix("mesh-e2e-")
             .tempdir()
@@ -90,6 +94,7 @@ impl Mesh {
             data,
             admin_token: String::new(),
             options,
+            redis_passwords,
         };
         // user first: it creates the dev key pair every other service verifies with.
         for name in SERVICES {
@@ -129,9 +134,13 @@ impl Mesh {
             .append(true)
             .open(self.data.path().join(format!("logs/{name}.log")))
             .unwrap();
+        let redis_url = match self.redis_passwords.get(name) {
+            Some(password) => self.redis.url_as(name, password),
+            None => self.redis.url(),
+        };
         let mut cmd = service_command(
             &bin,
-            &self.redis.url(),
+            &redis_url,
             &db.url,
             self.data.path(),
             self.keys.prefix(),
@@ -292,7 +301,7 @@ impl Mesh {
 
     async fn groups_drained(&self) -> bool {
         let mut conn = self.redis.connection();
-        for (group, stream) in GROUPS {
+        for (group, stream) in groups() {
             let drained = group_state(&mut conn, &self.keys.stream(stream), group)
                 .await
                 .is_some_and(|g| g.is_drained());
@@ -306,8 +315,7 @@ impl Mesh {
     /// Nothing pending in any group of any stream, and the dead-letter stream empty.
     pub async fn assert_drained(&self) {
         let mut conn = self.redis.connection();
-        let groups = GROUPS;
-        for (group, stream) in groups {
+        for (group, stream) in groups() {
             assert!(ALL_STREAMS.contains(&stream));
             let key = self.keys.stream(stream);
             let mut c = conn.clone();

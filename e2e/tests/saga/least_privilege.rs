@@ -1,0 +1,181 @@
+//! Least privilege in Redis: the mesh runs with the ACL file `meshctl acl` writes
+//! (`common::acl`), each service connected as its own user; the saga, its compensations and the
+//! revocations all work; and each user is refused what it was not given.
+
+use redis::aio::ConnectionManager;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::mesh::{Mesh, Options};
+
+/// A connection as `user` (no retries, so a refusal is an error at once).
+async fn connect_as(
+    mesh: &Mesh,
+    user: &str,
+    password: &str,
+) -> redis::RedisResult<ConnectionManager> {
+    redis::Client::open(mesh.redis.url_as(user, password))?
+        .get_connection_manager()
+        .await
+}
+
+/// The error code of `cmd` run as `conn`'s user, `None` when it was allowed.
+async fn refusal(conn: &mut ConnectionManager, cmd: &mut redis::Cmd) -> Option<String> {
+    match cmd.query_async::<redis::Value>(conn).await {
+        Ok(_) => None,
+        Err(e) => Some(e.code().unwrap_or("other").to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn the_mesh_runs_with_one_redis_user_per_service_each_refused_the_rest() {
+    let mesh = Mesh::start(Options {
+        acl: true,
+        ..Options::default()
+    })
+    .await;
+    let shopper = mesh.shopper().await;
+    let mug = mesh.product("mug", 1_000, 10).await;
+    let rare = mesh.product("rare", 500, 1).await;
+    mesh.wait_catalog(&shopper, &mug).await;
+
+    // The saga and a compensation, through every service's user.
+    let (status, order) = mesh
+        .place(&shopper, json!([{"product_id": mug, "quantity": 2}]), None)
+        .await;
+    assert_eq!(status, 201, "{order}");
+    mesh.wait_status(&shopper, order["id"].as_str().unwrap(), "shipped")
+        .await;
+    let (_, order) = mesh
+        .place(&shopper, json!([{"product_id": rare, "quantity": 2}]), None)
+        .await;
+    mesh.wait_status(&shopper, order["id"].as_str().unwrap(), "refunded")
+        .await;
+    // A log-out (user publishes `token-revoked`, every service reads it) is followed by the
+    // store.
+    let (status, _) = mesh
+        .call(
+            Method::POST,
+            "user",
+            "/auth/logout",
+            Some(&shopper.token),
+            None,
+        )
+        .await;
+    assert!(status == 204 || status == 200, "logout: {status}");
+    common::testing::wait_until(
+        std::time::Duration::from_secs(10),
+        "the store refuses the logged-out token",
+        || async {
+            mesh.call(Method::GET, "store", "/orders", Some(&shopper.token), None)
+                .await
+                .0
+                == 401
+        },
+    )
+    .await;
+    mesh.assert_settled().await;
+
+    // Each service is refused what is not its own.
+    let p = mesh.keys.prefix().to_owned();
+    let pw = |who: &str| mesh.redis_passwords[who].clone();
+    let mut payment = connect_as(&mesh, "payment", &pw("payment")).await.unwrap();
+    let mut forged = redis::cmd("XADD");
+    forged
+        .arg(format!("{p}order-shipped"))
+        .arg("*")
+        .arg(&["type", "order-shipped"]);
+    assert_eq!(
+        refusal(&mut payment, &mut forged).await.as_deref(),
+        Some("NOPERM")
+    );
+    let mut read_auth = redis::cmd("GET");
+    read_auth.arg(format!("{p}auth:rate:register:127.0.0.1"));
+    assert_eq!(
+        refusal(&mut payment, &mut read_auth).await.as_deref(),
+        Some("NOPERM")
+    );
+    let mut revoke = redis::cmd("XADD");
+    revoke
+        .arg(format!("{p}token-revoked"))
+        .arg("*")
+        .arg(&["type", "token-revoked"]);
+    assert_eq!(
+        refusal(&mut payment, &mut revoke).await.as_deref(),
+        Some("NOPERM")
+    );
+    assert_eq!(
+        refusal(&mut payment, &mut redis::cmd("FLUSHALL"))
+            .await
+            .as_deref(),
+        Some("NOPERM")
+    );
+    let mut other_group = redis::cmd("XREADGROUP");
+    other_group
+        .arg(&["GROUP", "store", "intruder", "COUNT", "1", "STREAMS"])
+        .arg(format!("{p}order-shipped"))
+        .arg(">");
+    let mut store_as_payment = redis::cmd("XACK");
+    store_as_payment
+        .arg(format!("{p}order-shipped"))
+        .arg("store")
+        .arg("0-1");
+    assert_eq!(
+        refusal(&mut payment, &mut store_as_payment)
+            .await
+            .as_deref(),
+        Some("NOPERM")
+    );
+    let mut warehouse = connect_as(&mesh, "warehouse", &pw("warehouse"))
+        .await
+        .unwrap();
+    let mut cache = redis::cmd("SET");
+    cache.arg(format!("{p}inventory:products:version")).arg("0");
+    assert_eq!(
+        refusal(&mut warehouse, &mut cache).await.as_deref(),
+        Some("NOPERM")
+    );
+    let mut store = connect_as(&mesh, "store", &pw("store")).await.unwrap();
+    assert_eq!(
+        refusal(&mut store, &mut other_group).await.as_deref(),
+        None,
+        "store reads its own streams"
+    );
+    let mut idem = redis::cmd("SADD");
+    idem.arg(format!("{p}idem:payment:1")).arg("x");
+    assert_eq!(
+        refusal(&mut store, &mut idem).await.as_deref(),
+        Some("NOPERM")
+    );
+    // Nobody gets in without a password, or with another user's.
+    assert!(connect_as(&mesh, "store", &pw("payment")).await.is_err());
+    let anonymous = format!("redis://127.0.0.1:{}", mesh.redis.port());
+    let mut anonymous = redis::Client::open(anonymous)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ping = redis::cmd("PING")
+        .query_async::<String>(&mut anonymous)
+        .await;
+    assert_eq!(ping.unwrap_err().code(), Some("NOAUTH"));
+    let mut health = connect_as(&mesh, common::acl::HEALTH, "any").await.unwrap();
+    assert_eq!(refusal(&mut health, &mut redis::cmd("PING")).await, None);
+    assert_eq!(
+        refusal(&mut health, &mut read_auth).await.as_deref(),
+        Some("NOPERM")
+    );
+
+    // The operator's meshctl sees everything.
+    let output = std::process::Command::new(common::testing::workspace_bin("meshctl"))
+        .args(["--redis-url", &mesh.redis.url(), "--prefix", &p, "check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
