@@ -43,6 +43,13 @@ pub struct MeshArgs {
     #[arg(long, env = "MESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 
+    /// How often the gauges of `/metrics` that come from Redis and the database (group lag,
+    /// pending, dead letters, outbox backlog) are refreshed, e.g. `10s`; a scrape never queries
+    /// them itself. At least 100ms.
+    #[arg(long, env = "MESH_METRICS_REFRESH", default_value = "10s",
+          value_parser = parse_metrics_refresh)]
+    pub metrics_refresh: Duration,
+
     #[command(flatten)]
     pub http: HttpArgs,
 
@@ -225,6 +232,19 @@ pub struct WorkerArgs {
     pub worker_batch_transactions: bool,
 }
 
+/// How often `/metrics`' gauges are refreshed by default.
+pub const DEFAULT_METRICS_REFRESH: Duration = Duration::from_secs(10);
+
+/// `MESH_METRICS_REFRESH`: a duration from 100ms to a day.
+fn parse_metrics_refresh(text: &str) -> Result<Duration, String> {
+    let every = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if (Duration::from_millis(100)..=Duration::from_secs(86_400)).contains(&every) {
+        Ok(every)
+    } else {
+        Err("must be between 100ms and 24h".into())
+    }
+}
+
 /// History the worker's safe trim keeps by default.
 pub const DEFAULT_STREAM_RETENTION: Duration = Duration::from_secs(6 * 3600);
 /// How long groups remember applied events by default.
@@ -256,6 +276,7 @@ impl Default for MeshArgs {
             listen: None,
             stream_prefix: String::new(),
             log_format: LogFormat::Pretty,
+            metrics_refresh: DEFAULT_METRICS_REFRESH,
             http: HttpArgs::default(),
             worker: WorkerArgs::default(),
             auth: AuthArgs::default(),

@@ -92,10 +92,7 @@ pub async fn run_with(
         shutdown.clone(),
     );
     let parts: Vec<Part> = vec![
-        (
-            "password-reset worker",
-            Box::pin(worker.run(shutdown.clone())),
-        ),
+        service.worker_part("password-reset worker", worker, &shutdown),
         (
             "token-revoked trim",
             Box::pin(async move {

@@ -1,11 +1,13 @@
 //! HTTP plumbing every service shares: `/healthz`, `/readyz`, `/metrics`, request ids, tracing,
-//! and (in [`server`]) serving with time limits and graceful drain on shutdown.
+//! request durations by route ([`request_metrics`]), and (in [`server`]) serving with time limits
+//! and graceful drain on shutdown.
 
+pub mod request_metrics;
 mod server;
 
 pub use server::serve;
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Json, Router,
@@ -15,10 +17,11 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
+
+use crate::monitoring::Monitor;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -35,35 +38,19 @@ pub struct Readiness {
     pub db: Option<DatabaseConnection>,
 }
 
-/// The process-wide Prometheus recorder (installed on first use).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (several services in one test process);
-            // then this handle renders an empty page, which is harmless.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
-
-/// `/healthz`, `/readyz` and `/metrics`.
-pub fn ops_router(readiness: Readiness) -> Router {
-    let metrics = metrics_handle();
+/// `/healthz`, `/readyz` and `/metrics` (the `monitor`'s page: see `crate::monitoring`).
+pub fn ops_router(readiness: Readiness, monitor: Monitor) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz).with_state(readiness))
         .route(
             "/metrics",
             get(move || {
-                let metrics = metrics.clone();
+                let monitor = monitor.clone();
                 async move {
                     (
                         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        metrics.render(),
+                        monitor.render(),
                     )
                 }
             }),
@@ -141,10 +128,12 @@ async fn drop_unacceptable_request_id(mut request: Request, next: Next) -> Respo
     next.run(request).await
 }
 
-/// Adds request ids (accepted when [`is_acceptable_request_id`], else generated; echoed back)
-/// and a request span.
+/// Adds request ids (accepted when [`is_acceptable_request_id`], else generated; echoed back),
+/// a request span and the request duration histogram ([`request_metrics`]; a layer of the router,
+/// so it sees the matched route).
 pub fn with_common_layers(router: Router) -> Router {
     router
+        .layer(middleware::from_fn(request_metrics::record_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let request_id = req
