@@ -128,12 +128,10 @@ async fn drop_unacceptable_request_id(mut request: Request, next: Next) -> Respo
     next.run(request).await
 }
 
-/// Adds request ids (accepted when [`is_acceptable_request_id`], else generated; echoed back),
-/// a request span and the request duration histogram ([`request_metrics`]; a layer of the router,
-/// so it sees the matched route).
+/// Adds request ids (accepted when [`is_acceptable_request_id`], else generated; echoed back)
+/// and a request span. (Request durations are recorded by [`serve`], outside its time limit.)
 pub fn with_common_layers(router: Router) -> Router {
     router
-        .layer(middleware::from_fn(request_metrics::record_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let request_id = req

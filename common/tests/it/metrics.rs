@@ -37,9 +37,10 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// Serves `api` with the ops routes of `monitor` (as a service does) on a free port; returns
-/// its base URL.
+/// Serves `api` with the ops routes of `monitor` (as a service does) on a free port, with a
+/// request time limit of `limit_secs`; returns its base URL.
 async fn serve_with(
+    limit_secs: u64,
     api: Router,
     redis: &RedisServer,
     db: Option<DatabaseConnection>,
@@ -54,12 +55,11 @@ async fn serve_with(
     let router = http::with_common_layers(api.merge(http::ops_router(readiness, monitor)));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(http::serve(
-        listener,
-        router,
-        HttpArgs::default(),
-        shutdown.clone(),
-    ));
+    let limits = HttpArgs {
+        http_request_timeout_secs: limit_secs,
+        ..HttpArgs::default()
+    };
+    tokio::spawn(http::serve(listener, router, limits, shutdown.clone()));
     base
 }
 
@@ -233,6 +233,7 @@ async fn gauges_report_lag_pending_dead_letters_and_outbox_backlog_as_of_the_las
     let shutdown = CancellationToken::new();
     tokio::spawn(monitor.clone().run(shutdown.clone()));
     let base = serve_with(
+        30,
         Router::new(),
         &redis,
         Some(db.clone()),
@@ -470,19 +471,27 @@ async fn http_request_durations_are_labelled_by_route_template_and_status() {
         Duration::from_secs(3600),
     );
     let shutdown = CancellationToken::new();
-    let api = Router::new().route(
-        "/metrics-test/items/{id}",
-        get(
-            |axum::extract::Path(id): axum::extract::Path<String>| async move {
-                if id == "missing" {
-                    (axum::http::StatusCode::NOT_FOUND, "no such item")
-                } else {
-                    (axum::http::StatusCode::OK, "an item")
-                }
-            },
-        ),
-    );
-    let base = serve_with(api, &redis, None, monitor, &shutdown).await;
+    let api = Router::new()
+        .route(
+            "/metrics-test/items/{id}",
+            get(
+                |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                    if id == "missing" {
+                        (axum::http::StatusCode::NOT_FOUND, "no such item")
+                    } else {
+                        (axum::http::StatusCode::OK, "an item")
+                    }
+                },
+            ),
+        )
+        .route(
+            "/metrics-test/slow/{id}",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "too late"
+            }),
+        );
+    let base = serve_with(1, api, &redis, None, monitor, &shutdown).await;
     let client = reqwest::Client::new();
     for id in ["7f3c-one", "8a1d-two", "missing"] {
         client
@@ -497,6 +506,13 @@ async fn http_request_durations_are_labelled_by_route_template_and_status() {
         .await
         .unwrap();
     assert_eq!(unmatched.status(), 404);
+    // Cut off by the server's time limit: counted, with its route.
+    let slow = client
+        .get(format!("{base}/metrics-test/slow/41b7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 408);
 
     let page = Exposition::scrape(&base).await;
     let count = |route: &str, status: &str| {
@@ -508,7 +524,8 @@ async fn http_request_durations_are_labelled_by_route_template_and_status() {
     assert_eq!(count("/metrics-test/items/{id}", "200"), Some(2.0));
     assert_eq!(count("/metrics-test/items/{id}", "404"), Some(1.0));
     assert!(count("unmatched", "404").is_some_and(|n| n >= 1.0));
-    for raw in ["7f3c-one", "8a1d-two", "nowhere-9c2e"] {
+    assert_eq!(count("/metrics-test/slow/{id}", "408"), Some(1.0));
+    for raw in ["7f3c-one", "8a1d-two", "nowhere-9c2e", "41b7"] {
         assert!(!page.text.contains(raw), "raw path `{raw}` in a label");
     }
     shutdown.cancel();
