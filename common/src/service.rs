@@ -1,5 +1,5 @@
 //! Start-up shared by every service binary: connect the database (and migrate), connect Redis,
-//! then run the HTTP API, the outbox relay and the workers side by side. If any of them fails the
+//! then run the HTTP API, the outbox relay, the metrics refresh and the workers side by side. If any of them fails the
 //! others are stopped and the error says which one.
 //!
 //! [`main`] is the body of every service's `main.rs` (the `serve` and `migrate` subcommands), so

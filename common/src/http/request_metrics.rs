@@ -2,7 +2,7 @@
 //! the route template it matched (`/orders/{id}`, never the path a client sent, so the labels stay
 //! bounded), `unmatched` when no route did, and the response status.
 
-use std::time::Instant;
+use std::{sync::Once, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -18,6 +18,14 @@ pub const UNMATCHED: &str = "unmatched";
 
 /// Records the request's duration once the handler has answered (the body is streamed after).
 pub async fn record_request(request: Request, next: Next) -> Response {
+    static DESCRIBED: Once = Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_histogram!(
+            REQUEST_DURATION,
+            metrics::Unit::Seconds,
+            "Time from a request to its response head, by route template and status."
+        );
+    });
     let started = Instant::now();
     let method = method_label(request.method());
     let route = request

@@ -3,7 +3,11 @@
 //! once per worker, so the hot path records without looking a metric up by name; without an
 //! installed recorder (`crate::recorder`) they are no-ops.
 
-use std::{future::Future, sync::OnceLock, time::Instant};
+use std::{
+    future::Future,
+    sync::{Once, OnceLock},
+    time::Instant,
+};
 
 use metrics::{Counter, Histogram};
 
@@ -38,9 +42,35 @@ struct StreamMeters {
     handler: [OnceLock<Histogram>; ALL_STREAMS.len() + 1],
 }
 
+/// The `# HELP` lines of the worker's metrics, given to the recorder once per process.
+fn describe() {
+    static DESCRIBED: Once = Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_counter!(
+            DELIVERIES,
+            "Entries handed to the worker's processing, every redelivery counted."
+        );
+        metrics::describe_counter!(
+            RETRIES,
+            "Handler failures left pending for a later delivery."
+        );
+        metrics::describe_counter!(
+            DEAD_LETTERED,
+            "Entries written to the dead-letter stream (failures and poison)."
+        );
+        metrics::describe_histogram!(
+            HANDLER_DURATION,
+            metrics::Unit::Seconds,
+            "Time a handler took, whatever its outcome."
+        );
+        metrics::describe_counter!("mesh_acked_total", "Entries acknowledged.");
+    });
+}
+
 impl WorkerMeters {
     /// The handles of `group` on `streams` (unprefixed).
     pub fn new(group: &str, streams: &[String]) -> Self {
+        describe();
         let streams = streams
             .iter()
             .map(|stream| {
