@@ -363,4 +363,25 @@ mod tests {
         assert!(WorkerArgs::default().validate().is_ok());
         assert!(Cli::try_parse_from(["x", "--stream-retention", "soon"]).is_err());
     }
+
+    #[test]
+    fn the_metrics_refresh_is_a_duration_from_100ms_to_a_day() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            mesh: MeshArgs,
+        }
+        let every = |text: &str| {
+            Cli::try_parse_from(["x", "--metrics-refresh", text]).map(|c| c.mesh.metrics_refresh)
+        };
+        assert_eq!(every("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            Cli::try_parse_from(["x"]).unwrap().mesh.metrics_refresh,
+            DEFAULT_METRICS_REFRESH
+        );
+        for refused in ["0s", "10ms", "2d", "often"] {
+            assert!(every(refused).is_err(), "{refused} accepted");
+        }
+    }
 }

@@ -530,3 +530,74 @@ async fn http_request_durations_are_labelled_by_route_template_and_status() {
     }
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_refresh_that_cannot_reach_redis_keeps_the_last_values_and_their_time() {
+    let mut redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let mut conn = redis.connection();
+    let test_db = TestDb::new().await;
+    let db = test_db.connect::<RuntimeMigrator>().await;
+    let orders = keys.stream("orders");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&orders)
+        .arg("billing")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    xadd_at(&mut conn, &orders, "*", 1).await;
+    let monitor = Monitor::new(
+        redis.connection(),
+        Some(db.clone()),
+        keys.clone(),
+        Duration::from_secs(3600),
+    );
+    monitor.watch("billing", &["orders".to_owned()]);
+    let shutdown = CancellationToken::new();
+    let base = serve_with(
+        30,
+        Router::new(),
+        &redis,
+        Some(db),
+        monitor.clone(),
+        &shutdown,
+    )
+    .await;
+    monitor.refresh().await;
+    let before = Exposition::scrape(&base).await;
+    let labels = [("stream", "orders"), ("group", "billing")];
+    assert_eq!(before.value("mesh_stream_group_lag", &labels), Some(1.0));
+    let redis_at = |page: &Exposition| {
+        page.value(
+            "mesh_metrics_refresh_timestamp_seconds",
+            &[("source", "redis")],
+        )
+    };
+    let database_at = |page: &Exposition| {
+        page.value(
+            "mesh_metrics_refresh_timestamp_seconds",
+            &[("source", "database")],
+        )
+    };
+    assert!(redis_at(&before).is_some() && database_at(&before).is_some());
+
+    redis.stop();
+    // The timestamps have a resolution of a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    monitor.refresh().await;
+    let after = Exposition::scrape(&base).await;
+    assert_eq!(after.value("mesh_stream_group_lag", &labels), Some(1.0));
+    assert_eq!(
+        redis_at(&after),
+        redis_at(&before),
+        "redis refreshed while down?"
+    );
+    assert!(
+        database_at(&after) > database_at(&before),
+        "the database source refreshes on its own"
+    );
+    shutdown.cancel();
+}
