@@ -43,6 +43,13 @@ pub struct MeshArgs {
     #[arg(long, env = "MESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 
+    /// How often the gauges of `/metrics` that come from Redis and the database (group lag,
+    /// pending, dead letters, outbox backlog) are refreshed, e.g. `10s`; a scrape never queries
+    /// them itself. At least 100ms.
+    #[arg(long, env = "MESH_METRICS_REFRESH", default_value = "10s",
+          value_parser = parse_metrics_refresh)]
+    pub metrics_refresh: Duration,
+
     #[command(flatten)]
     pub http: HttpArgs,
 
@@ -231,6 +238,19 @@ pub struct WorkerArgs {
     pub worker_batch_transactions: bool,
 }
 
+/// How often `/metrics`' gauges are refreshed by default.
+pub const DEFAULT_METRICS_REFRESH: Duration = Duration::from_secs(10);
+
+/// `MESH_METRICS_REFRESH`: a duration from 100ms to a day.
+fn parse_metrics_refresh(text: &str) -> Result<Duration, String> {
+    let every = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if (Duration::from_millis(100)..=Duration::from_secs(86_400)).contains(&every) {
+        Ok(every)
+    } else {
+        Err("must be between 100ms and 24h".into())
+    }
+}
+
 /// History the worker's safe trim keeps by default.
 pub const DEFAULT_STREAM_RETENTION: Duration = Duration::from_secs(6 * 3600);
 /// How long groups remember applied events by default.
@@ -263,6 +283,7 @@ impl Default for MeshArgs {
             listen: None,
             stream_prefix: String::new(),
             log_format: LogFormat::Pretty,
+            metrics_refresh: DEFAULT_METRICS_REFRESH,
             http: HttpArgs::default(),
             worker: WorkerArgs::default(),
             auth: AuthArgs::default(),
@@ -353,5 +374,26 @@ mod tests {
         assert!(error.contains("MESH_IDEMPOTENCY_RETENTION"), "{error}");
         assert!(WorkerArgs::default().validate().is_ok());
         assert!(Cli::try_parse_from(["x", "--stream-retention", "soon"]).is_err());
+    }
+
+    #[test]
+    fn the_metrics_refresh_is_a_duration_from_100ms_to_a_day() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            mesh: MeshArgs,
+        }
+        let every = |text: &str| {
+            Cli::try_parse_from(["x", "--metrics-refresh", text]).map(|c| c.mesh.metrics_refresh)
+        };
+        assert_eq!(every("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            Cli::try_parse_from(["x"]).unwrap().mesh.metrics_refresh,
+            DEFAULT_METRICS_REFRESH
+        );
+        for refused in ["0s", "10ms", "2d", "often"] {
+            assert!(every(refused).is_err(), "{refused} accepted");
+        }
     }
 }

@@ -8,6 +8,8 @@
 //! - [`db`]: database connection, inbox and outbox, and the outbox relay.
 //! - [`backoff`]: backoff and log limiting while something is down.
 //! - [`http`]: health, readiness, metrics, request ids, graceful serving.
+//! - [`monitoring`]: the gauges operators alert on, refreshed in the background;
+//!   [`recorder`]: the process-wide Prometheus recorder.
 //! - [`service`]: the start-up every service binary shares.
 //! - `testing` (feature `testing`): real `redis-server` and database harness for tests;
 //!   `stream_testing` (same feature): publishing, in-process workers and stream reads for tests.
@@ -22,8 +24,10 @@ pub mod events;
 pub mod http;
 pub mod keys;
 pub mod limits;
+pub mod monitoring;
 pub mod problem;
 pub mod publisher;
+pub mod recorder;
 pub mod runtime;
 pub mod service;
 pub mod shutdown;

@@ -1,5 +1,5 @@
 //! Start-up shared by every service binary: connect the database (and migrate), connect Redis,
-//! then run the HTTP API, the outbox relay and the workers side by side. If any of them fails the
+//! then run the HTTP API, the outbox relay, the metrics refresh and the workers side by side. If any of them fails the
 //! others are stopped and the error says which one.
 //!
 //! [`main`] is the body of every service's `main.rs` (the `serve` and `migrate` subcommands), so
@@ -22,7 +22,9 @@ use crate::{
     db::{self, outbox::OutboxRelay},
     http,
     keys::Keys,
-    runtime::{Publisher, redis_io},
+    monitoring::Monitor,
+    recorder,
+    runtime::{Handler, Publisher, Worker, redis_io},
     shutdown, telemetry,
 };
 
@@ -40,6 +42,9 @@ pub struct Service {
     /// The access tokens this process refuses, followed from the `token-revoked` stream by a
     /// part of [`run`](Self::run).
     pub revocations: Revocations,
+    /// The gauges of `/metrics` (group lag, pending, dead letters, outbox backlog), refreshed
+    /// by a part of [`run`](Self::run) for the workers made with [`worker_part`](Self::worker_part).
+    pub monitor: Monitor,
 }
 
 /// A named long-running part of a service (the API, the relay, a worker).
@@ -71,6 +76,14 @@ impl Service {
         let publisher = Publisher::new(redis.clone(), keys.clone());
         let relay = OutboxRelay::new(db.clone(), publisher.clone());
         let revocations = Revocations::default();
+        // Before any worker makes its metric handles: without a recorder they are no-ops.
+        recorder::handle();
+        let monitor = Monitor::new(
+            redis_io::command_connection(&redis_client).context("redis connection")?,
+            Some(db.clone()),
+            keys.clone(),
+            args.metrics_refresh,
+        );
         Ok(Self {
             name,
             args,
@@ -81,7 +94,20 @@ impl Service {
             publisher,
             relay,
             revocations,
+            monitor,
         })
+    }
+
+    /// The part that runs `worker` until `shutdown`, named `name`; its group and streams are
+    /// reported on `/metrics` (see `crate::monitoring`).
+    pub fn worker_part<H: Handler>(
+        &self,
+        name: &'static str,
+        worker: Worker<H>,
+        shutdown: &CancellationToken,
+    ) -> Part {
+        self.monitor.watch(worker.group(), worker.streams());
+        (name, Box::pin(worker.run(shutdown.clone())))
     }
 
     /// Serves `api` (plus the ops routes) on `listener`, runs the outbox relay and `workers`
@@ -98,7 +124,8 @@ impl Service {
             redis: self.redis.clone(),
             db: Some(self.db.clone()),
         };
-        let router = http::with_common_layers(api.merge(http::ops_router(readiness)));
+        let router =
+            http::with_common_layers(api.merge(http::ops_router(readiness, self.monitor.clone())));
         let addr = listener.local_addr().ok();
         tracing::info!(service = self.name, ?addr, "listening");
         let mut parts: Vec<Part> = vec![
@@ -134,6 +161,14 @@ impl Service {
                     self.revocations.clone(),
                     shutdown.clone(),
                 ))),
+            ),
+            (
+                "metrics refresh",
+                Box::pin(ok(self.monitor.clone().run(shutdown.clone()))),
+            ),
+            (
+                "metrics upkeep",
+                Box::pin(ok(recorder::run_upkeep(shutdown.clone()))),
             ),
             (
                 "sqlite checkpoints",

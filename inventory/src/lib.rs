@@ -83,7 +83,7 @@ pub async fn run(
             service.relay.notifier(),
         );
     let worker = Worker::new(service.redis_client.clone(), config, handler);
-    let workers: Vec<Part> = vec![("inventory worker", Box::pin(worker.run(shutdown.clone())))];
+    let workers: Vec<Part> = vec![service.worker_part("inventory worker", worker, &shutdown)];
     service
         .run(listener, router(state), workers, shutdown)
         .await

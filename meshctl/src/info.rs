@@ -4,7 +4,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use anyhow::Context as _;
-use common::{events::ALL_STREAMS, keys::DEAD_LETTER_STREAM, runtime::redis_io};
+use common::{
+    events::ALL_STREAMS,
+    keys::DEAD_LETTER_STREAM,
+    runtime::{
+        inspect::{self, LagSource},
+        redis_io,
+    },
+};
 use redis::{Value, aio::ConnectionManager};
 use serde::Serialize;
 
@@ -173,22 +180,19 @@ pub async fn groups_of(
         return Ok(Vec::new());
     }
     let key = &stream.key;
-    let raw: Vec<Value> = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(key)
-        .query_async(&mut ctx.conn)
+    let states = inspect::group_states(&mut ctx.conn, key)
         .await
         .context("XINFO GROUPS")?;
-    let mut out = Vec::with_capacity(raw.len());
-    for g in raw {
-        let m = redis_io::flat_map(g);
-        let group = redis_io::value_str(m.get("name")).unwrap_or_default();
-        let last = redis_io::value_str(m.get("last-delivered-id")).unwrap_or_else(|| "0-0".into());
-        let pending = redis_io::value_int(m.get("pending")).unwrap_or(0);
-        let (lag, lag_source, lag_note) = match redis_io::value_int(m.get("lag")) {
-            Some(lag) => (lag.max(0) as u64, "redis", None),
-            None => (
-                count_after(&mut ctx.conn, key, &last).await?,
+    let mut out = Vec::with_capacity(states.len());
+    for (group, state) in states {
+        let last = state.last_delivered_id.clone();
+        let pending = state.pending;
+        let (lag, source) = inspect::group_lag(&mut ctx.conn, key, &state)
+            .await
+            .context("count lag")?;
+        let (lag_source, lag_note) = match source {
+            LagSource::Redis => ("redis", None),
+            LagSource::Counted => (
                 "counted",
                 Some(
                     "Redis reports the lag as unknown: entries after the group's position were \
@@ -198,7 +202,7 @@ pub async fn groups_of(
                 ),
             ),
         };
-        let entries_read = redis_io::value_int(m.get("entries-read"));
+        let entries_read = state.entries_read;
         let missed = missed_entries(&mut ctx.conn, stream, &last, entries_read).await?;
         let behind = missed > 0;
         let warning = behind.then(|| {
@@ -208,13 +212,15 @@ pub async fn groups_of(
             )
         });
         let oldest_pending_id = if pending > 0 {
-            oldest_pending(&mut ctx.conn, key, &group).await?
+            inspect::oldest_pending(&mut ctx.conn, key, &group)
+                .await
+                .context("XPENDING")?
         } else {
             None
         };
         out.push(GroupInfo {
             stream: stream.stream.clone(),
-            consumers: redis_io::value_int(m.get("consumers")).unwrap_or(0),
+            consumers: state.consumers,
             pending,
             last_delivered_at: fmt::id_time(&last),
             last_delivered_id: last,
@@ -268,57 +274,25 @@ async fn missed_entries(
     }
 }
 
-/// The oldest pending id of a group (`XPENDING` summary).
-async fn oldest_pending(
-    conn: &mut ConnectionManager,
-    key: &str,
-    group: &str,
-) -> anyhow::Result<Option<String>> {
-    let summary: Value = redis::cmd("XPENDING")
-        .arg(key)
-        .arg(group)
-        .query_async(conn)
-        .await
-        .context("XPENDING")?;
-    Ok(match summary {
-        Value::Array(parts) => redis_io::value_str(parts.get(1)),
-        _ => None,
-    })
-}
-
-/// Entries with an id strictly greater than `after`.
+/// Entries after `after` (see [`inspect::count_after`]).
 pub async fn count_after(
     conn: &mut ConnectionManager,
     key: &str,
     after: &str,
 ) -> anyhow::Result<u64> {
-    count_range(conn, key, &format!("({after}"), "+").await
+    inspect::count_after(conn, key, after)
+        .await
+        .context("XRANGE")
 }
 
-/// Entries between `start` and `end` (XRANGE syntax), counted page by page.
+/// Entries between `start` and `end` (see [`inspect::count_range`]).
 pub async fn count_range(
     conn: &mut ConnectionManager,
     key: &str,
     start: &str,
     end: &str,
 ) -> anyhow::Result<u64> {
-    let mut n = 0u64;
-    let mut start = start.to_owned();
-    loop {
-        let page: Value = redis::cmd("XRANGE")
-            .arg(key)
-            .arg(&start)
-            .arg(end)
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(conn)
-            .await
-            .context("XRANGE")?;
-        let entries = redis_io::parse_entries(key, page);
-        let Some(last) = entries.last() else {
-            return Ok(n);
-        };
-        n += entries.len() as u64;
-        start = format!("({}", last.id);
-    }
+    inspect::count_range(conn, key, start, end)
+        .await
+        .context("XRANGE")
 }

@@ -93,7 +93,7 @@ pub async fn run_with(
             service.relay.notifier(),
         );
     let worker = Worker::new(service.redis_client.clone(), config, handler);
-    let workers: Vec<Part> = vec![("store worker", Box::pin(worker.run(shutdown.clone())))];
+    let workers: Vec<Part> = vec![service.worker_part("store worker", worker, &shutdown)];
     service
         .run(listener, router(state), workers, shutdown)
         .await

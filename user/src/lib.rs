@@ -95,10 +95,7 @@ pub async fn run_with(
         shutdown.clone(),
     );
     let parts: Vec<Part> = vec![
-        (
-            "password-reset worker",
-            Box::pin(worker.run(shutdown.clone())),
-        ),
+        service.worker_part("password-reset worker", worker, &shutdown),
         (
             "housekeeping",
             Box::pin(async move {

@@ -57,3 +57,18 @@ pub async fn enqueue<C: ConnectionTrait>(
 pub async fn unsent<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     Entity::find().count(db).await
 }
+
+/// The outbox's backlog: rows waiting to be published, and the `created_at` (Unix ms) of the
+/// oldest, in one query (the relay deletes rows as it publishes them).
+pub async fn backlog<C: ConnectionTrait>(db: &C) -> Result<(u64, Option<i64>), DbErr> {
+    let statement = sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM mesh_outbox",
+    );
+    let Some(row) = db.query_one_raw(statement).await? else {
+        return Ok((0, None));
+    };
+    let n: i64 = row.try_get("", "n")?;
+    let oldest: Option<i64> = row.try_get("", "oldest")?;
+    Ok((n.max(0) as u64, oldest))
+}

@@ -1,11 +1,13 @@
 //! HTTP plumbing every service shares: `/healthz`, `/readyz`, `/metrics`, request ids, tracing,
-//! and (in [`server`]) serving with time limits and graceful drain on shutdown.
+//! request durations by route ([`request_metrics`]), and (in [`server`]) serving with time limits
+//! and graceful drain on shutdown.
 
+pub mod request_metrics;
 mod server;
 
 pub use server::serve;
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Json, Router,
@@ -15,10 +17,11 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
+
+use crate::monitoring::Monitor;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -35,35 +38,19 @@ pub struct Readiness {
     pub db: Option<DatabaseConnection>,
 }
 
-/// The process-wide Prometheus recorder (installed on first use).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (several services in one test process);
-            // then this handle renders an empty page, which is harmless.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
-
-/// `/healthz`, `/readyz` and `/metrics`.
-pub fn ops_router(readiness: Readiness) -> Router {
-    let metrics = metrics_handle();
+/// `/healthz`, `/readyz` and `/metrics` (the `monitor`'s page: see `crate::monitoring`).
+pub fn ops_router(readiness: Readiness, monitor: Monitor) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz).with_state(readiness))
         .route(
             "/metrics",
             get(move || {
-                let metrics = metrics.clone();
+                let monitor = monitor.clone();
                 async move {
                     (
                         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        metrics.render(),
+                        monitor.render(),
                     )
                 }
             }),
@@ -142,7 +129,7 @@ async fn drop_unacceptable_request_id(mut request: Request, next: Next) -> Respo
 }
 
 /// Adds request ids (accepted when [`is_acceptable_request_id`], else generated; echoed back)
-/// and a request span.
+/// and a request span. (Request durations are recorded by [`serve`], outside its time limit.)
 pub fn with_common_layers(router: Router) -> Router {
     router
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -33,7 +33,10 @@ pub async fn serve(
     limits: HttpArgs,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let router = with_request_timeout(router, limits.request_timeout());
+    // The duration histogram outside the time limit, so a request answered 408 is counted too.
+    // Layers of a router run after its routing: the route template is known there.
+    let router = with_request_timeout(router, limits.request_timeout())
+        .layer(middleware::from_fn(super::request_metrics::record_request));
     let mut http = hyper::server::conn::http1::Builder::new();
     // hyper restarts this timer whenever it waits for a request head, including between the
     // requests of a keep-alive connection, so it is also the idle limit.

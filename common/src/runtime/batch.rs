@@ -21,7 +21,10 @@ use sea_orm::DatabaseConnection;
 
 use crate::db::{self, BatchTxn, relay::OutboxNotifier};
 
-use super::handler::{HandleError, Handler, Message, handle_catching_panics};
+use super::{
+    handler::{HandleError, Handler, Message, handle_catching_panics},
+    meters::WorkerMeters,
+};
 
 /// The database a worker's handlers write to, and the outbox relay to wake once a batch has
 /// committed (handlers notify it before their work is durable, so the relay may have found
@@ -94,6 +97,7 @@ pub const MAX_PER_TRANSACTION: usize = 16;
 pub(crate) async fn handle_in_one_transaction<H: Handler>(
     batch: &BatchTransactions,
     handler: &H,
+    meters: &WorkerMeters,
     messages: &[&Message],
 ) -> Option<Vec<Result<(), HandleError>>> {
     let txn = match BatchTxn::begin(&batch.db).await {
@@ -106,7 +110,8 @@ pub(crate) async fn handle_in_one_transaction<H: Handler>(
     let mut outcomes = db::in_batch_transaction(&txn, async {
         let mut outcomes = Vec::with_capacity(messages.len());
         for message in messages {
-            outcomes.push(handle_catching_panics(handler, message).await);
+            let handling = handle_catching_panics(handler, message);
+            outcomes.push(meters.time(message, handling).await);
         }
         outcomes
     })

@@ -30,6 +30,9 @@ pub(crate) async fn take_in<H: Handler>(
     entries: Vec<Tracked>,
 ) -> Option<Vec<Ready>> {
     let mut acks = Vec::with_capacity(entries.len());
+    for tracked in &entries {
+        shared.meters.delivered(tracked.key.stream, 1);
+    }
     let (answer, slots) = send_check(shared, &entries).await;
     let (ready, ready_slots) = validate(shared, entries, slots, &mut acks).await;
     let ready = match answer {

@@ -12,6 +12,8 @@
 //! - `claims`: keeping our claims fresh, taking over the entries of dead consumers.
 //! - `acker`: acknowledgements, batched; `maintenance`: the timers.
 //!
+//! `meters`: the worker's Prometheus metrics (handles made once per worker).
+//!
 //! Shared with tools and tests: `dead_letter` (the dead-letter stream and its replay), `trim`
 //! (safe trimming), `inspect`, `redis_io`, `idempotency`, `stats`, and [`Publisher`] (defined in
 //! `crate::publisher`).
@@ -29,6 +31,7 @@ pub mod inbox_pruning;
 pub mod inspect;
 mod intake;
 mod maintenance;
+pub mod meters;
 mod process;
 mod reader;
 pub mod redis_io;

@@ -96,14 +96,21 @@ async fn apply_in_transactions<H: Handler>(
         let mut chunk = std::mem::replace(&mut ready, tail);
         if let [item] = &chunk[..] {
             // Nothing to share a transaction with: the handler's own.
-            let outcome = handle_catching_panics(&shared.handler, &item.message).await;
+            let outcome = shared
+                .meters
+                .time(
+                    &item.message,
+                    handle_catching_panics(&shared.handler, &item.message),
+                )
+                .await;
             dispose(shared, item, outcome, &mut acks).await;
             shared.send_acks(&mut acks);
             continue;
         }
         let messages: Vec<&Message> = chunk.iter().map(|item| &item.message).collect();
         let Some(outcomes) =
-            batch::handle_in_one_transaction(batch, &shared.handler, &messages).await
+            batch::handle_in_one_transaction(batch, &shared.handler, &shared.meters, &messages)
+                .await
         else {
             chunk.extend(ready);
             return chunk;
@@ -130,7 +137,10 @@ async fn run_concurrently<H: Handler>(
     // done. The entries stay where they are: the handlers' futures borrow them.
     let mut running = FuturesUnordered::new();
     for item in &ready {
-        let mut handling = Box::pin(handle_catching_panics(&shared.handler, &item.message));
+        let mut handling = Box::pin(shared.meters.time(
+            &item.message,
+            handle_catching_panics(&shared.handler, &item.message),
+        ));
         match futures::future::poll_immediate(&mut handling).await {
             Some(outcome) => dispose(shared, item, outcome, &mut acks).await,
             None => {

@@ -71,6 +71,7 @@ pub(crate) async fn retry_or_dead_letter<H>(
         Err(_) => 1,
     };
     WorkerStats::add(&shared.stats.retried, 1);
+    shared.meters.retried(item.key.stream);
     let delay = backoff_delay(shared.cfg.retry_base, shared.cfg.retry_max, deliveries);
     tracing::warn!(
         stream = %item.message.stream,
@@ -188,8 +189,7 @@ pub(crate) async fn send_to_dead_letter<H>(
         match dead_letter::dead_letter(&mut conn, &shared.cfg.keys, fields, &failure).await {
             Ok(dl_id) => {
                 WorkerStats::add(&shared.stats.dead_lettered, 1);
-                metrics::counter!("mesh_dead_lettered_total", "group" => shared.cfg.group.clone())
-                    .increment(1);
+                shared.meters.dead_lettered(key.stream);
                 tracing::error!(
                     stream = %origin_stream,
                     entry.id = %id,

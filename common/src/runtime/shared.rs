@@ -18,6 +18,7 @@ use super::{
     config::WorkerConfig,
     entry::{Ack, EntryKey, Ready, Tracked},
     idempotency::IdempotencySet,
+    meters::WorkerMeters,
     redis_io::{self, RawEntry},
     stats::WorkerStats,
 };
@@ -29,6 +30,8 @@ pub(crate) struct Shared<H> {
     pub handler: H,
     pub cmd: ConnectionManager,
     pub stats: Arc<WorkerStats>,
+    /// Prometheus metrics (no-ops without an installed recorder).
+    pub meters: WorkerMeters,
     /// Entries this consumer owns right now (being handled or waiting for a retry), by
     /// (stream key, id). The heartbeat keeps their claims fresh; an ack removes them.
     pub inflight: Mutex<HashSet<EntryKey, foldhash::fast::RandomState>>,
@@ -63,7 +66,9 @@ impl<H> Shared<H> {
             IdempotencySet::new(cfg.keys.idempotency(&cfg.group), cfg.idempotency_retention);
         let stream_keys = cfg.streams.iter().map(|s| cfg.keys.stream(s)).collect();
         let stream_names = cfg.streams.iter().map(|s| Arc::from(s.as_str())).collect();
+        let meters = WorkerMeters::new(&cfg.group, &cfg.streams);
         Self {
+            meters,
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             cfg,
             handler,

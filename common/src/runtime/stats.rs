@@ -1,4 +1,5 @@
-//! Counters of one worker, readable by tests and exported as Prometheus metrics.
+//! Counters of one worker, readable in process by tests and tools (the Prometheus metrics of a
+//! worker are `meters.rs`'s).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

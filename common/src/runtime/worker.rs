@@ -34,6 +34,16 @@ impl<H: Handler> Worker<H> {
         }
     }
 
+    /// The consumer group it reads as.
+    pub fn group(&self) -> &str {
+        &self.cfg.group
+    }
+
+    /// The streams it consumes (unprefixed).
+    pub fn streams(&self) -> &[String] {
+        &self.cfg.streams
+    }
+
     /// Counters, shared with the running worker.
     pub fn stats(&self) -> Arc<WorkerStats> {
         self.stats.clone()

@@ -8,6 +8,7 @@
 //!   its stream and outbox helpers;
 //! - `streams`: waiting for groups and readers, counting consumers, counting and decoding
 //!   stream entries;
+//! - `metrics`: a scraped `/metrics` page, parsed;
 //! - `process`: service binaries as real processes;
 //! - `wait`: polling until a condition holds.
 
@@ -15,6 +16,7 @@ mod app;
 mod database;
 mod events;
 mod http;
+mod metrics;
 mod process;
 mod redis_server;
 mod streams;
@@ -24,6 +26,7 @@ pub use app::{Caller, InProcess, ServiceHome, TestApp};
 pub use database::TestDb;
 pub use events::{wait_idle, wait_outbox_empty};
 pub use http::assert_problem;
+pub use metrics::Exposition;
 pub use process::{Proc, service_command, workspace_bin};
 pub use redis_server::{RedisServer, free_port, unique_prefix};
 pub use streams::{

@@ -243,11 +243,20 @@ async fn readyz_is_a_503_problem_when_the_database_is_gone() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
     let db = common::db::connect(&url).await.unwrap();
     db.clone().close().await.unwrap();
-    let router = common::http::ops_router(common::http::Readiness {
-        service: "test",
-        redis: redis.connection(),
-        db: Some(db),
-    });
+    let monitor = common::monitoring::Monitor::new(
+        redis.connection(),
+        Some(db.clone()),
+        common::Keys::default(),
+        std::time::Duration::from_secs(10),
+    );
+    let router = common::http::ops_router(
+        common::http::Readiness {
+            service: "test",
+            redis: redis.connection(),
+            db: Some(db),
+        },
+        monitor,
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();

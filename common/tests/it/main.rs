@@ -11,6 +11,7 @@ mod crash;
 mod housekeeping;
 mod http_server;
 mod idempotency;
+mod metrics;
 mod outbox;
 mod poison;
 mod replay;

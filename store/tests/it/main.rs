@@ -8,6 +8,7 @@
 //!   projection.
 
 mod cancel;
+mod metrics;
 mod orders;
 mod support;
 mod worker;
