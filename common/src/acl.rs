@@ -59,7 +59,8 @@ pub fn acl_file(keys: &Keys, passwords: &BTreeMap<String, String>) -> Result<Str
 }
 
 /// The key patterns of `service`: the streams it produces or consumes, the dead-letter stream
-/// (its worker dead-letters), streams every process reads (read-only), its idempotency sets and
+/// (its worker dead-letters; its metrics read it and, read-only, the replayed set), streams every
+/// process reads (read-only), its idempotency sets and
 /// counters, and its own keys (`auth:` for user's rate limits, `inventory:` for the product
 /// cache).
 pub fn key_patterns(keys: &Keys, service: &str) -> Vec<String> {
@@ -77,6 +78,8 @@ pub fn key_patterns(keys: &Keys, service: &str) -> Vec<String> {
         }
     }
     patterns.push(format!("~{p}{DEAD_LETTER_STREAM}"));
+    // Which dead letters were replayed: the metrics count only the others.
+    patterns.push(format!("%R~{p}{DEAD_LETTER_STREAM}:replayed"));
     patterns.push(format!("~{p}idem:{service}:*"));
     patterns.push(format!("~{p}stats:{service}:*"));
     match service {

@@ -75,6 +75,57 @@ async fn the_mesh_runs_with_one_redis_user_per_service_each_refused_the_rest() {
     )
     .await;
     mesh.assert_settled().await;
+    // A poison entry on a stream the store consumes: the store's user dead-letters it (dead-letter
+    // stream and ack in one transaction), and its metrics count it (reading the dead-letter
+    // stream and which of its entries were replayed).
+    let mut operator = mesh.redis.connection();
+    let _: String = redis::cmd("XADD")
+        .arg(mesh.keys.stream("order-shipped"))
+        .arg("*")
+        .arg(&["garbage", "yes"])
+        .query_async(&mut operator)
+        .await
+        .unwrap();
+    common::testing::wait_until(
+        std::time::Duration::from_secs(30),
+        "the store counts its dead letter",
+        || async {
+            let page = mesh
+                .http
+                .get(mesh.url("store", "/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            common::testing::Exposition::parse(&page).value(
+                "mesh_dead_letter_entries",
+                &[("stream", "order-shipped"), ("group", "store")],
+            ) == Some(1.0)
+        },
+    )
+    .await;
+    // Every service's metrics read their groups and the dead letters from Redis.
+    for service in crate::mesh::SERVICES {
+        common::testing::wait_until(
+            std::time::Duration::from_secs(30),
+            &format!("{service} refreshed its metrics from Redis"),
+            || async {
+                let page = mesh
+                    .http
+                    .get(mesh.url(service, "/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                page.contains("mesh_metrics_refresh_timestamp_seconds{source=\"redis\"}")
+            },
+        )
+        .await;
+    }
 
     // Each service is refused what is not its own.
     let p = mesh.keys.prefix().to_owned();
@@ -166,16 +217,19 @@ async fn the_mesh_runs_with_one_redis_user_per_service_each_refused_the_rest() {
         Some("NOPERM")
     );
 
-    // The operator's meshctl sees everything.
+    // The operator's meshctl sees everything: the mesh is healthy but for that dead letter.
     let output = std::process::Command::new(common::testing::workspace_bin("meshctl"))
         .args(["--redis-url", &mesh.redis.url(), "--prefix", &p, "check"])
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
+    let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("max lag 0, oldest pending 0ms, 1 dead letters"),
+        "{report}"
     );
 }
