@@ -168,12 +168,19 @@ async fn the_wal_stays_bounded_under_steady_reads_and_writes() {
     }
     let wal = dir.path().join("steady.db-wal");
     let mut largest = 0u64;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(8);
+    // Twenty times the limit, however fast or slow the machine is today.
+    let target = 20 * LIMIT_PAGES as usize;
     let mut written = 0usize;
-    while tokio::time::Instant::now() < deadline {
+    let (mut previous, mut restarts) = (0u64, 0u32);
+    while written < target {
         write_pages(&conn, 20).await;
         written += 20;
-        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        largest = largest.max(size);
+        if size < previous {
+            restarts += 1;
+        }
+        previous = size;
     }
     stop.cancel();
     for reader in readers {
@@ -183,14 +190,17 @@ async fn the_wal_stays_bounded_under_steady_reads_and_writes() {
     checkpoints.await.unwrap();
     // Each transaction writes about a page of 4 KiB: without a restart the WAL would hold all.
     let unbounded = written as u64 * 4096;
-    let bound = 4 * LIMIT_PAGES as u64 * 4096;
+    // The bug's signature is a WAL that never starts over: it must, again and again. How far it
+    // gets between two restarts depends on how the machine schedules the readers that a
+    // truncation waits for (a loaded 2-core machine has let it reach 2.6 times the limit), so the
+    // size is bounded against what an unbounded WAL would have reached.
     assert!(
-        unbounded > 2 * bound,
-        "the test wrote too little to tell ({written} transactions)"
+        restarts >= 3,
+        "the WAL started over {restarts} times in {written} transactions (largest {largest} bytes)"
     );
     assert!(
-        largest <= bound,
-        "the WAL reached {largest} bytes (limit {LIMIT_PAGES} pages, {written} transactions)"
+        largest <= unbounded / 3,
+        "the WAL reached {largest} bytes of {unbounded} written (limit {LIMIT_PAGES} pages, {written} transactions, {restarts} restarts)"
     );
 }
 
