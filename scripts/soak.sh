@@ -74,7 +74,8 @@ verdict=0
 grep -q ' 0 failed, 0 never shipped, 0 POST errors' "$out/bench.txt" || { echo "soak: orders failed or never shipped" | tee -a "$out/soak.txt"; verdict=1; }
 count_pending() {
   local total=0 stream group n
-  for stream in $(redis-cli -p "$redis_port" --scan --pattern "${MESH_STREAM_PREFIX}*" --type stream); do
+  for stream in $(redis-cli -p "$redis_port" --scan --pattern "${MESH_STREAM_PREFIX}*"); do
+    [[ $(redis-cli -p "$redis_port" TYPE "$stream") == stream ]] || continue
     for group in $(redis-cli -p "$redis_port" XINFO GROUPS "$stream" | awk 'prev=="name"{print} {prev=$0}'); do
       n=$(redis-cli -p "$redis_port" XPENDING "$stream" "$group" | head -1)
       total=$((total + n))

@@ -78,7 +78,9 @@ def memory(key):
     return int(redis("MEMORY", "USAGE", key, "SAMPLES", "0").strip() or 0)
 
 def keys(pattern, kind):
-    return [k for k in redis("--scan", "--pattern", pattern, "--type", kind).split() if k]
+    # redis-cli 7.0's --scan has no --type: ask each key's type.
+    return [k for k in redis("--scan", "--pattern", pattern).split()
+            if k and redis("TYPE", k).strip() == kind]
 
 start = time.time()
 header = ["t"]
