@@ -27,6 +27,25 @@ async fn refusal(conn: &mut ConnectionManager, cmd: &mut redis::Cmd) -> Option<S
     }
 }
 
+/// An `XADD` of an entry of type `event_type` to `key`.
+fn xadd(key: &str, event_type: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key).arg("*").arg(&["type", event_type]);
+    cmd
+}
+
+/// The text of `service`'s `/metrics`.
+async fn metrics_page(mesh: &Mesh, service: &str) -> String {
+    mesh.http
+        .get(mesh.url(service, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_mesh_runs_with_one_redis_user_per_service_each_refused_the_rest() {
     let mesh = Mesh::start(Options {
@@ -90,15 +109,7 @@ async fn the_mesh_runs_with_one_redis_user_per_service_each_refused_the_rest() {
         std::time::Duration::from_secs(30),
         "the store counts its dead letter",
         || async {
-            let page = mesh
-                .http
-                .get(mesh.url("store", "/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let page = metrics_page(&mesh, "store").await;
             common::testing::Exposition::parse(&page).value(
                 "mesh_dead_letter_entries",
                 &[("stream", "order-shipped"), ("group", "store")],
@@ -112,15 +123,7 @@ async fn the_mesh_runs_with_one_redis_user_per_service_each_refused_the_rest() {
             std::time::Duration::from_secs(30),
             &format!("{service} refreshed its metrics from Redis"),
             || async {
-                let page = mesh
-                    .http
-                    .get(mesh.url(service, "/metrics"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let page = metrics_page(&mesh, service).await;
                 page.contains("mesh_metrics_refresh_timestamp_seconds{source=\"redis\"}")
             },
         )
@@ -131,11 +134,7 @@ async fn the_mesh_runs_with_one_redis_user_per_service_each_refused_the_rest() {
     let p = mesh.keys.prefix().to_owned();
     let pw = |who: &str| mesh.redis_passwords[who].clone();
     let mut payment = connect_as(&mesh, "payment", &pw("payment")).await.unwrap();
-    let mut forged = redis::cmd("XADD");
-    forged
-        .arg(format!("{p}order-shipped"))
-        .arg("*")
-        .arg(&["type", "order-shipped"]);
+    let mut forged = xadd(&format!("{p}order-shipped"), "order-shipped");
     assert_eq!(
         refusal(&mut payment, &mut forged).await.as_deref(),
         Some("NOPERM")
@@ -146,11 +145,7 @@ async fn the_mesh_runs_with_one_redis_user_per_service_each_refused_the_rest() {
         refusal(&mut payment, &mut read_auth).await.as_deref(),
         Some("NOPERM")
     );
-    let mut revoke = redis::cmd("XADD");
-    revoke
-        .arg(format!("{p}token-revoked"))
-        .arg("*")
-        .arg(&["type", "token-revoked"]);
+    let mut revoke = xadd(&format!("{p}token-revoked"), "token-revoked");
     assert_eq!(
         refusal(&mut payment, &mut revoke).await.as_deref(),
         Some("NOPERM")
