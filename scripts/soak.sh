@@ -11,7 +11,8 @@
 #   --ci: the short variant CI runs (4 minutes is enough): retention windows of seconds.
 # Settings (environment): SOAK_RATE orders/s (default 150, about half this 2-core machine's
 #   maximum), SOAK_SAMPLE_EVERY (10 s), SOAK_STREAM_RETENTION (1m), SOAK_IDEMPOTENCY_RETENTION
-#   (2m), SOAK_HOUSEKEEPING (15s), SOAK_OUT (directory for soak.csv, soak.png and soak.txt;
+#   (2m), SOAK_HOUSEKEEPING (15s), SOAK_ACCESS_TOKEN_TTL (seconds; default the services' 15 min:
+#   the shoppers log in again whenever theirs expires), SOAK_OUT (directory for soak.csv, soak.png and soak.txt;
 #   default: a temp dir that is kept), SOAK_POSTGRES_URL (a server where it may create databases).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,7 +22,11 @@ secs=$(python3 -c "import re,sys; m=re.fullmatch(r'(\d+)([smh]?)', sys.argv[1]) 
 if [[ ${2:-} == --ci ]]; then
   : "${SOAK_RATE:=60}" "${SOAK_SAMPLE_EVERY:=5}" "${SOAK_STREAM_RETENTION:=15s}"
   : "${SOAK_IDEMPOTENCY_RETENTION:=30s}" "${SOAK_HOUSEKEEPING:=5s}"
+  # Tokens that expire within the run (plus the verifier's 5 s of leeway): the shoppers must
+  # log in again mid-soak, as they do every 15 minutes of a long one.
+  : "${SOAK_ACCESS_TOKEN_TTL:=45}"
 fi
+if [[ -n ${SOAK_ACCESS_TOKEN_TTL:-} ]]; then export MESH_ACCESS_TOKEN_TTL_SECS=$SOAK_ACCESS_TOKEN_TTL; fi
 rate=${SOAK_RATE:-150}
 every=${SOAK_SAMPLE_EVERY:-10}
 export MESH_STREAM_RETENTION=${SOAK_STREAM_RETENTION:-1m}

@@ -258,7 +258,7 @@ impl Mesh {
             .to_owned())
     }
 
-    async fn shopper(&self) -> Result<String> {
+    async fn shopper(&self) -> Result<Shopper> {
         let email = format!("bench-{}@mesh.test", Uuid::new_v4().simple());
         let password = "bench-password-123";
         let (status, body) = self
@@ -271,7 +271,12 @@ impl Mesh {
         if status != 201 {
             bail!("register: {status} {body}");
         }
-        self.login(&email, password).await
+        let token = self.login(&email, password).await?;
+        Ok(Shopper {
+            email,
+            password,
+            token: tokio::sync::Mutex::new(token),
+        })
     }
 
     async fn wallet_open(&self, token: &str) -> Result<()> {
@@ -294,23 +299,45 @@ impl Mesh {
         }
     }
 
-    /// `POST /orders` of one unit of `product`; the order id.
-    async fn order(&self, token: &str, product: &str) -> Result<Uuid> {
-        let (status, body) = self
-            .call(
-                format!("{}/orders", self.args.store_url),
-                Some(token),
-                Some(json!({"items": [{"product_id": product, "quantity": 1}]})),
-            )
-            .await?;
-        if status != 201 {
-            bail!("POST /orders: {status} {body}");
+    /// `POST /orders` of one unit of `product` as `shopper`; the order id. An access token lives
+    /// 15 minutes and a soak runs for hours: on a 401 the shopper logs in again, once.
+    async fn order(&self, shopper: &Shopper, product: &str) -> Result<Uuid> {
+        let mut relogged = false;
+        loop {
+            let token = shopper.token.lock().await.clone();
+            let (status, body) = self
+                .call(
+                    format!("{}/orders", self.args.store_url),
+                    Some(&token),
+                    Some(json!({"items": [{"product_id": product, "quantity": 1}]})),
+                )
+                .await?;
+            if status == 401 && !relogged {
+                // One login per expiry, not one per order in flight: whoever holds the lock
+                // first renews, the others find the token already changed.
+                let mut current = shopper.token.lock().await;
+                if *current == token {
+                    *current = self.login(&shopper.email, shopper.password).await?;
+                }
+                relogged = true;
+                continue;
+            }
+            if status != 201 {
+                bail!("POST /orders: {status} {body}");
+            }
+            return body["id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .context("order without id");
         }
-        body["id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .context("order without id")
     }
+}
+
+/// A registered shopper and its current access token (renewed by [`Mesh::order`]).
+struct Shopper {
+    email: String,
+    password: &'static str,
+    token: tokio::sync::Mutex<String>,
 }
 
 /// utime + stime of a process, in clock ticks.
@@ -405,7 +432,7 @@ async fn main() -> Result<()> {
         products.push(body["id"].as_str().context("product id")?.to_owned());
     }
     // Registration hashes a password (argon2id): a few at a time.
-    let mut tokens = Vec::new();
+    let mut shoppers = Vec::new();
     for chunk in (0..args.shoppers).collect::<Vec<_>>().chunks(4) {
         let mut set = tokio::task::JoinSet::new();
         for _ in chunk {
@@ -413,13 +440,14 @@ async fn main() -> Result<()> {
             set.spawn(async move { mesh.shopper().await });
         }
         while let Some(t) = set.join_next().await {
-            tokens.push(t??);
+            shoppers.push(t??);
         }
     }
-    for token in &tokens {
-        mesh.wallet_open(token).await?;
+    for shopper in &shoppers {
+        let token = shopper.token.lock().await.clone();
+        mesh.wallet_open(&token).await?;
     }
-    let tokens = Arc::new(tokens);
+    let shoppers = Arc::new(shoppers);
     let products = Arc::new(products);
 
     let client = redis::Client::open(args.redis_url.as_str())?;
@@ -439,7 +467,7 @@ async fn main() -> Result<()> {
     for product in products.iter() {
         loop {
             let sent = Instant::now();
-            match mesh.order(&tokens[0], product).await {
+            match mesh.order(&shoppers[0], product).await {
                 Ok(id) => {
                     tracker.placed(id, sent, None);
                     break;
@@ -467,7 +495,7 @@ async fn main() -> Result<()> {
     let max_rate = if args.duration == 0 {
         args.rate.context("--duration 0 needs --rate")?
     } else {
-        max_throughput(&mesh, &tracker, &tokens, &products).await
+        max_throughput(&mesh, &tracker, &shoppers, &products).await
     };
 
     // --- phase 2: latency at a fixed rate -----------------------------------------------------
@@ -488,10 +516,10 @@ async fn main() -> Result<()> {
     for i in 0..total {
         let at = start + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(at.into()).await;
-        let (mesh, tracker, tokens, products) = (
+        let (mesh, tracker, shoppers, products) = (
             mesh.clone(),
             tracker.clone(),
-            tokens.clone(),
+            shoppers.clone(),
             products.clone(),
         );
         let (post_times, errors) = (post_times.clone(), errors.clone());
@@ -499,7 +527,7 @@ async fn main() -> Result<()> {
             let i = i as usize;
             let sent = Instant::now();
             match mesh
-                .order(&tokens[i % tokens.len()], &products[i % products.len()])
+                .order(&shoppers[i % shoppers.len()], &products[i % products.len()])
                 .await
             {
                 Ok(id) => {
@@ -566,7 +594,7 @@ async fn main() -> Result<()> {
 async fn max_throughput(
     mesh: &Arc<Mesh>,
     tracker: &Arc<Tracker>,
-    tokens: &Arc<Vec<String>>,
+    shoppers: &Arc<Vec<Shopper>>,
     products: &Arc<Vec<String>>,
 ) -> f64 {
     let duration = Duration::from_secs(mesh.args.duration);
@@ -579,10 +607,10 @@ async fn max_throughput(
     let end = start + duration;
     let mut set = tokio::task::JoinSet::new();
     for s in 0..mesh.args.shoppers {
-        let (mesh, tracker, tokens, products) = (
+        let (mesh, tracker, shoppers, products) = (
             mesh.clone(),
             tracker.clone(),
-            tokens.clone(),
+            shoppers.clone(),
             products.clone(),
         );
         let (permits, placed, errors) = (permits.clone(), placed.clone(), errors.clone());
@@ -595,7 +623,10 @@ async fn max_throughput(
                     break;
                 };
                 let sent = Instant::now();
-                match mesh.order(&tokens[s], &products[n % products.len()]).await {
+                match mesh
+                    .order(&shoppers[s], &products[n % products.len()])
+                    .await
+                {
                     Ok(id) => {
                         tracker.placed(id, sent, Some(permit));
                         placed.fetch_add(1, Ordering::Relaxed);
