@@ -9,8 +9,8 @@
 //! - [`status`]: the status machine; [`orders`]: pricing, transitions and history both share.
 //! - [`entity`] and [`migration`]: the tables; [`config`]: the store's own settings.
 //!
-//! [`run`] migrates the database with [`Migrator`], then serves the API, the outbox relay and
-//! the worker until `shutdown`.
+//! [`Store`] is its [`Template`]: `common::service::run_with::<Store>` migrates the database with
+//! [`Migrator`], then serves the API, the outbox relay and the worker until `shutdown`.
 
 pub mod config;
 pub mod entity;
@@ -20,81 +20,51 @@ pub mod orders;
 pub mod status;
 pub mod worker;
 
-use axum::Router;
-use common::{
-    config::MeshArgs,
-    runtime::{Worker, WorkerConfig},
-    service::{Part, Service},
-};
-use sea_orm_migration::{MigrationTrait, MigratorTrait};
-use tokio::net::TcpListener;
+use common::service::{Assembly, NoCommand, Service, Template};
+use sea_orm_migration::MigrationTrait;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::config::StoreArgs;
 use crate::{http::AppState, worker::StoreHandler};
 
 /// Name of the service: its consumer group, its database, the `producer` of its events.
-pub const SERVICE: &str = "store";
+pub const SERVICE: &str = Store::NAME;
 
-/// Port of the HTTP API when `MESH_LISTEN` is not set.
-pub const DEFAULT_PORT: u16 = 8003;
+/// The store service, as the shared start-up (`common::service`) runs it.
+pub struct Store;
 
 /// Migrations of this service's database: the runtime's tables (inbox, outbox) first.
-pub struct Migrator;
+pub type Migrator = common::service::Migrator<Store>;
 
-impl MigratorTrait for Migrator {
+impl Template for Store {
+    const NAME: &'static str = "store";
+    const DEFAULT_PORT: u16 = 8003;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const ABOUT: &'static str = "Orders and the catalog projection of the mesh.";
+    type Args = StoreArgs;
+    type Command = NoCommand;
+
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        let mut all = common::db::migration::runtime_migrations();
-        all.extend(migration::migrations());
-        all
+        migration::migrations()
     }
-}
 
-/// The service's own HTTP API; [`Service::run`] adds the ops routes and request ids.
-pub fn router(state: AppState) -> Router {
-    common::service::index_router(SERVICE, env!("CARGO_PKG_VERSION")).merge(http::router(state))
-}
-
-/// [`run_with`] the default store settings.
-pub async fn run(
-    args: MeshArgs,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run_with(args, StoreArgs::default(), listener, shutdown).await
-}
-
-/// Connects and migrates, then serves on `listener` until `shutdown` is cancelled and everything
-/// has drained. Tests call this with a listener on port 0.
-pub async fn run_with(
-    args: MeshArgs,
-    store: StoreArgs,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let service = Service::connect::<Migrator>(SERVICE, args).await?;
-    let verifier = service.verifier().await?;
-    let state = AppState {
-        db: service.db.clone(),
-        notifier: service.relay.notifier(),
-        verifier,
-        fee_percent: store.fee_percent,
-    };
-    let handler = StoreHandler {
-        db: service.db.clone(),
-    };
-    // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
-    // can commit as one transaction.
-    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &worker::STREAMS)
-        .with_args(&service.args.worker)
-        .with_batch_transactions(
-            &service.args.worker,
-            service.db.clone(),
-            service.relay.notifier(),
-        );
-    let worker = Worker::new(service.redis_client.clone(), config, handler);
-    let workers: Vec<Part> = vec![service.worker_part("store worker", worker, &shutdown)];
-    service
-        .run(listener, router(state), workers, shutdown)
-        .await
+    async fn assemble(
+        service: &Service,
+        store: StoreArgs,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Assembly> {
+        let state = AppState {
+            db: service.db.clone(),
+            notifier: service.relay.notifier(),
+            verifier: service.verifier().await?,
+            fee_percent: store.fee_percent,
+        };
+        let handler = StoreHandler {
+            db: service.db.clone(),
+        };
+        // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
+        // can commit as one transaction.
+        let worker = service.batch_worker(&worker::STREAMS, handler);
+        Ok(Assembly::new(http::router(state)).worker(service, "store worker", worker, shutdown))
+    }
 }

@@ -6,10 +6,12 @@
 //! - [`accounts`], [`session`], [`password`], [`rate_limit`]: the rules behind them.
 //! - [`entity`] and [`migration`]: the database.
 //!
-//! [`run`] connects and migrates, makes sure the configured admin exists, and serves the API, the
-//! outbox relay and the worker until `shutdown`.
+//! [`User`] is its [`Template`]: `common::service::run_with::<User>` connects and migrates, makes
+//! sure the configured admin exists, and serves the API, the outbox relay and the worker until
+//! `shutdown`; [`admin`] is the `create-admin` subcommand.
 
 pub mod accounts;
+pub mod admin;
 pub mod config;
 pub mod entity;
 pub mod housekeeping;
@@ -26,87 +28,81 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use common::{
     auth::{JwtSigner, JwtVerifier},
-    config::MeshArgs,
-    service::{Part, Service},
+    events::{Event as _, PasswordResetRequested},
+    service::{Assembly, Service, Template},
 };
-use tokio::net::TcpListener;
+use sea_orm_migration::MigrationTrait;
 use tokio_util::sync::CancellationToken;
 
 pub use config::UserArgs;
-pub use migration::Migrator;
 
 /// Name of the service: its consumer group, its database, the `producer` of its events.
-pub const SERVICE: &str = "user";
+pub const SERVICE: &str = User::NAME;
 
-/// Port of the HTTP API when `MESH_LISTEN` is not set.
-pub const DEFAULT_PORT: u16 = 8001;
+/// The user service, as the shared start-up (`common::service`) runs it.
+pub struct User;
 
-/// [`run_with`] the default user settings (what the tests use).
-pub async fn run(
-    args: MeshArgs,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run_with(args, UserArgs::default(), listener, shutdown).await
-}
+/// Migrations of this service's database: the runtime's tables (inbox, outbox) first.
+pub type Migrator = common::service::Migrator<User>;
 
-/// Connects and migrates, ensures the configured admin, then serves on `listener` until
-/// `shutdown` is cancelled and everything has drained.
-pub async fn run_with(
-    args: MeshArgs,
-    user: UserArgs,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let service = Service::connect::<Migrator>(SERVICE, args).await?;
-    if let Some(email) = &user.admin_email {
-        let password = user
-            .admin_password
-            .as_deref()
-            .context("MESH_ADMIN_EMAIL is set but MESH_ADMIN_PASSWORD is not")?;
-        let (admin, how) = accounts::ensure_admin(
-            &service.db,
-            &user.hashing(),
-            email,
-            password,
-            user.existing_admin_account(),
-        )
-        .await?;
-        tracing::info!(user.id = %admin.id, bootstrap = ?how, "admin account ready");
-        service.relay.notifier().notify();
+impl Template for User {
+    const NAME: &'static str = "user";
+    const DEFAULT_PORT: u16 = 8001;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const ABOUT: &'static str = "Accounts, log-in and JWT issuing of the mesh.";
+    type Args = UserArgs;
+    type Command = admin::AdminCommand;
+
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        migration::migrations()
     }
-    let state = app_state(&service, &user)?;
-    let handler = worker::PasswordResetHandler {
-        db: service.db.clone(),
-        mailer: worker::mailer::Mailer::new(
-            user.smtp_url.as_deref(),
-            &user.mail_from,
-            &service.args.data_dir,
-        )?,
-        reset_url: user.password_reset_url.clone(),
-    };
-    let worker = worker::worker(&service, handler);
-    let housekeeping = housekeeping::run(
-        service.db.clone(),
-        service.redis.clone(),
-        service.keys.clone(),
-        service.args.auth.access_token_ttl(),
-        service.args.worker.housekeeping_interval,
-        shutdown.clone(),
-    );
-    let parts: Vec<Part> = vec![
-        service.worker_part("password-reset worker", worker, &shutdown),
-        (
-            "housekeeping",
-            Box::pin(async move {
-                housekeeping.await;
-                Ok(())
-            }),
-        ),
-    ];
-    service
-        .run(listener, http::router(state), parts, shutdown)
-        .await
+
+    /// Ensures the configured admin before the API opens, then the API, the password-reset
+    /// worker and the housekeeping of expired tokens.
+    async fn assemble(
+        service: &Service,
+        user: UserArgs,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Assembly> {
+        if let Some(email) = &user.admin_email {
+            let password = user
+                .admin_password
+                .as_deref()
+                .context("MESH_ADMIN_EMAIL is set but MESH_ADMIN_PASSWORD is not")?;
+            let (admin, how) = accounts::ensure_admin(
+                &service.db,
+                &user.hashing(),
+                email,
+                password,
+                user.existing_admin_account(),
+            )
+            .await?;
+            tracing::info!(user.id = %admin.id, bootstrap = ?how, "admin account ready");
+            service.relay.notifier().notify();
+        }
+        let state = app_state(service, &user)?;
+        let handler = worker::PasswordResetHandler {
+            db: service.db.clone(),
+            mailer: worker::mailer::Mailer::new(
+                user.smtp_url.as_deref(),
+                &user.mail_from,
+                &service.args.data_dir,
+            )?,
+            reset_url: user.password_reset_url.clone(),
+        };
+        let worker = service.worker(&[PasswordResetRequested::TYPE], handler);
+        let housekeeping = housekeeping::run(
+            service.db.clone(),
+            service.redis.clone(),
+            service.keys.clone(),
+            service.args.auth.access_token_ttl(),
+            service.args.worker.housekeeping_interval,
+            shutdown.clone(),
+        );
+        Ok(Assembly::new(http::router(state))
+            .worker(service, "password-reset worker", worker, shutdown)
+            .part("housekeeping", housekeeping))
+    }
 }
 
 /// The handlers' state for a connected service. The user service verifies with its own signing
@@ -142,22 +138,4 @@ pub fn app_state(service: &Service, user: &UserArgs) -> anyhow::Result<http::App
             cookie_secure: user.cookie_secure,
         }),
     })
-}
-
-/// `user create-admin`: migrates, then creates the admin account (promoting an existing one
-/// only with [`accounts::ExistingAccount::Promote`]). Its `user-registered` event waits in the
-/// outbox until the service runs.
-pub async fn create_admin(
-    args: MeshArgs,
-    email: &str,
-    password: &str,
-    existing: accounts::ExistingAccount,
-) -> anyhow::Result<()> {
-    let db = common::service::connect_and_migrate::<Migrator>(SERVICE, &args).await?;
-    let hashing = password::Hashing::new(0, std::time::Duration::from_secs(60));
-    let outcome = accounts::ensure_admin(&db, &hashing, email, password, existing).await;
-    let _ = db.close().await;
-    let (admin, how) = outcome?;
-    tracing::info!(user.id = %admin.id, email = %admin.email, bootstrap = ?how, "admin account ready");
-    Ok(())
 }

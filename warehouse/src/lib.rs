@@ -8,8 +8,8 @@
 //! - [`shipping`]: the status rules both share; [`config`]: the warehouse's own settings.
 //! - [`entity`] and [`migration`]: the tables.
 //!
-//! [`run`] migrates the database with [`Migrator`], then serves the API, the outbox relay and the
-//! worker until `shutdown`.
+//! [`Warehouse`] is its [`Template`]: `common::service::run_with::<Warehouse>` migrates the database with
+//! [`Migrator`], then serves the API, the outbox relay and the worker until `shutdown`.
 
 pub mod config;
 pub mod entity;
@@ -20,90 +20,66 @@ pub mod worker;
 
 use std::sync::Arc;
 
-use axum::Router;
-use common::{
-    config::MeshArgs,
-    runtime::{Worker, WorkerConfig},
-    service::{Part, Service},
-};
-use sea_orm_migration::{MigrationTrait, MigratorTrait};
-use tokio::net::TcpListener;
+use common::service::{Assembly, NoCommand, Service, Template};
+use sea_orm_migration::MigrationTrait;
 use tokio_util::sync::CancellationToken;
 
-pub use config::WarehouseArgs;
-
+pub use crate::config::WarehouseArgs;
 use crate::{http::AppState, worker::WarehouseHandler};
 
 /// Name of the service: its consumer group, its database, the `producer` of its events.
-pub const SERVICE: &str = "warehouse";
+pub const SERVICE: &str = Warehouse::NAME;
 
-/// Port of the HTTP API when `MESH_LISTEN` is not set.
-pub const DEFAULT_PORT: u16 = 8005;
+/// The warehouse service, as the shared start-up (`common::service`) runs it.
+pub struct Warehouse;
 
 /// Migrations of this service's database: the runtime's tables (inbox, outbox) first.
-pub struct Migrator;
+pub type Migrator = common::service::Migrator<Warehouse>;
 
-impl MigratorTrait for Migrator {
+impl Template for Warehouse {
+    const NAME: &'static str = "warehouse";
+    const DEFAULT_PORT: u16 = 8005;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const ABOUT: &'static str = "Shipments of the mesh.";
+    type Args = WarehouseArgs;
+    type Command = NoCommand;
+
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        let mut all = common::db::migration::runtime_migrations();
-        all.extend(migration::migrations());
-        all
+        migration::migrations()
     }
-}
 
-/// The service's own HTTP API; [`Service::run`] adds the ops routes and request ids.
-pub fn router(state: AppState) -> Router {
-    common::service::index_router(SERVICE, env!("CARGO_PKG_VERSION")).merge(http::router(state))
-}
-
-/// [`run_with`] the default warehouse settings (auto-dispatch on).
-pub async fn run(
-    args: MeshArgs,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run_with(args, WarehouseArgs::default(), listener, shutdown).await
-}
-
-/// Connects and migrates, then serves on `listener` until `shutdown` is cancelled and everything
-/// has drained. Tests call this with a listener on port 0.
-pub async fn run_with(
-    args: MeshArgs,
-    warehouse: WarehouseArgs,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let service = Service::connect::<Migrator>(SERVICE, args).await?;
-    let verifier = service.verifier().await?;
-    let settings = Arc::new(warehouse);
-    tracing::info!(
-        auto_dispatch = settings.auto_dispatch,
-        carrier = settings.carrier,
-        "warehouse settings"
-    );
-    let state = AppState {
-        db: service.db.clone(),
-        notifier: service.relay.notifier(),
-        verifier,
-        settings: settings.clone(),
-    };
-    let handler = WarehouseHandler {
-        db: service.db.clone(),
-        notifier: service.relay.notifier(),
-        settings,
-    };
-    // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
-    // can commit as one transaction.
-    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &worker::STREAMS)
-        .with_args(&service.args.worker)
-        .with_batch_transactions(
-            &service.args.worker,
-            service.db.clone(),
-            service.relay.notifier(),
+    async fn assemble(
+        service: &Service,
+        warehouse: WarehouseArgs,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Assembly> {
+        let settings = Arc::new(warehouse);
+        tracing::info!(
+            auto_dispatch = settings.auto_dispatch,
+            carrier = settings.carrier,
+            "warehouse settings"
         );
-    let worker = Worker::new(service.redis_client.clone(), config, handler);
-    let workers: Vec<Part> = vec![service.worker_part("warehouse worker", worker, &shutdown)];
-    service
-        .run(listener, router(state), workers, shutdown)
-        .await
+        let state = AppState {
+            db: service.db.clone(),
+            notifier: service.relay.notifier(),
+            verifier: service.verifier().await?,
+            settings: settings.clone(),
+        };
+        let handler = WarehouseHandler {
+            db: service.db.clone(),
+            notifier: service.relay.notifier(),
+            settings,
+        };
+        // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
+        // can commit as one transaction.
+        let worker = service.batch_worker(&worker::STREAMS, handler);
+        Ok(
+            Assembly::new(http::router(state)).worker(
+                service,
+                "warehouse worker",
+                worker,
+                shutdown,
+            ),
+        )
+    }
 }

@@ -7,8 +7,8 @@ mod openapi;
 mod products;
 mod stock;
 
-use axum::{Router, extract::FromRef, http::HeaderMap};
-use common::{auth::JwtVerifier, db::outbox::OutboxNotifier, http::REQUEST_ID, problem::ApiError};
+use axum::{Router, extract::FromRef};
+use common::{auth::JwtVerifier, db::outbox::OutboxNotifier, problem::ApiError};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -48,15 +48,6 @@ pub fn router(state: AppState) -> Router {
         .merge(stock::router())
         .with_state(state)
         .merge(openapi::router())
-}
-
-/// The request id (set by the common layers) as the correlation id of the events it causes.
-fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string())
 }
 
 /// A product id from the path; anything that is not a UUID names no product.

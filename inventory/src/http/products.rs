@@ -16,11 +16,12 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AppState, PageQuery, correlation_id, product_id};
+use super::{AppState, PageQuery, product_id};
 use crate::{
     catalog::{self, NewProduct, ProductPatch},
     entity::product,
 };
+use common::http::correlation_id;
 
 /// Longest product name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;

@@ -75,7 +75,7 @@ async fn a_token_logged_out_on_the_user_service_is_refused_by_the_inventory() {
         ..user::UserArgs::default()
     };
     let users = TestApp::spawn(|args, listener, shutdown| {
-        user::run_with(args, accounts, listener, shutdown)
+        common::service::run_with::<user::User>(args, accounts, listener, shutdown)
     })
     .await;
     let http = &users.http;
@@ -90,7 +90,8 @@ async fn a_token_logged_out_on_the_user_service_is_refused_by_the_inventory() {
         },
         ..home.args(users.redis_server.url(), users.keys.prefix())
     };
-    let inventory = InProcess::start(inventory_args, inventory::run).await;
+    let inventory =
+        InProcess::start(inventory_args, common::service::run::<inventory::Inventory>).await;
     assert!(
         !home.data.path().join(DEV_PRIVATE_KEY_FILE).exists(),
         "the inventory verifies with the user service's key, not a key pair of its own"

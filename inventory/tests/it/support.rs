@@ -23,7 +23,7 @@ pub use common::testing::{TestApp, assert_problem};
 
 /// Starts the inventory on `127.0.0.1:0` with its own Redis server, database and key prefix.
 pub async fn spawn_app() -> TestApp {
-    TestApp::spawn(inventory::run).await
+    TestApp::spawn(common::service::run::<inventory::Inventory>).await
 }
 
 /// The inventory's domain helpers.

@@ -28,8 +28,10 @@ pub async fn spawn_app() -> TestApp {
     let settings = PaymentArgs {
         starting_credit_cents: STARTING_CREDIT,
     };
-    TestApp::spawn(|args, listener, shutdown| payment::run_with(args, settings, listener, shutdown))
-        .await
+    TestApp::spawn(|args, listener, shutdown| {
+        common::service::run_with::<payment::Payment>(args, settings, listener, shutdown)
+    })
+    .await
 }
 
 /// The payment service's domain helpers.

@@ -21,12 +21,13 @@ use common::{
     problem::ApiError,
 };
 
-use super::{AppState, OrderView, correlation_id, order_id};
+use super::{AppState, OrderView, order_id};
 use crate::{
     SERVICE,
     orders::{self, Transition, parse_status},
     status::OrderStatus,
 };
+use common::http::correlation_id;
 
 /// History reason of a cancelled pending order.
 pub const CANCELLED: &str = "cancelled_by_customer";

@@ -8,11 +8,10 @@ mod openapi;
 mod orders;
 mod views;
 
-use axum::{Router, extract::FromRef, http::HeaderMap};
+use axum::{Router, extract::FromRef};
 use common::{
     auth::{Claims, JwtVerifier, Role},
     db::outbox::OutboxNotifier,
-    http::REQUEST_ID,
     problem::ApiError,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
@@ -45,15 +44,6 @@ pub fn router(state: AppState) -> Router {
         .merge(cancel::router())
         .with_state(state)
         .merge(openapi::router())
-}
-
-/// The request id (set by the common layers) as the correlation id of the events it causes.
-fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string())
 }
 
 /// An order id from the path; anything that is not a UUID names no order.

@@ -23,12 +23,13 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{AppState, OrderPage, OrderView, correlation_id, order_id, visible_order};
+use super::{AppState, OrderPage, OrderView, order_id, visible_order};
 use crate::{
     entity::order,
     orders::{self, NewOrder, PlaceError},
     status::OrderStatus,
 };
+use common::http::correlation_id;
 
 /// Most units of one product in an order, and most lines: the mesh's bounds, which every
 /// consumer of `order-placed` checks too.

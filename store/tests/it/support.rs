@@ -20,7 +20,7 @@ pub use common::testing::{TestApp, assert_problem};
 
 /// Starts the store on `127.0.0.1:0` with its own Redis server, database and key prefix.
 pub async fn spawn_app() -> TestApp {
-    TestApp::spawn(store::run).await
+    TestApp::spawn(common::service::run::<store::Store>).await
 }
 
 /// The store's domain helpers.

@@ -16,12 +16,13 @@ use common::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AppState, ClientIp, correlation_id, users::UserView};
+use super::{AppState, ClientIp, users::UserView};
 use crate::{
     accounts,
     password::normalize_email,
     session::{self, Session},
 };
+use common::http::correlation_id;
 
 /// Name of the refresh token cookie.
 pub const REFRESH_COOKIE: &str = "refresh_token";

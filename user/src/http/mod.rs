@@ -16,13 +16,12 @@ use std::{
 use axum::{
     Router,
     extract::{ConnectInfo, FromRef, FromRequestParts},
-    http::{HeaderMap, request::Parts},
+    http::request::Parts,
 };
 use common::keys::Keys;
 use common::{
     auth::{JwtSigner, JwtVerifier},
     db::outbox::OutboxNotifier,
-    http::REQUEST_ID,
 };
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
@@ -67,10 +66,6 @@ pub fn router(state: AppState) -> Router {
         .merge(password_reset::router())
         .with_state(state)
         .merge(openapi::router())
-        .merge(common::service::index_router(
-            crate::SERVICE,
-            env!("CARGO_PKG_VERSION"),
-        ))
 }
 
 /// The address of the peer (the TCP connection, not a forwardable header a client could forge).
@@ -88,12 +83,4 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
                 .map(|ConnectInfo(addr)| addr.ip()),
         ))
     }
-}
-
-/// The request id, which becomes the correlation id of the events a request causes.
-pub fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }

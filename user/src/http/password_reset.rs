@@ -22,7 +22,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AppState, ClientIp, correlation_id};
+use super::{AppState, ClientIp};
 use crate::{
     SERVICE, accounts,
     entity::{password_reset, user},
@@ -30,6 +30,7 @@ use crate::{
     rate_limit::allow_password_reset,
     session,
 };
+use common::http::correlation_id;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -23,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{AppState, correlation_id};
+use super::AppState;
 use crate::{entity::user, session::role_of};
+use common::http::correlation_id;
 
 /// Largest page of `GET /users`.
 pub const MAX_PER_PAGE: u64 = 100;

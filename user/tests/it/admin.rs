@@ -474,7 +474,12 @@ async fn startup_bootstrap_refuses_an_existing_account_unless_told_to_promote() 
     let shutdown = tokio_util::sync::CancellationToken::new();
     let refused = tokio::time::timeout(
         Duration::from_secs(20),
-        user::run_with(args.clone(), bootstrap(false), listener, shutdown.clone()),
+        common::service::run_with::<user::User>(
+            args.clone(),
+            bootstrap(false),
+            listener,
+            shutdown.clone(),
+        ),
     )
     .await
     .expect("the refusal is immediate");
@@ -486,7 +491,7 @@ async fn startup_bootstrap_refuses_an_existing_account_unless_told_to_promote() 
     assert_eq!(role_in_db(&app, &pat_id).await, "user");
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let second = tokio::spawn(user::run_with(
+    let second = tokio::spawn(common::service::run_with::<user::User>(
         args,
         bootstrap(true),
         listener,

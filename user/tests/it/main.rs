@@ -48,8 +48,10 @@ pub async fn spawn_app_with(user_args: UserArgs) -> TestApp {
         admin_password: Some(ADMIN_PASSWORD.into()),
         ..user_args
     };
-    TestApp::spawn(|args, listener, shutdown| user::run_with(args, user_args, listener, shutdown))
-        .await
+    TestApp::spawn(|args, listener, shutdown| {
+        common::service::run_with::<user::User>(args, user_args, listener, shutdown)
+    })
+    .await
 }
 
 /// The user service's domain helpers.

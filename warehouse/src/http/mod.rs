@@ -8,10 +8,9 @@ mod shipments;
 
 use std::sync::Arc;
 
-use axum::{Router, extract::FromRef, http::HeaderMap};
-use common::{auth::JwtVerifier, db::outbox::OutboxNotifier, http::REQUEST_ID};
+use axum::{Router, extract::FromRef};
+use common::{auth::JwtVerifier, db::outbox::OutboxNotifier};
 use sea_orm::DatabaseConnection;
-use uuid::Uuid;
 
 use crate::config::WarehouseArgs;
 
@@ -38,13 +37,4 @@ pub fn router(state: AppState) -> Router {
         .merge(shipments::router())
         .with_state(state)
         .merge(openapi::router())
-}
-
-/// The request id (set by the common layers) as the correlation id of the events it causes.
-fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string())
 }

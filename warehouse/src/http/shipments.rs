@@ -24,12 +24,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{AppState, correlation_id};
+use super::AppState;
 use crate::{
     SERVICE,
     entity::shipment::{self, STATUSES},
     shipping::{self, Dispatch},
 };
+use common::http::correlation_id;
 
 /// Largest page a client may ask for.
 pub const MAX_PER_PAGE: u64 = 100;

@@ -33,7 +33,7 @@ pub async fn spawn_manual_app() -> TestApp {
 /// Starts the warehouse on `127.0.0.1:0` with its own Redis server, database and key prefix.
 pub async fn spawn_app_with(settings: WarehouseArgs) -> TestApp {
     TestApp::spawn(|args, listener, shutdown| {
-        warehouse::run_with(args, settings, listener, shutdown)
+        common::service::run_with::<warehouse::Warehouse>(args, settings, listener, shutdown)
     })
     .await
 }
