@@ -2,10 +2,13 @@
 //! [`correlation_id`] they become), tracing, request durations by route ([`request_metrics`]),
 //! and (in `server`) serving with time limits and graceful drain on shutdown.
 //!
-//! For the services' own routes: [`openapi`] (the bearer security scheme and the
-//! `/openapi.json` + Swagger UI router).
+//! For the services' own routes: [`extract`] (query strings and path ids, with the 400/422 rule),
+//! [`pagination`] (one `Page` extractor and one `Paged` answer for every list) and [`openapi`]
+//! (the bearer security scheme and the `/openapi.json` + Swagger UI router).
 
+pub mod extract;
 pub mod openapi;
+pub mod pagination;
 pub mod request_metrics;
 mod server;
 

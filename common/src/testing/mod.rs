@@ -6,6 +6,7 @@
 //! - `app`: [`TestApp`], any service's `run` in process with its own Redis, database, data dir and
 //!   key prefix, and tokens signed with its dev key; `http` and `events` are its HTTP helpers and
 //!   its stream and outbox helpers;
+//! - `lists`: [`TestApp`]'s asserts of the URL rules: paginated lists and `{id}` routes;
 //! - `streams`: waiting for groups and readers, counting consumers, counting and decoding
 //!   stream entries;
 //! - `metrics`: a scraped `/metrics` page, parsed;
@@ -16,6 +17,7 @@ mod app;
 mod database;
 mod events;
 mod http;
+mod lists;
 mod metrics;
 mod process;
 mod redis_server;

@@ -196,7 +196,7 @@ impl Mesh {
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        body.as_array().unwrap().clone()
+        body["items"].as_array().unwrap().clone()
     }
 
     /// The status of order `id`'s shipment in the warehouse, if it has one.

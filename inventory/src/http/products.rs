@@ -4,19 +4,24 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection, rejection::QueryRejection},
+    extract::{State, rejection::JsonRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
-use common::{auth::AdminUser, problem::ApiError};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+use common::{
+    auth::AdminUser,
+    http::{
+        extract::Id,
+        pagination::{Page, PageQuery, Paged},
+    },
+    problem::ApiError,
 };
-use serde::{Deserialize, Serialize};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{AppState, PageQuery, product_id};
+use super::AppState;
 use crate::{
     catalog::{self, NewProduct, ProductPatch},
     entity::product,
@@ -39,13 +44,7 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// One page of the active catalog.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProductPage {
-    pub items: Vec<product::Model>,
-    pub page: u64,
-    pub per_page: u64,
-    pub total: u64,
-}
+pub type ProductPage = Paged<product::Model>;
 
 /// `POST /products`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -139,43 +138,30 @@ impl UpdateProduct {
 
 /// Active products, oldest first (public; served from the cache when it can be).
 #[utoipa::path(get, path = "/products", tag = "products", params(PageQuery),
-    responses((status = 200, body = ProductPage),
+    responses((status = 200, body = Paged<product::Model>),
               (status = 400, description = "query string does not parse"),
               (status = 422, description = "page or per_page out of range")))]
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    query: Result<Query<PageQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let (page, per_page) = PageQuery::resolve(query)?;
-    let version = match state.cache.get(page, per_page).await {
+pub(crate) async fn list(State(state): State<AppState>, page: Page) -> Result<Response, ApiError> {
+    let version = match state.cache.get(page.page(), page.per_page()).await {
         Ok(body) => return Ok(json_text(body, "hit")),
         Err(version) => version,
     };
-    let body = load_page(&state.db, page, per_page).await?;
+    let body = load_page(&state.db, page).await?;
     let body = serde_json::to_string(&body).map_err(anyhow::Error::from)?;
     if let Some(version) = version {
-        state.cache.put(version, page, per_page, &body).await;
+        state
+            .cache
+            .put(version, page.page(), page.per_page(), &body)
+            .await;
     }
     Ok(json_text(body, "miss"))
 }
 
-async fn load_page(
-    db: &DatabaseConnection,
-    page: u64,
-    per_page: u64,
-) -> Result<ProductPage, ApiError> {
-    let paginator = product::Entity::find()
+async fn load_page(db: &DatabaseConnection, page: Page) -> Result<ProductPage, ApiError> {
+    let select = product::Entity::find()
         .filter(product::Column::Active.eq(true))
-        .order_by_asc(product::Column::Id)
-        .paginate(db, per_page);
-    let total = paginator.num_items().await?;
-    let items = paginator.fetch_page(page - 1).await?;
-    Ok(ProductPage {
-        items,
-        page,
-        per_page,
-        total,
-    })
+        .order_by_asc(product::Column::Id);
+    page.fetch(select, db).await
 }
 
 /// A JSON body already serialised; `x-cache` says whether it came from the cache.
@@ -192,12 +178,11 @@ fn json_text(body: String, cache: &'static str) -> Response {
 
 /// One product, inactive ones included (old orders still name them).
 #[utoipa::path(get, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)),
-    responses((status = 200, body = product::Model), (status = 404, description = "no such product")))]
+    responses((status = 400, description = "the id is not a UUID"), (status = 200, body = product::Model), (status = 404, description = "no such product")))]
 pub(crate) async fn show(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<product::Model>, ApiError> {
-    let id = product_id(&id)?;
     product::Entity::find_by_id(id)
         .one(&state.db)
         .await?
@@ -234,17 +219,16 @@ pub(crate) async fn create(
 /// Changes name, description, price or `active` (admin); publishes `product-changed`.
 #[utoipa::path(patch, path = "/products/{id}", tag = "products", request_body = UpdateProduct,
     params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = product::Model), (status = 401, description = "no valid access token"),
+    responses((status = 400, description = "the id is not a UUID"), (status = 200, body = product::Model), (status = 401, description = "no valid access token"),
               (status = 403, description = "not an admin"), (status = 404, description = "no such product"),
               (status = 422, description = "invalid change")))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
     body: Result<Json<UpdateProduct>, JsonRejection>,
 ) -> Result<Json<product::Model>, ApiError> {
-    let id = product_id(&id)?;
     let Json(body) = body?;
     let patch = body.validate()?;
     let txn = common::db::begin(&state.db).await?;
@@ -259,15 +243,14 @@ pub(crate) async fn update(
 /// Soft delete (admin): the product becomes inactive; publishes `product-changed`.
 #[utoipa::path(delete, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)),
     security(("bearer" = [])),
-    responses((status = 204, description = "inactive"), (status = 401, description = "no valid access token"),
+    responses((status = 400, description = "the id is not a UUID"), (status = 204, description = "inactive"), (status = 401, description = "no valid access token"),
               (status = 403, description = "not an admin"), (status = 404, description = "no such product")))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let id = product_id(&id)?;
     let txn = common::db::begin(&state.db).await?;
     if catalog::deactivate(&txn, id, &correlation_id(&headers))
         .await?

@@ -4,16 +4,23 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection, rejection::QueryRejection},
+    extract::{State, rejection::JsonRejection},
     routing::{get, post},
 };
-use common::{auth::AdminUser, problem::ApiError};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use common::{
+    auth::AdminUser,
+    http::{
+        extract::Id,
+        pagination::{Page, PageQuery},
+    },
+    problem::ApiError,
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AppState, PageQuery, product_id, products::MAX_STOCK};
+use super::{AppState, products::MAX_STOCK};
 use crate::{
     entity::{product, stock_movement},
     stock::{self, AdjustError},
@@ -69,17 +76,16 @@ impl AdjustStock {
 /// Adds or removes stock with a reason for the ledger (admin); the product afterwards.
 #[utoipa::path(post, path = "/products/{id}/stock", tag = "stock", request_body = AdjustStock,
     params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = product::Model), (status = 401, description = "no valid access token"),
+    responses((status = 400, description = "the id is not a UUID"), (status = 200, body = product::Model), (status = 401, description = "no valid access token"),
               (status = 403, description = "not an admin"), (status = 404, description = "no such product"),
               (status = 409, description = "the stock would go negative"),
               (status = 422, description = "invalid adjustment")))]
 pub(crate) async fn adjust(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    Path(id): Path<String>,
+    Id(id): Id,
     body: Result<Json<AdjustStock>, JsonRejection>,
 ) -> Result<Json<product::Model>, ApiError> {
-    let id = product_id(&id)?;
     let Json(body) = body?;
     let (delta, reason) = body.validate()?;
     let txn = common::db::begin(&state.db).await?;
@@ -105,26 +111,22 @@ pub(crate) async fn adjust(
 pub(crate) async fn movements(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    Path(id): Path<String>,
-    query: Result<Query<PageQuery>, QueryRejection>,
+    Id(id): Id,
+    page: Page,
 ) -> Result<Json<MovementPage>, ApiError> {
-    let id = product_id(&id)?;
-    let (page, per_page) = PageQuery::resolve(query)?;
     let Some(product) = product::Entity::find_by_id(id).one(&state.db).await? else {
         return Err(ApiError::NotFound(format!("no product {id}")));
     };
-    let paginator = stock_movement::Entity::find()
+    let select = stock_movement::Entity::find()
         .filter(stock_movement::Column::ProductId.eq(id))
-        .order_by_desc(stock_movement::Column::Id)
-        .paginate(&state.db, per_page);
-    let total = paginator.num_items().await?;
-    let items = paginator.fetch_page(page - 1).await?;
+        .order_by_desc(stock_movement::Column::Id);
+    let movements = page.fetch(select, &state.db).await?;
     Ok(Json(MovementPage {
         product_id: id,
         stock: product.stock,
-        items,
-        page,
-        per_page,
-        total,
+        items: movements.items,
+        page: movements.page,
+        per_page: movements.per_page,
+        total: movements.total,
     }))
 }

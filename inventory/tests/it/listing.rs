@@ -64,8 +64,9 @@ async fn the_product_list_is_paginated_and_checks_its_query() {
     assert_eq!(default["per_page"], 20);
     assert_eq!(default["items"].as_array().unwrap().len(), 5);
 
-    // Out of range: 422 validation. Not a number at all: 400, as on every list of the mesh's
-    // user and inventory services.
+    // The rules every list of the mesh follows (common::testing::TestApp::assert_paged_list).
+    app.assert_paged_list("/products", None).await;
+    // Out of range: 422 validation. Not a number at all: 400.
     for query in ["page=0", "per_page=0", "per_page=101"] {
         let body = assert_problem(app.get(&format!("/products?{query}")).await, 422).await;
         assert!(body["type"].as_str().unwrap().ends_with("/validation"));

@@ -79,6 +79,9 @@ async fn admin_adjusts_stock_and_the_ledger_sums_to_it() {
     assert_eq!(page["items"][0]["reason"], "initial");
     let sum: i64 = app.movements(id).await.iter().map(|m| m.delta).sum();
     assert_eq!(sum, app.product(id).await.unwrap().stock);
+    // The ledger (the creation's movement and the adjustments) is a list like every other.
+    app.assert_paged_list(&format!("/products/{id}/movements"), Some(&admin))
+        .await;
 }
 
 #[tokio::test]

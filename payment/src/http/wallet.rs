@@ -1,7 +1,7 @@
 //! `/wallet` and `/wallet/deposit`: the caller's own wallet (404 until `user-registered` has
 //! opened it) and deposits into it, each bounded and recorded in the deposit ledger. A deposit is
 //! one single-statement credit plus its ledger row, in one transaction; `/wallet/deposits` lists
-//! the ledger.
+//! the ledger a page at a time.
 
 use axum::{
     Json, Router,
@@ -9,8 +9,12 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use common::{auth::AuthUser, problem::ApiError};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use common::{
+    auth::AuthUser,
+    http::pagination::{Page, PageQuery, Paged},
+    problem::ApiError,
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -24,8 +28,6 @@ use crate::{
 pub const MIN_DEPOSIT_CENTS: i64 = 1;
 /// Largest single deposit, in cents (10,000.00).
 pub const MAX_DEPOSIT_CENTS: i64 = 1_000_000;
-/// Most deposits `GET /wallet/deposits` lists.
-pub const MAX_LISTED_DEPOSITS: u64 = 100;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -106,22 +108,22 @@ pub(crate) async fn deposit(
     ))
 }
 
-/// Your latest deposits (at most 100), newest first.
-#[utoipa::path(get, path = "/wallet/deposits", tag = "wallet", security(("bearer" = [])),
-    responses((status = 200, body = [deposit::Model]), (status = 401, description = "no valid access token"),
-              (status = 404, description = "the wallet is not open yet")))]
+/// Your deposits, newest first.
+#[utoipa::path(get, path = "/wallet/deposits", tag = "wallet", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = Paged<deposit::Model>), (status = 401, description = "no valid access token"),
+              (status = 400, description = "the query string does not parse"),
+              (status = 404, description = "the wallet is not open yet"),
+              (status = 422, description = "page or per_page out of range")))]
 pub(crate) async fn deposits(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
-) -> Result<Json<Vec<deposit::Model>>, ApiError> {
+    page: Page,
+) -> Result<Json<Paged<deposit::Model>>, ApiError> {
     ledger::wallet(&state.db, claims.sub)
         .await?
         .ok_or_else(not_open)?;
-    let rows = deposit::Entity::find()
+    let select = deposit::Entity::find()
         .filter(deposit::Column::UserId.eq(claims.sub))
-        .order_by_desc(deposit::Column::Id)
-        .limit(MAX_LISTED_DEPOSITS)
-        .all(&state.db)
-        .await?;
-    Ok(Json(rows))
+        .order_by_desc(deposit::Column::Id);
+    Ok(Json(page.fetch(select, &state.db).await?))
 }

@@ -33,6 +33,13 @@ async fn place_order(app: &TestApp, user_id: Uuid, total_cents: i64) -> Uuid {
     order.order_id
 }
 
+/// The items of a 200 page.
+async fn items(response: reqwest::Response) -> Vec<Value> {
+    assert_eq!(response.status(), 200, "{}", response.url());
+    let page: Value = response.json().await.expect("JSON page");
+    page["items"].as_array().expect("items").clone()
+}
+
 #[tokio::test]
 async fn the_wallet_is_404_until_opened_then_shows_the_balance() {
     let app = spawn_app().await;
@@ -144,12 +151,7 @@ async fn payments_are_visible_to_their_owner_and_admins_only() {
 
     let owner_token = app.token_for(owner, Role::User);
     let path = format!("/payments?order_id={order_id}");
-    let mine: Vec<Value> = app
-        .send(Method::GET, &path, Some(&owner_token), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine = items(app.send(Method::GET, &path, Some(&owner_token), None).await).await;
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0]["order_id"], order_id.to_string());
     assert_eq!(mine[0]["status"], "captured");
@@ -159,14 +161,13 @@ async fn payments_are_visible_to_their_owner_and_admins_only() {
     let other_token = app.token_for(other, Role::User);
     let response = app.send(Method::GET, &path, Some(&other_token), None).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<Vec<Value>>().await.unwrap().len(), 0);
+    assert_eq!(items(response).await.len(), 0);
     // Without a filter, each sees their own.
-    let all_mine: Vec<Value> = app
-        .send(Method::GET, "/payments", Some(&other_token), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all_mine = items(
+        app.send(Method::GET, "/payments", Some(&other_token), None)
+            .await,
+    )
+    .await;
     assert_eq!(all_mine.len(), 1);
     assert_eq!(all_mine[0]["order_id"], other_order.to_string());
     // A user may not list someone else's payments by user id.
@@ -181,37 +182,29 @@ async fn payments_are_visible_to_their_owner_and_admins_only() {
     assert_problem(response, 403).await;
 
     let admin = app.token_for(Uuid::now_v7(), Role::Admin);
-    let seen: Vec<Value> = app
-        .send(Method::GET, &path, Some(&admin), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let seen = items(app.send(Method::GET, &path, Some(&admin), None).await).await;
     assert_eq!(seen.len(), 1);
-    let everything: Vec<Value> = app
-        .send(Method::GET, "/payments", Some(&admin), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let everything = items(app.send(Method::GET, "/payments", Some(&admin), None).await).await;
     assert_eq!(everything.len(), 2);
-    let by_user: Vec<Value> = app
-        .send(
+    let by_user = items(
+        app.send(
             Method::GET,
             &format!("/payments?user_id={other}"),
             Some(&admin),
             None,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await,
+    )
+    .await;
     assert_eq!(by_user.len(), 1);
 
+    // An id that is not a UUID does not parse: 400.
     let response = app
         .send(Method::GET, "/payments?order_id=nope", Some(&admin), None)
         .await;
-    assert_problem(response, 422).await;
+    assert_problem(response, 400).await;
+    // The rules of every list.
+    app.assert_paged_list("/payments", Some(&admin)).await;
     app.assert_money_conserved().await;
 }
 
@@ -269,13 +262,14 @@ async fn concurrent_deposits_are_all_credited_and_listed() {
     let expected: i64 = (1..=20).map(|i| i * 10).sum();
     assert_eq!(app.balance(user_id).await, STARTING_CREDIT + expected);
 
-    let listed: Vec<Value> = app
-        .send(Method::GET, "/wallet/deposits", Some(&token), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = items(
+        app.send(Method::GET, "/wallet/deposits", Some(&token), None)
+            .await,
+    )
+    .await;
     assert_eq!(listed.len(), 20);
+    app.assert_paged_list("/wallet/deposits", Some(&token))
+        .await;
     let total: i64 = listed
         .iter()
         .map(|d| d["amount_cents"].as_i64().unwrap())

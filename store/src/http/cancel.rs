@@ -9,7 +9,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     routing::post,
 };
@@ -18,16 +18,16 @@ use common::{
     auth::{AuthUser, Role},
     db::outbox,
     events::{Event as _, RefundOrder, RefundReason},
+    http::{correlation_id, extract::Id},
     problem::ApiError,
 };
 
-use super::{AppState, OrderView, order_id};
+use super::{AppState, OrderView};
 use crate::{
     SERVICE,
     orders::{self, Transition, parse_status},
     status::OrderStatus,
 };
-use common::http::correlation_id;
 
 /// History reason of a cancelled pending order.
 pub const CANCELLED: &str = "cancelled_by_customer";
@@ -41,7 +41,8 @@ pub(super) fn router() -> Router<AppState> {
 /// Cancels the caller's order (an admin may cancel any).
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", params(("id" = Uuid, Path)),
     security(("bearer" = [])),
-    responses((status = 200, body = OrderView, description = "a pending order, now cancelled"),
+    responses((status = 400, description = "the id is not a UUID"),
+              (status = 200, body = OrderView, description = "a pending order, now cancelled"),
               (status = 202, body = OrderView, description = "a paid order: refund requested"),
               (status = 401, description = "no valid access token"),
               (status = 404, description = "no such order, or not yours"),
@@ -50,9 +51,8 @@ pub(crate) async fn cancel(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
-    let id = order_id(&id)?;
     let txn = common::db::begin(&state.db).await?;
     let order = match orders::lock(&txn, id).await? {
         Some(o) if o.user_id == user.sub || user.role == Role::Admin => o,

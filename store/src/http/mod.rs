@@ -46,11 +46,6 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
 }
 
-/// An order id from the path; anything that is not a UUID names no order.
-fn order_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("no order `{raw}`")))
-}
-
 /// The order if `user` may see it: their own, or any for an admin. Someone else's order is a
 /// 404, not a 403, so order ids cannot be probed.
 async fn visible_order<C: ConnectionTrait>(

@@ -6,30 +6,32 @@ use std::collections::BTreeMap;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection, rejection::QueryRejection},
+    extract::{State, rejection::JsonRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use common::{
     auth::{AuthUser, Role},
+    http::{
+        correlation_id,
+        extract::{Id, Query},
+        pagination::{Page, PageQuery, Paged},
+    },
     problem::ApiError,
 };
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{AppState, OrderPage, OrderView, order_id, visible_order};
+use super::{AppState, OrderView, visible_order};
 use crate::{
     entity::order,
     orders::{self, NewOrder, PlaceError},
     status::OrderStatus,
 };
-use common::http::correlation_id;
 
 /// Most units of one product in an order, and most lines: the mesh's bounds, which every
 /// consumer of `order-placed` checks too.
@@ -38,10 +40,6 @@ pub use common::limits::{MAX_LINE_QUANTITY as MAX_QUANTITY, MAX_ORDER_LINES as M
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// The header a client retries with.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// Largest page a client may ask for.
-pub const MAX_PER_PAGE: u64 = 100;
-/// Page size when none is asked for.
-pub const DEFAULT_PER_PAGE: u64 = 20;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -227,58 +225,36 @@ pub(crate) async fn create(
     Ok(response)
 }
 
-/// `GET /orders` query.
+/// `GET /orders` filters (the page is a `PageQuery`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only orders in this status.
     pub status: Option<String>,
     /// Only this user's orders (admin; a user may only name themselves).
-    pub user_id: Option<String>,
-    /// 1-based page number (default 1).
-    pub page: Option<u64>,
-    /// Items per page, 1 to 100 (default 20).
-    pub per_page: Option<u64>,
+    pub user_id: Option<Uuid>,
 }
 
 /// The caller's orders, newest first; an admin sees everyone's.
-#[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, body = OrderPage), (status = 401, description = "no valid access token"),
+#[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery, PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = Paged<OrderView>), (status = 401, description = "no valid access token"),
+              (status = 400, description = "the query string does not parse: not a number, not a UUID, no such status"),
               (status = 403, description = "another user's orders, not being an admin"),
-              (status = 422, description = "bad filter or page")))]
+              (status = 422, description = "page or per_page out of range")))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<OrderPage>, ApiError> {
-    let Query(q) =
-        query.map_err(|e| ApiError::validation(format!("bad query string: {}", e.body_text())))?;
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(DEFAULT_PER_PAGE);
-    if page == 0 {
-        return Err(ApiError::validation("`page` starts at 1"));
-    }
-    if per_page == 0 || per_page > MAX_PER_PAGE {
-        return Err(ApiError::validation(format!(
-            "`per_page` must be between 1 and {MAX_PER_PAGE}"
-        )));
-    }
+    Query(q): Query<ListQuery>,
+    page: Page,
+) -> Result<Json<Paged<OrderView>>, ApiError> {
     let status = q
         .status
         .as_deref()
         .map(|s| {
-            OrderStatus::parse(s).ok_or_else(|| ApiError::validation(format!("no status `{s}`")))
+            OrderStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("no status `{s}`")))
         })
         .transpose()?;
-    let user_filter = q
-        .user_id
-        .as_deref()
-        .map(|s| {
-            Uuid::parse_str(s)
-                .map_err(|_| ApiError::validation(format!("`user_id` `{s}` is not a UUID")))
-        })
-        .transpose()?;
-    let user_filter = match (user.role, user_filter) {
+    let user_filter = match (user.role, q.user_id) {
         (Role::Admin, filter) => filter,
         (_, Some(other)) if other != user.sub => {
             return Err(ApiError::Forbidden(
@@ -294,30 +270,24 @@ pub(crate) async fn list(
     if let Some(status) = status {
         select = select.filter(order::Column::Status.eq(status.as_str()));
     }
-    let paginator = select
-        .order_by_desc(order::Column::Id)
-        .paginate(&state.db, per_page);
-    let total = paginator.num_items().await?;
-    let list = paginator.fetch_page(page - 1).await?;
-    Ok(Json(OrderPage {
-        items: OrderView::load_many(&state.db, list).await?,
-        page,
-        per_page,
-        total,
-    }))
+    let mut orders = page
+        .fetch(select.order_by_desc(order::Column::Id), &state.db)
+        .await?;
+    let items = OrderView::load_many(&state.db, std::mem::take(&mut orders.items)).await?;
+    Ok(Json(orders.with_items(items)))
 }
 
 /// One order with its full status history (the owner's or, for an admin, anyone's).
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
     security(("bearer" = [])),
-    responses((status = 200, body = OrderView), (status = 401, description = "no valid access token"),
+    responses((status = 400, description = "the id is not a UUID"),
+              (status = 200, body = OrderView), (status = 401, description = "no valid access token"),
               (status = 404, description = "no such order, or not yours")))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<OrderView>, ApiError> {
-    let id = order_id(&id)?;
     let order = visible_order(&state.db, &user, id).await?;
     Ok(Json(OrderView::load(&state.db, order).await?))
 }

@@ -57,13 +57,7 @@ pub struct HistoryEntry {
 }
 
 /// One page of orders, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderPage {
-    pub items: Vec<OrderView>,
-    pub page: u64,
-    pub per_page: u64,
-    pub total: u64,
-}
+pub type OrderPage = common::http::pagination::Paged<OrderView>;
 
 impl From<order_line::Model> for LineView {
     fn from(l: order_line::Model) -> Self {

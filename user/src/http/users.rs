@@ -2,10 +2,7 @@
 
 use axum::{
     Json, Router,
-    extract::{
-        Path, Query, State,
-        rejection::{JsonRejection, PathRejection, QueryRejection},
-    },
+    extract::{State, rejection::JsonRejection},
     http::HeaderMap,
     routing::{get, patch},
 };
@@ -13,22 +10,23 @@ use chrono::{DateTime, Utc};
 use common::{
     auth::{AdminUser, AuthUser, Role},
     events::RevocationReason,
+    http::{
+        correlation_id,
+        extract::Id,
+        pagination::{Page, PageQuery, Paged},
+    },
     problem::ApiError,
 };
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel as _,
-    PaginatorTrait as _, QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
 use crate::{entity::user, session::role_of};
-use common::http::correlation_id;
-
-/// Largest page of `GET /users`.
-pub const MAX_PER_PAGE: u64 = 100;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -59,21 +57,8 @@ impl From<user::Model> for UserView {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct Pagination {
-    /// 1-based page number (default 1).
-    pub page: Option<u64>,
-    /// Items per page, 1 to 100 (default 20).
-    pub per_page: Option<u64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserPage {
-    pub items: Vec<UserView>,
-    pub page: u64,
-    pub per_page: u64,
-    pub total: u64,
-}
+/// One page of accounts, oldest first.
+pub type UserPage = Paged<UserView>;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SetRoleRequest {
@@ -97,60 +82,36 @@ pub async fn me(
 }
 
 /// Every account, oldest first (admin).
-#[utoipa::path(get, path = "/users", tag = "users", params(Pagination), security(("bearer" = [])),
-    responses((status = 200, body = UserPage), (status = 401, description = "no valid access token"),
+#[utoipa::path(get, path = "/users", tag = "users", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = Paged<UserView>), (status = 401, description = "no valid access token"),
               (status = 403, description = "not an admin"),
               (status = 400, description = "query string does not parse"),
               (status = 422, description = "page or per_page out of range")))]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
-    query: Result<Query<Pagination>, QueryRejection>,
+    page: Page,
 ) -> Result<Json<UserPage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let page = query.page.unwrap_or(1);
-    let per_page = query.per_page.unwrap_or(20);
-    if page == 0 {
-        return Err(ApiError::validation("page starts at 1"));
-    }
-    if !(1..=MAX_PER_PAGE).contains(&per_page) {
-        return Err(ApiError::validation(format!(
-            "per_page must be between 1 and {MAX_PER_PAGE}"
-        )));
-    }
-    let total = user::Entity::find().count(&state.db).await?;
-    let items = user::Entity::find()
+    let select = user::Entity::find()
         .order_by_asc(user::Column::CreatedAt)
-        .order_by_asc(user::Column::Id)
-        .offset((page - 1).saturating_mul(per_page))
-        .limit(per_page)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(UserView::from)
-        .collect();
-    Ok(Json(UserPage {
-        items,
-        page,
-        per_page,
-        total,
-    }))
+        .order_by_asc(user::Column::Id);
+    let accounts = page.fetch(select, &state.db).await?;
+    Ok(Json(accounts.map(UserView::from)))
 }
 
 /// Change an account's role (admin). The last admin cannot be demoted.
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", request_body = SetRoleRequest,
     params(("id" = Uuid, Path, description = "account id")), security(("bearer" = [])),
-    responses((status = 200, body = UserView), (status = 401, description = "no valid access token"),
+    responses((status = 200, body = UserView), (status = 400, description = "the id is not a UUID, or the body does not parse"), (status = 401, description = "no valid access token"),
               (status = 403, description = "not an admin"), (status = 404, description = "no such account"),
               (status = 409, description = "would leave no admin"), (status = 422, description = "unknown role")))]
 pub async fn set_role(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     headers: HeaderMap,
-    id: Result<Path<Uuid>, PathRejection>,
+    Id(id): Id,
     body: Result<Json<SetRoleRequest>, JsonRejection>,
 ) -> Result<Json<UserView>, ApiError> {
-    let Path(id) = id.map_err(|_| ApiError::NotFound("no such account".into()))?;
     let Json(req) = body?;
     let txn = common::db::begin(&state.db).await?;
     // A demotion first locks every admin row (`FOR UPDATE`, in id order so two demotions cannot

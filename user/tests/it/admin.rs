@@ -82,16 +82,8 @@ async fn admins_list_users_page_by_page() {
         .unwrap();
     assert_eq!(default["items"].as_array().unwrap().len(), 6);
     assert_eq!(default["per_page"], 20);
-}
-
-#[tokio::test]
-async fn bad_pagination_is_4xx() {
-    let app = spawn_app().await;
-    let admin = app.admin_session().await;
-    assert_problem(app.get_as("/users?page=0", &admin.access).await, 422).await;
-    assert_problem(app.get_as("/users?per_page=101", &admin.access).await, 422).await;
-    assert_problem(app.get_as("/users?per_page=0", &admin.access).await, 422).await;
-    assert_problem(app.get_as("/users?page=abc", &admin.access).await, 400).await;
+    // The rules of every list: unparsable pages 400, out of range 422, never a 5xx.
+    app.assert_paged_list("/users", Some(&admin.access)).await;
 }
 
 #[tokio::test]
@@ -128,20 +120,12 @@ async fn role_changes_reject_bad_input_and_change_nothing() {
     )
     .await;
     assert_problem(patch(&app, &admin.access, &id, &json!({})).await, 422).await;
-    assert_problem(
-        patch(
-            &app,
-            &admin.access,
-            &Uuid::new_v4().to_string(),
-            &json!({"role": "admin"}),
-        )
-        .await,
-        404,
-    )
-    .await;
-    assert_problem(
-        patch(&app, &admin.access, "not-a-uuid", &json!({"role": "admin"})).await,
-        404,
+    // An id that is not a UUID is a 400, an unknown one a 404.
+    app.assert_id_route(
+        reqwest::Method::PATCH,
+        "/users/{id}",
+        Some(&admin.access),
+        Some(json!({"role": "admin"})),
     )
     .await;
     // A user cannot promote themselves; no token at all is 401.

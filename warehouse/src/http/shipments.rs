@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection, rejection::QueryRejection},
+    extract::{State, rejection::JsonRejection},
     http::HeaderMap,
     routing::{get, post},
 };
@@ -15,12 +15,15 @@ use common::{
     auth::AdminUser,
     db::outbox,
     events::{Event as _, OrderShipped, RefundOrder, RefundReason},
+    http::{
+        correlation_id,
+        extract::{Id, Query},
+        pagination::{Page, PageQuery, Paged},
+    },
     problem::ApiError,
 };
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-};
-use serde::{Deserialize, Serialize};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -30,12 +33,7 @@ use crate::{
     entity::shipment::{self, STATUSES},
     shipping::{self, Dispatch},
 };
-use common::http::correlation_id;
 
-/// Largest page a client may ask for.
-pub const MAX_PER_PAGE: u64 = 100;
-/// Page size when none is asked for.
-pub const DEFAULT_PER_PAGE: u64 = 20;
 /// Longest reason of a failure, in characters.
 pub const MAX_REASON_CHARS: usize = 200;
 
@@ -47,7 +45,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/shipments/{id}/fail", post(fail))
 }
 
-/// `GET /shipments` filters and page.
+/// `GET /shipments` filters (the page is a `PageQuery`).
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ShipmentQuery {
@@ -55,20 +53,10 @@ pub struct ShipmentQuery {
     pub status: Option<String>,
     /// Only the shipment of this order.
     pub order_id: Option<Uuid>,
-    /// 1-based page number (default 1).
-    pub page: Option<u64>,
-    /// Items per page, 1 to 100 (default 20).
-    pub per_page: Option<u64>,
 }
 
 /// One page of shipments, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ShipmentPage {
-    pub items: Vec<shipment::Model>,
-    pub page: u64,
-    pub per_page: u64,
-    pub total: u64,
-}
+pub type ShipmentPage = Paged<shipment::Model>;
 
 /// `POST /shipments/{id}/fail`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -92,31 +80,21 @@ impl FailShipment {
 
 /// Shipments, newest first (admin).
 #[utoipa::path(get, path = "/shipments", tag = "shipments",
-    params(ShipmentQuery), security(("bearer" = [])),
-    responses((status = 200, body = ShipmentPage), (status = 401, description = "no valid access token"),
+    params(ShipmentQuery, PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = Paged<shipment::Model>), (status = 401, description = "no valid access token"),
+              (status = 400, description = "the query string does not parse: not a number, not a UUID, no such status"),
               (status = 403, description = "not an admin"),
-              (status = 422, description = "unknown status or bad page")))]
+              (status = 422, description = "page or per_page out of range")))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    query: Result<Query<ShipmentQuery>, QueryRejection>,
+    Query(q): Query<ShipmentQuery>,
+    page: Page,
 ) -> Result<Json<ShipmentPage>, ApiError> {
-    let Query(q) =
-        query.map_err(|e| ApiError::validation(format!("bad query string: {}", e.body_text())))?;
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(DEFAULT_PER_PAGE);
-    if page == 0 {
-        return Err(ApiError::validation("`page` starts at 1"));
-    }
-    if per_page == 0 || per_page > MAX_PER_PAGE {
-        return Err(ApiError::validation(format!(
-            "`per_page` must be between 1 and {MAX_PER_PAGE}"
-        )));
-    }
     let mut select = shipment::Entity::find();
     if let Some(status) = &q.status {
         if !STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::validation(format!(
+            return Err(ApiError::bad_request(format!(
                 "`status` must be one of {}",
                 STATUSES.join(", ")
             )));
@@ -126,30 +104,23 @@ pub(crate) async fn list(
     if let Some(order_id) = q.order_id {
         select = select.filter(shipment::Column::OrderId.eq(order_id));
     }
-    let paginator = select
-        .order_by_desc(shipment::Column::Id)
-        .paginate(&state.db, per_page);
-    let total = paginator.num_items().await?;
-    let items = paginator.fetch_page(page - 1).await?;
-    Ok(Json(ShipmentPage {
-        items,
-        page,
-        per_page,
-        total,
-    }))
+    let shipments = page
+        .fetch(select.order_by_desc(shipment::Column::Id), &state.db)
+        .await?;
+    Ok(Json(shipments))
 }
 
 /// One shipment (admin).
 #[utoipa::path(get, path = "/shipments/{id}", tag = "shipments",
     params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = shipment::Model), (status = 401, description = "no valid access token"),
+    responses((status = 400, description = "the id is not a UUID"),
+              (status = 200, body = shipment::Model), (status = 401, description = "no valid access token"),
               (status = 403, description = "not an admin"), (status = 404, description = "no such shipment")))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<shipment::Model>, ApiError> {
-    let id = shipment_id(&id)?;
     Ok(Json(find(&state.db, id).await?))
 }
 
@@ -157,16 +128,16 @@ pub(crate) async fn show(
 /// `order-shipped` (admin).
 #[utoipa::path(post, path = "/shipments/{id}/ship", tag = "shipments",
     params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = shipment::Model), (status = 401, description = "no valid access token"),
+    responses((status = 400, description = "the id is not a UUID"),
+              (status = 200, body = shipment::Model), (status = 401, description = "no valid access token"),
               (status = 403, description = "not an admin"), (status = 404, description = "no such shipment"),
               (status = 409, description = "the shipment is not pending")))]
 pub(crate) async fn ship(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<shipment::Model>, ApiError> {
-    let id = shipment_id(&id)?;
     let txn = common::db::begin(&state.db).await?;
     let dispatch = Dispatch::with_carrier(&state.settings.carrier);
     let Some(shipped) = shipping::ship(&txn, id, &dispatch).await? else {
@@ -193,7 +164,8 @@ pub(crate) async fn ship(
 /// the order's money and stock go back (admin).
 #[utoipa::path(post, path = "/shipments/{id}/fail", tag = "shipments", request_body = FailShipment,
     params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = shipment::Model), (status = 401, description = "no valid access token"),
+    responses((status = 400, description = "the id is not a UUID"),
+              (status = 200, body = shipment::Model), (status = 401, description = "no valid access token"),
               (status = 403, description = "not an admin"), (status = 404, description = "no such shipment"),
               (status = 409, description = "the shipment is not pending"),
               (status = 422, description = "invalid reason")))]
@@ -201,10 +173,9 @@ pub(crate) async fn fail(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
     body: Result<Json<FailShipment>, JsonRejection>,
 ) -> Result<Json<shipment::Model>, ApiError> {
-    let id = shipment_id(&id)?;
     let Json(body) = body?;
     let reason = body.validate()?;
     let txn = common::db::begin(&state.db).await?;
@@ -231,11 +202,6 @@ pub(crate) async fn fail(
     metrics::counter!("warehouse_shipments_failed_total").increment(1);
     tracing::info!(shipment.id = %id, order.id = %failed.order_id, user.id = %admin.sub, reason, "shipment failed");
     Ok(Json(failed))
-}
-
-/// A shipment id from the path; anything that is not a UUID names no shipment.
-fn shipment_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("no shipment `{raw}`")))
 }
 
 async fn find(db: &DatabaseConnection, id: Uuid) -> Result<shipment::Model, ApiError> {
