@@ -36,6 +36,13 @@ use sea_orm::{
 };
 use tokio::sync::OwnedMutexGuard;
 
+use super::outage::OUTAGE_PREFIX;
+
+/// How long a writer waits for its turn before giving up with an outage error: twice the busy
+/// timeout, so that a turn is only missed when the writer before it could not get the file's
+/// lock either.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The write turn of each SQLite file this process has open.
 static TURNS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
     LazyLock::new(Default::default);
@@ -150,7 +157,15 @@ pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
             _turn: None,
         });
     };
-    let turn = turn.lock_owned().await;
+    // Bounded: while another process holds the file's write lock, every writer of this process
+    // would otherwise queue here for its predecessors' busy timeouts, one after the other.
+    let turn = tokio::time::timeout(TURN_WAIT, turn.lock_owned())
+        .await
+        .map_err(|_| {
+            DbErr::Custom(format!(
+                "{OUTAGE_PREFIX}no write turn on the SQLite file within {TURN_WAIT:?}"
+            ))
+        })?;
     let txn = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
