@@ -44,7 +44,7 @@ impl Default for Options {
 }
 
 /// Every (group, stream) the mesh consumes.
-fn groups() -> impl Iterator<Item = (&'static str, &'static str)> {
+pub fn groups() -> impl Iterator<Item = (&'static str, &'static str)> {
     WIRING
         .iter()
         .flat_map(|w| w.groups.iter().map(|g| (*g, w.stream)))
@@ -212,6 +212,29 @@ impl Mesh {
             Duration::from_secs(60),
         )
         .await;
+    }
+
+    /// Prints the lines of every service's log that mention `needle` (a failing test's clue).
+    pub fn print_logs_about(&self, needle: &str) {
+        for name in SERVICES {
+            let log = self.data.path().join(format!("logs/{name}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains(needle)) {
+                println!("{name}: {line}");
+            }
+        }
+    }
+
+    /// Prints the last `n` lines of every service's log.
+    pub fn print_log_tails(&self, n: usize) {
+        for name in SERVICES {
+            let log = self.data.path().join(format!("logs/{name}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            for line in &lines[lines.len().saturating_sub(n)..] {
+                println!("{name}: {line}");
+            }
+        }
     }
 
     pub fn url(&self, service: &str, path: &str) -> String {
