@@ -89,7 +89,10 @@ enum Fault {
 fn schedule(rng: &mut Rng) -> Vec<Fault> {
     let mut faults: Vec<Fault> = SERVICES.iter().map(|s| Fault::Kill(s)).collect();
     faults.push(Fault::RedisKill);
-    faults.push(Fault::DatabaseOutage);
+    // `MESH_CHAOS_SKIP_DATABASE=1`: no database outage (to tell its effects from the others').
+    if std::env::var_os("MESH_CHAOS_SKIP_DATABASE").is_none() {
+        faults.push(Fault::DatabaseOutage);
+    }
     for i in (1..faults.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         faults.swap(i, j);
@@ -157,6 +160,7 @@ pub async fn run(plan: Plan) -> Duration {
     }
 
     let faults = schedule(&mut rng);
+    let mut placed = Vec::new();
     let started = Instant::now();
     let mut report = Vec::new();
     let mut drill_over = None;
@@ -169,7 +173,8 @@ pub async fn run(plan: Plan) -> Duration {
             plan.orders * 9 * (i + 1) / (10 * faults.len())
         };
         while stats.posted.load(Relaxed) < at && !load.is_empty() {
-            if load.try_join_next().is_some() {
+            if let Some(done) = load.try_join_next() {
+                placed.extend(done.expect("a shopper panicked"));
                 continue;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -188,7 +193,6 @@ pub async fn run(plan: Plan) -> Duration {
         }
     }
 
-    let mut placed = Vec::new();
     while let Some(done) = load.join_next().await {
         placed.extend(done.expect("a shopper panicked"));
     }
@@ -217,6 +221,58 @@ pub async fn run(plan: Plan) -> Duration {
                 mesh.print_logs_about(&order.id.to_string());
             }
             mesh.print_log_tails(20);
+            for name in SERVICES {
+                let db = common::db::connect(mesh.db_url(name)).await.unwrap();
+                let unsent = common::db::outbox::unsent(&db).await.unwrap();
+                println!("{name}: {unsent} events in the outbox");
+            }
+            let payment_db = common::db::connect(mesh.db_url("payment")).await.unwrap();
+            let inventory_db = common::db::connect(mesh.db_url("inventory")).await.unwrap();
+            let placed_events = common::testing::read_events::<common::events::OrderPlaced>(
+                &mut mesh.redis.connection(),
+                &mesh.keys,
+            )
+            .await;
+            let idem = common::runtime::idempotency::IdempotencySet::new(
+                mesh.keys.idempotency("payment"),
+                Duration::from_secs(2 * 86_400),
+            );
+            for order in &stuck {
+                for (envelope, _) in placed_events.iter().filter(|(_, p)| p.order_id == order.id) {
+                    let inbox = common::db::inbox::contains(
+                        &payment_db,
+                        "payment",
+                        &envelope.event_id.to_string(),
+                    )
+                    .await
+                    .unwrap();
+                    let seen = idem
+                        .contains(&mut mesh.redis.connection(), &[envelope.event_id])
+                        .await
+                        .unwrap();
+                    println!(
+                        "stuck {}: order-placed {} in payment's inbox {inbox}, idempotency set {seen:?}",
+                        order.id, envelope.event_id
+                    );
+                }
+                let payments = payment::entity::payment::Entity::find()
+                    .filter(payment::entity::payment::Column::OrderId.eq(order.id))
+                    .all(&payment_db)
+                    .await
+                    .unwrap();
+                let held = inventory::entity::reservation::Entity::find()
+                    .filter(inventory::entity::reservation::Column::OrderId.eq(order.id))
+                    .all(&inventory_db)
+                    .await
+                    .unwrap();
+                println!(
+                    "stuck {} {}: payments {:?}; reservations {:?}",
+                    order.id,
+                    order.status,
+                    payments.iter().map(|p| &p.status).collect::<Vec<_>>(),
+                    held.iter().map(|r| &r.status).collect::<Vec<_>>()
+                );
+            }
             let mut redis = mesh.redis.connection();
             for (group, stream) in crate::mesh::groups() {
                 let state = common::testing::group_state(&mut redis, &mesh.keys.stream(stream), group).await;
