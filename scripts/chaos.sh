@@ -25,6 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export MESH_CHAOS_ORDERS=${1:-${MESH_CHAOS_ORDERS:-5000}}
 export MESH_CHAOS_SHOPPERS=${MESH_CHAOS_SHOPPERS:-16}
+export MESH_CHAOS_SETTLE_TARGET_MS=${MESH_CHAOS_SETTLE_TARGET_MS:-5000}
 profile=${MESH_CHAOS_PROFILE:-release}
 flags=()
 [[ $profile == release ]] && flags=(--release)
