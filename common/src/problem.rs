@@ -235,9 +235,7 @@ mod tests {
     /// error on; any other database error stays a 500.
     #[tokio::test]
     async fn a_database_outage_is_a_503_with_retry_after() {
-        let refused = || {
-            sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
-        };
+        let refused = || sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout);
         let as_anyhow = ApiError::Internal(anyhow::Error::from(refused()).context("listing"));
         for error in [ApiError::from(refused()), as_anyhow] {
             let response = error.into_response();

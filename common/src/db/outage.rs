@@ -107,7 +107,9 @@ mod tests {
             std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"),
         ))));
         assert!(is_outage_db(&io));
-        assert!(is_outage(&anyhow::Error::from(io).context("placing an order")));
+        assert!(is_outage(
+            &anyhow::Error::from(io).context("placing an order")
+        ));
         let acquire = DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout);
         assert!(is_outage(&acquire.into()));
         assert!(is_outage_db(&DbErr::Custom(format!(

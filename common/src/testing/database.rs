@@ -31,7 +31,9 @@ impl TestDb {
     /// `PostgresCluster`'s), dropped with the `TestDb`.
     pub async fn on_postgres(base: &str) -> Self {
         let name = format!("mesh_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = db::connect(base).await.expect("connect to the PostgreSQL server");
+        let admin = db::connect(base)
+            .await
+            .expect("connect to the PostgreSQL server");
         use sea_orm::ConnectionTrait;
         admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))

@@ -211,9 +211,7 @@ pub async fn run(plan: Plan) -> Duration {
         }
         if Instant::now() >= deadline {
             let stuck = store::entity::order::Entity::find()
-                .filter(
-                    store::entity::order::Column::Status.is_in(["pending", "paid", "reserved"]),
-                )
+                .filter(store::entity::order::Column::Status.is_in(["pending", "paid", "reserved"]))
                 .all(&store_db)
                 .await
                 .unwrap();
@@ -276,7 +274,9 @@ pub async fn run(plan: Plan) -> Duration {
             }
             let mut redis = mesh.redis.connection();
             for (group, stream) in crate::mesh::groups() {
-                let state = common::testing::group_state(&mut redis, &mesh.keys.stream(stream), group).await;
+                let state =
+                    common::testing::group_state(&mut redis, &mesh.keys.stream(stream), group)
+                        .await;
                 println!("{group} on {stream}: {state:?}");
             }
             panic!("{open} orders never settled (seed {})", plan.seed);
@@ -305,7 +305,9 @@ pub async fn run(plan: Plan) -> Duration {
         "  settle: last order terminal or shipped {settle:.2?} after the last POST (target {:?})",
         plan.settle_target
     );
-    println!("  the last order settled {after_drill:.2?} after payment and Redis were back from the drill");
+    println!(
+        "  the last order settled {after_drill:.2?} after payment and Redis were back from the drill"
+    );
 
     mesh.assert_settled().await;
     let expected = Expected {
@@ -425,7 +427,10 @@ async fn shop(
                 }
                 Ok(resp) => {
                     let status = resp.status();
-                    panic!("POST /orders: {status} {}", resp.text().await.unwrap_or_default())
+                    panic!(
+                        "POST /orders: {status} {}",
+                        resp.text().await.unwrap_or_default()
+                    )
                 }
                 Err(_) => {
                     stats.failed_requests.fetch_add(1, Relaxed);

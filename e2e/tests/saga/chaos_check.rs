@@ -44,7 +44,9 @@ pub async fn check_records(mesh: &Mesh, placed: &[Placed], expected: &Expected) 
     let by_id: HashMap<Uuid, &order::Model> = orders.iter().map(|o| (o.id, o)).collect();
     for p in placed {
         let id: Uuid = p.order_id.parse().expect("an order id");
-        let order = by_id.get(&id).unwrap_or_else(|| panic!("order {id} missing"));
+        let order = by_id
+            .get(&id)
+            .unwrap_or_else(|| panic!("order {id} missing"));
         assert_eq!(order.idempotency_key.as_deref(), Some(p.key.as_str()));
     }
     let mut statuses: HashMap<&str, usize> = HashMap::new();
@@ -75,11 +77,24 @@ pub async fn check_records(mesh: &Mesh, placed: &[Placed], expected: &Expected) 
         if order.status == "shipped" {
             assert!(shipped, "shipped order {} left the warehouse", order.id);
             let amount = captured.map(|p| p.amount_cents);
-            assert_eq!(amount, Some(order.total_cents), "order {} paid once", order.id);
+            assert_eq!(
+                amount,
+                Some(order.total_cents),
+                "order {} paid once",
+                order.id
+            );
             captured_total += order.total_cents;
         } else {
-            assert!(!shipped, "a {} order never ships: {}", order.status, order.id);
-            assert!(captured.is_none(), "a {} order keeps no money", order.status);
+            assert!(
+                !shipped,
+                "a {} order never ships: {}",
+                order.status, order.id
+            );
+            assert!(
+                captured.is_none(),
+                "a {} order keeps no money",
+                order.status
+            );
         }
         if order.status == "refunded" {
             let refund = refund_of.get(&order.id).expect("a refund row");
@@ -103,7 +118,10 @@ pub async fn check_records(mesh: &Mesh, placed: &[Placed], expected: &Expected) 
         assert_eq!(wallet.opening_credit_cents, expected.starting_credit_cents);
         debited += wallet.opening_credit_cents - wallet.balance_cents;
     }
-    assert_eq!(debited, captured_total, "wallet debits = shipped orders' totals");
+    assert_eq!(
+        debited, captured_total,
+        "wallet debits = shipped orders' totals"
+    );
 
     // Stock: initial = stock + units of shipped orders; the ledger sums to the stock; what is
     // held reserved is exactly what shipped.
@@ -139,7 +157,10 @@ pub async fn check_records(mesh: &Mesh, placed: &[Placed], expected: &Expected) 
         .filter(|o| o.status == "shipped")
         .map(|o| o.id)
         .collect();
-    assert_eq!(held, shipped, "stock is held for exactly the shipped orders");
+    assert_eq!(
+        held, shipped,
+        "stock is held for exactly the shipped orders"
+    );
 
     for db in [store_db, payment_db, inventory_db, warehouse_db] {
         let _ = db.close().await;
@@ -154,7 +175,11 @@ pub async fn check_records(mesh: &Mesh, placed: &[Placed], expected: &Expected) 
 }
 
 /// Rows by order id, asserting there is at most one per order.
-fn unique_by<'a, T>(rows: &'a [T], order_id: impl Fn(&T) -> Uuid, what: &str) -> HashMap<Uuid, &'a T> {
+fn unique_by<'a, T>(
+    rows: &'a [T],
+    order_id: impl Fn(&T) -> Uuid,
+    what: &str,
+) -> HashMap<Uuid, &'a T> {
     let mut by_order = HashMap::new();
     for row in rows {
         let id = order_id(row);

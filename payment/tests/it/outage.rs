@@ -93,7 +93,10 @@ async fn rides_out_an_outage(app: &TestApp, down: impl AsyncFnOnce(), up: impl A
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     assert_problem(response, 503).await;
-    assert!(retry_after.is_some_and(|s| s > 0), "Retry-After: {retry_after:?}");
+    assert!(
+        retry_after.is_some_and(|s| s > 0),
+        "Retry-After: {retry_after:?}"
+    );
 
     let orders: Vec<Envelope> = (0..5).map(|_| placed(user_id, 100)).collect();
     for envelope in &orders {
@@ -101,7 +104,11 @@ async fn rides_out_an_outage(app: &TestApp, down: impl AsyncFnOnce(), up: impl A
     }
     tokio::time::sleep(OUTAGE).await;
     let counts = delivery_counts(app).await;
-    assert_eq!(counts.len(), orders.len(), "every order pending: {counts:?}");
+    assert_eq!(
+        counts.len(),
+        orders.len(),
+        "every order pending: {counts:?}"
+    );
     assert!(
         counts.iter().all(|&n| n < MAX_DELIVERIES),
         "an outage must not count deliveries: {counts:?}"
@@ -161,11 +168,10 @@ async fn a_sqlite_file_locked_by_another_writer_answers_503_then_applies_the_eve
         .next()
         .unwrap()
         .to_owned();
-    let mut locker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
-        "sqlite://{path}"
-    ))
-    .await
-    .unwrap();
+    let mut locker =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{path}"))
+            .await
+            .unwrap();
     let locker = tokio::sync::Mutex::new(&mut locker);
     rides_out_an_outage(
         &app,
