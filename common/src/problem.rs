@@ -8,6 +8,12 @@ use axum::{
 };
 use serde::Serialize;
 
+use crate::db::outage;
+
+/// `Retry-After` (seconds) of a 503 `unavailable`: Redis or the database is away, and the
+/// runtime's own waits (connection acquire, reconnect backoff) are of this order.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// Base of the `type` URIs.
 pub const PROBLEM_BASE: &str = "https://mesh.example/problems/";
 
@@ -42,8 +48,10 @@ pub enum ApiError {
     /// 503 with `Retry-After` (seconds): this service is at a capacity limit right now.
     #[error("{detail}")]
     Overloaded { detail: String, retry_after: u64 },
-    /// 503: a dependency (Redis, database) is unavailable. The text is the cause, logged and
-    /// never shown: the client gets a fixed detail.
+    /// 503 with `Retry-After` ([`UNAVAILABLE_RETRY_AFTER_SECS`]): a dependency (Redis, the
+    /// database) is unavailable. The text is the cause, logged and never shown: the client gets
+    /// a fixed detail. A database outage (`db::outage`) becomes this, also when it arrives as
+    /// [`ApiError::Internal`].
     #[error("{0}")]
     Unavailable(String),
     /// 500: a bug or an unexpected failure; the detail is logged, never shown.
@@ -118,8 +126,15 @@ pub struct Problem {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, kind, title) = self.parts();
-        let detail = match &self {
+        let this = match self {
+            // However a handler passed it on: the database being away is no bug of ours.
+            Self::Internal(error) if outage::is_outage(&error) => {
+                Self::Unavailable(format!("database: {error:#}"))
+            }
+            other => other,
+        };
+        let (status, kind, title) = this.parts();
+        let detail = match &this {
             Self::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 "the server could not complete the request".to_owned()
@@ -142,8 +157,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Self::TooManyRequests { retry_after, .. } | Self::Overloaded { retry_after, .. } =
-            self
+        let retry_after = match this {
+            Self::TooManyRequests { retry_after, .. } | Self::Overloaded { retry_after, .. } => {
+                Some(retry_after)
+            }
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after
             && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -152,9 +173,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A unique-constraint violation is a 409; any other database error is internal.
+/// A unique-constraint violation is a 409, an outage (`db::outage`) a 503; any other database
+/// error is internal.
 impl From<sea_orm::DbErr> for ApiError {
     fn from(error: sea_orm::DbErr) -> Self {
+        if outage::is_outage_db(&error) {
+            return Self::Unavailable(format!("database: {error}"));
+        }
         match error.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(detail)) => {
                 tracing::debug!(detail, "unique constraint violated");
@@ -204,5 +229,24 @@ mod tests {
             !detail.contains("10.1.2.3") && !detail.contains("redis"),
             "{detail}"
         );
+    }
+
+    /// A database that is away is a 503 with `Retry-After`, however the handler passed the
+    /// error on; any other database error stays a 500.
+    #[tokio::test]
+    async fn a_database_outage_is_a_503_with_retry_after() {
+        let refused = || sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout);
+        let as_anyhow = ApiError::Internal(anyhow::Error::from(refused()).context("listing"));
+        for error in [ApiError::from(refused()), as_anyhow] {
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                response.headers()[header::RETRY_AFTER],
+                UNAVAILABLE_RETRY_AFTER_SECS.to_string().as_str()
+            );
+        }
+        let other = ApiError::from(sea_orm::DbErr::RecordNotFound("x".into())).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(other.headers().get(header::RETRY_AFTER).is_none());
     }
 }

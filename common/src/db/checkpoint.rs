@@ -27,9 +27,9 @@ pub(super) const JOURNAL_SIZE_LIMIT: &str = "67108864";
 /// How long a truncating checkpoint waits for readers (and holds writers back): 250 ms.
 const TRUNCATE_WAIT: &str = "PRAGMA busy_timeout = 250";
 
-/// The busy timeout every pooled connection has (`super::connect`: 30 s), restored after a
-/// truncation.
-const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 30000";
+/// The busy timeout every pooled connection has (`super::connect`:
+/// `outage::SQLITE_BUSY_TIMEOUT`, 5 s), restored after a truncation.
+const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
 
 /// SQLite: every [`CHECKPOINT_EVERY`] until `shutdown`, a `PASSIVE` checkpoint on a pooled
 /// connection, outside the write turn; past [`WAL_LIMIT_PAGES`] a truncating one. On PostgreSQL

@@ -5,6 +5,7 @@
 mod checkpoint;
 pub mod inbox;
 pub mod migration;
+pub mod outage;
 pub mod outbox;
 pub mod relay;
 mod write;
@@ -12,8 +13,6 @@ mod write;
 pub use checkpoint::{
     CHECKPOINT_EVERY, WAL_LIMIT_PAGES, checkpoint_sqlite, checkpoint_sqlite_with,
 };
-
-use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
@@ -35,13 +34,15 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10));
+        .connect_timeout(outage::ACQUIRE_TIMEOUT)
+        // Bounded, so that while the database is away a request or a handler fails fast with an
+        // outage error (503, a retry that does not count) instead of hanging (`outage.rs`).
+        .acquire_timeout(outage::ACQUIRE_TIMEOUT);
     if url.starts_with("sqlite:") {
         options.max_connections(8).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30))
+                .busy_timeout(outage::SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
                 .pragma("wal_autocheckpoint", "0")
                 // When the WAL starts over, its file is cut back to this size (it would keep

@@ -36,6 +36,13 @@ use sea_orm::{
 };
 use tokio::sync::OwnedMutexGuard;
 
+use super::outage::OUTAGE_PREFIX;
+
+/// How long a writer waits for its turn before giving up with an outage error: twice the busy
+/// timeout, so that a turn is only missed when the writer before it could not get the file's
+/// lock either.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The write turn of each SQLite file this process has open.
 static TURNS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
     LazyLock::new(Default::default);
@@ -67,6 +74,12 @@ type AfterCommit = Arc<Mutex<Vec<BoxFuture<'static, ()>>>>;
 struct BatchScope {
     txn: Arc<DatabaseTransaction>,
     after_commit: AfterCommit,
+    /// The first savepoint of the batch that could not begin. sqlx (0.9, PostgreSQL) then
+    /// counts one transaction level too few: its failed `SAVEPOINT` undoes a level it never
+    /// added, and the batch's `COMMIT` becomes a no-op that reports success while nothing is
+    /// committed (the handlers that succeeded would be acknowledged, their effects lost: seen
+    /// when PostgreSQL restarted under the chaos drill). Such a batch is never committed.
+    failed_begin: Arc<Mutex<Option<DbErr>>>,
 }
 
 /// A write transaction shared by the handlers of one batch (see the module docs).
@@ -83,6 +96,7 @@ impl BatchTxn {
             scope: BatchScope {
                 txn: Arc::new(txn),
                 after_commit: AfterCommit::default(),
+                failed_begin: Arc::default(),
             },
             _turn,
         })
@@ -93,8 +107,18 @@ impl BatchTxn {
     /// kind that is harmless when nothing changed, like a cache invalidation).
     pub async fn commit(self) -> Result<(), DbErr> {
         let Self { scope, _turn } = self;
-        let BatchScope { txn, after_commit } = scope;
+        let BatchScope {
+            txn,
+            after_commit,
+            failed_begin,
+        } = scope;
+        let failed_begin = failed_begin
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
         let committed = match Arc::try_unwrap(txn) {
+            // Dropped: rolled back (see `BatchScope::failed_begin`).
+            Ok(_) if let Some(error) = failed_begin => Err(error),
             Ok(txn) => txn.commit().await,
             // A handler kept its transaction past its own end (a spawned task): its work may be
             // half done, so none of the batch is committed.
@@ -136,13 +160,20 @@ pub async fn after_commit(work: impl std::future::Future<Output = ()> + Send + '
 
 /// Begins a write transaction on `db` (see the module docs).
 pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    if let Ok(outer) = BATCH.try_with(|scope| scope.txn.clone()) {
+    if let Ok(scope) = BATCH.try_with(|scope| scope.clone()) {
         // Inside a batch: a savepoint of the batch's transaction, which already holds the turn.
         use sea_orm::TransactionTrait as _;
-        return Ok(WriteTxn {
-            txn: outer.begin().await?,
-            _turn: None,
-        });
+        return match scope.txn.begin().await {
+            Ok(txn) => Ok(WriteTxn { txn, _turn: None }),
+            Err(error) => {
+                scope
+                    .failed_begin
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .get_or_insert_with(|| error.clone());
+                Err(error)
+            }
+        };
     }
     let Some(turn) = turn_of(db) else {
         return Ok(WriteTxn {
@@ -150,7 +181,15 @@ pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
             _turn: None,
         });
     };
-    let turn = turn.lock_owned().await;
+    // Bounded: while another process holds the file's write lock, every writer of this process
+    // would otherwise queue here for its predecessors' busy timeouts, one after the other.
+    let turn = tokio::time::timeout(TURN_WAIT, turn.lock_owned())
+        .await
+        .map_err(|_| {
+            DbErr::Custom(format!(
+                "{OUTAGE_PREFIX}no write turn on the SQLite file within {TURN_WAIT:?}"
+            ))
+        })?;
     let txn = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),

@@ -119,13 +119,14 @@ pub(crate) async fn handle_in_one_transaction<H: Handler>(
     match txn.commit().await {
         Ok(()) => batch.notifier.notify(),
         Err(error) => {
-            let error = format!("{error}");
             tracing::warn!(%error, entries = messages.len(), "batch transaction did not commit; retrying its entries");
             for outcome in &mut outcomes {
                 if outcome.is_ok() {
-                    *outcome = Err(HandleError::Retry(anyhow::anyhow!(
-                        "the batch transaction did not commit: {error}"
-                    )));
+                    // The database error itself goes along: an outage is retried as one.
+                    *outcome = Err(HandleError::Retry(
+                        anyhow::Error::from(error.clone())
+                            .context("the batch transaction did not commit"),
+                    ));
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! dead-lettered (`retry.rs`). A retry comes back here: after its backoff the entry is claimed
 //! again and processed as a batch of one, which is why that loop stays in this one module.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::{Arc, atomic::Ordering::Relaxed};
 
 use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
 use tokio::sync::OwnedSemaphorePermit;
@@ -169,6 +169,11 @@ async fn dispose<H: Handler>(
     match outcome {
         Ok(()) => {
             WorkerStats::add(&shared.stats.handled, 1);
+            // The database answers again (read first: a store on every success would make the
+            // counter's cache line bounce between cores).
+            if shared.outage_streak.load(Relaxed) != 0 {
+                shared.outage_streak.store(0, Relaxed);
+            }
             acks.push(Ack {
                 key: item.key,
                 event_id: Some(item.message.envelope.event_id),
@@ -187,19 +192,24 @@ async fn dispose<H: Handler>(
             .await;
         }
         Err(HandleError::Retry(error)) => {
-            if let Some(delay) = retry::retry_or_dead_letter(shared, item, error).await {
-                schedule_retry(shared.clone(), item.key, item.message.id.clone(), delay);
+            if let Some(retry) = retry::retry_or_dead_letter(shared, item, error).await {
+                schedule_retry(shared.clone(), item.key, item.message.id.clone(), retry);
             }
         }
     }
 }
 
-/// After `delay`, redelivers the entry to this consumer (see [`retry::redeliver`]) and processes
-/// it again. On shutdown it simply stays pending.
-fn schedule_retry<H: Handler>(shared: Arc<Shared<H>>, key: EntryKey, id: String, delay: Duration) {
+/// After the retry's delay, redelivers the entry to this consumer (see [`retry::redeliver`]) and
+/// processes it again. On shutdown it simply stays pending.
+fn schedule_retry<H: Handler>(
+    shared: Arc<Shared<H>>,
+    key: EntryKey,
+    id: String,
+    retry: retry::Retry,
+) {
     let tasks = shared.tasks.clone();
     tasks.spawn(async move {
-        if let Some((entries, permit)) = retry::redeliver(&shared, key, &id, delay).await {
+        if let Some((entries, permit)) = retry::redeliver(&shared, key, &id, retry).await {
             process_batch(shared, entries, permit).await;
         }
     });

@@ -3,7 +3,7 @@
 //! for a permanent failure or poison, written to the dead-letter stream (whose format and replay
 //! are in `dead_letter.rs`, shared with meshctl) and acknowledged there atomically.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering::Relaxed, time::Duration};
 
 use redis::{RedisResult, Script, Value};
 use tokio::sync::OwnedSemaphorePermit;
@@ -15,7 +15,10 @@ use super::{
     shared::Shared,
     stats::WorkerStats,
 };
-use crate::backoff::{backoff_delay, sleep_or_cancel};
+use crate::{
+    backoff::{backoff_delay, sleep_or_cancel},
+    db::outage,
+};
 
 /// Redis's delivery counter of one of the group's pending entries (`XPENDING`); `Ok(None)` when
 /// the entry is not pending at all (acknowledged, or dropped with its payload).
@@ -38,18 +41,35 @@ async fn pending_deliveries<H>(
         .map(|(_, _, _, count)| count))
 }
 
+/// How a failed entry comes back (see [`redeliver`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retry {
+    /// The backoff before it is claimed again.
+    pub delay: Duration,
+    /// The database was away (`db::outage`): the redelivery keeps Redis's delivery count as it
+    /// is, and waits holding a permit, so that while the database is down the worker stops
+    /// reading new entries once every permit waits, instead of taking in the whole backlog.
+    pub outage: bool,
+}
+
+/// Longest wait between two attempts of an entry that met a database outage: the time the
+/// worker may take to notice that the database is back.
+const OUTAGE_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Dead-letters an entry that failed `max_deliveries` times, forgets one that is no longer
-/// pending, and otherwise counts and logs the failure and returns the backoff after which the
-/// caller redelivers it (see [`redeliver`]).
+/// pending, and otherwise counts and logs the failure and returns how the caller redelivers it
+/// (see [`redeliver`]). A database outage is never a reason to dead-letter: an outage is not a
+/// poison message, whatever the delivery count says.
 pub(crate) async fn retry_or_dead_letter<H>(
     shared: &Shared<H>,
     item: &Ready,
     error: anyhow::Error,
-) -> Option<Duration> {
+) -> Option<Retry> {
+    let outage = outage::is_outage(&error);
     let pending = pending_deliveries(shared, item.key, &item.message.id).await;
     let error_text = format!("{error:#}");
     let deliveries = match pending {
-        Ok(Some(n)) if n >= shared.cfg.max_deliveries => {
+        Ok(Some(n)) if n >= shared.cfg.max_deliveries && !outage => {
             send_to_dead_letter(
                 shared,
                 item.key,
@@ -72,51 +92,82 @@ pub(crate) async fn retry_or_dead_letter<H>(
     };
     WorkerStats::add(&shared.stats.retried, 1);
     shared.meters.retried(item.key.stream);
-    let delay = backoff_delay(shared.cfg.retry_base, shared.cfg.retry_max, deliveries);
-    tracing::warn!(
-        stream = %item.message.stream,
-        entry.id = %item.message.id,
-        event.id = %item.message.envelope.event_id,
-        event.r#type = %item.message.envelope.event_type,
-        group = %shared.cfg.group,
-        deliveries,
-        retry_in_ms = delay.as_millis() as u64,
-        error = %error_text,
-        "handler failed; will retry"
-    );
-    Some(delay)
+    let delay = if outage {
+        WorkerStats::add(&shared.stats.outage_retries, 1);
+        // The backoff grows with the worker's failures in a row, not with the entry's count.
+        let streak = shared.outage_streak.fetch_add(1, Relaxed) + 1;
+        let delay = backoff_delay(
+            shared.cfg.retry_base,
+            OUTAGE_RETRY_MAX.min(shared.cfg.retry_max),
+            streak,
+        );
+        // Every entry in hand fails the same way: one line per doubling of the streak.
+        if streak.is_power_of_two() {
+            tracing::warn!(
+                group = %shared.cfg.group,
+                failures_in_a_row = streak,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %error_text,
+                "database unavailable; entries stay pending and are retried without counting"
+            );
+        }
+        delay
+    } else {
+        let delay = backoff_delay(shared.cfg.retry_base, shared.cfg.retry_max, deliveries);
+        tracing::warn!(
+            stream = %item.message.stream,
+            entry.id = %item.message.id,
+            event.id = %item.message.envelope.event_id,
+            event.r#type = %item.message.envelope.event_type,
+            group = %shared.cfg.group,
+            deliveries,
+            retry_in_ms = delay.as_millis() as u64,
+            error = %error_text,
+            "handler failed; will retry"
+        );
+        delay
+    };
+    Some(Retry { delay, outage })
 }
 
-/// Claims one of our own pending entries again (incrementing Redis's delivery counter) if, and
-/// only if, we still own it.
+/// Claims one of our own pending entries again if, and only if, we still own it; incrementing
+/// Redis's delivery counter, or, with `ARGV[4] = 1` (an outage), setting it to what it was.
 const RECLAIM_OWN: &str = r#"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 or p[1][2] ~= ARGV[2] then return false end
+if ARGV[4] == '1' then
+  return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'RETRYCOUNT', p[1][4])
+end
 return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3])
 "#;
 
-/// After `delay`, claims the entry again for this consumer with a permit of its own, and returns
-/// it (still tracked as ours since its first delivery) for processing. `None` when there is
-/// nothing to process: the worker is stopping (it stays pending for whoever comes next), another
-/// consumer took it, its payload was trimmed, or Redis failed (the reclaim scan picks it up once
-/// Redis is back).
+/// After the retry's delay, claims the entry again for this consumer with a permit of its own
+/// (taken before the wait for an outage), and returns it (still tracked as ours since its first
+/// delivery) for processing. `None` when there is nothing to process: the worker is stopping (it
+/// stays pending for whoever comes next), another consumer took it, its payload was trimmed, or
+/// Redis failed (the reclaim scan picks it up once Redis is back).
 pub(crate) async fn redeliver<H>(
     shared: &Shared<H>,
     key: EntryKey,
     id: &str,
-    delay: Duration,
+    retry: Retry,
 ) -> Option<(Vec<Tracked>, OwnedSemaphorePermit)> {
     let stream_key = shared.stream_key(key);
-    sleep_or_cancel(delay, &shared.stopping).await;
-    if shared.stopping.is_cancelled() {
-        shared.untrack(key);
-        return None;
-    }
-    let permit = tokio::select! {
-        p = shared.permits.clone().acquire_owned() => p.ok(),
-        _ = shared.stopping.cancelled() => None,
+    let acquire = async {
+        tokio::select! {
+            p = shared.permits.clone().acquire_owned() => p.ok(),
+            _ = shared.stopping.cancelled() => None,
+        }
     };
-    let Some(permit) = permit else {
+    let permit = if retry.outage {
+        let permit = acquire.await;
+        sleep_or_cancel(retry.delay, &shared.stopping).await;
+        permit
+    } else {
+        sleep_or_cancel(retry.delay, &shared.stopping).await;
+        acquire.await
+    };
+    let Some(permit) = permit.filter(|_| !shared.stopping.is_cancelled()) else {
         shared.untrack(key);
         return None;
     };
@@ -125,6 +176,7 @@ pub(crate) async fn redeliver<H>(
         .arg(&shared.cfg.group)
         .arg(&shared.cfg.consumer)
         .arg(id)
+        .arg(if retry.outage { "1" } else { "0" })
         .invoke_async(&mut shared.cmd.clone())
         .await;
     match reply {

@@ -5,7 +5,7 @@
 use std::{
     collections::HashSet,
     fmt::Debug,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, atomic::AtomicU64},
     time::Duration,
 };
 
@@ -49,6 +49,8 @@ pub(crate) struct Shared<H> {
     pub idempotency: IdempotencySet,
     /// Entries (and their permits) waiting for a transactional batch.
     pub batch_queue: BatchQueue<(Vec<Ready>, OwnedSemaphorePermit)>,
+    /// Handler failures in a row that were database outages (`retry.rs`); 0 after any success.
+    pub outage_streak: AtomicU64,
 }
 
 impl<H> Shared<H> {
@@ -83,6 +85,7 @@ impl<H> Shared<H> {
             redis_log: LogLimiter::new(Duration::from_secs(5)),
             idempotency,
             batch_queue: BatchQueue::default(),
+            outage_streak: AtomicU64::new(0),
         }
     }
 

@@ -14,6 +14,9 @@ pub struct WorkerStats {
     pub skipped_other_group: AtomicU64,
     /// Handler failures left pending for a later delivery.
     pub retried: AtomicU64,
+    /// Of `retried`, failures because the database was away (`db::outage`): redelivered
+    /// without counting the delivery, never dead-lettered for it.
+    pub outage_retries: AtomicU64,
     /// Entries written to the dead-letter stream (failures and poison).
     pub dead_lettered: AtomicU64,
     /// Of `dead_lettered`, entries that were not valid envelopes.

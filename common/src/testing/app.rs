@@ -35,8 +35,13 @@ pub struct ServiceHome {
 
 impl ServiceHome {
     pub async fn new() -> Self {
+        Self::on(TestDb::new().await)
+    }
+
+    /// A home on the database `test_db` (one on a `PostgresCluster` the test stops, say).
+    pub fn on(test_db: TestDb) -> Self {
         Self {
-            test_db: TestDb::new().await,
+            test_db,
             data: tempfile::tempdir().expect("data dir"),
         }
     }
@@ -124,8 +129,16 @@ impl TestApp {
         R: FnOnce(MeshArgs, TcpListener, CancellationToken) -> F,
         F: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
+        Self::spawn_in(ServiceHome::new().await, run).await
+    }
+
+    /// [`Self::spawn`] on the database and data dir of `home`.
+    pub async fn spawn_in<R, F>(home: ServiceHome, run: R) -> Self
+    where
+        R: FnOnce(MeshArgs, TcpListener, CancellationToken) -> F,
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         let redis_server = RedisServer::start();
-        let home = ServiceHome::new().await;
         // Generated before the service starts, so both sides use the same dev key pair.
         let signer = JwtSigner::load(&AuthArgs::default(), home.data.path()).expect("dev key pair");
         let args = home.args(redis_server.url(), &unique_prefix());

@@ -22,33 +22,42 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> Self {
         match std::env::var("TEST_DATABASE_URL") {
-            Ok(base) if base.starts_with("postgres") => {
-                let name = format!("mesh_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = db::connect(&base).await.expect("connect TEST_DATABASE_URL");
-                use sea_orm::ConnectionTrait;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await
-                    .expect("create test database");
-                let _ = admin.close().await;
-                Self {
-                    url: replace_db_name(&base, &name),
-                    _dir: None,
-                    postgres: Some((base, name)),
-                }
-            }
-            _ => {
-                let dir = tempfile::Builder::new()
-                    .prefix("mesh-db-")
-                    .tempdir()
-                    .expect("temp dir for sqlite");
-                let path: PathBuf = dir.path().join("test.db");
-                Self {
-                    url: format!("sqlite://{}?mode=rwc", path.display()),
-                    _dir: Some(dir),
-                    postgres: None,
-                }
-            }
+            Ok(base) if base.starts_with("postgres") => Self::on_postgres(&base).await,
+            _ => Self::sqlite(),
+        }
+    }
+
+    /// A new database on the PostgreSQL server at `base` (a URL of any database on it, such as a
+    /// `PostgresCluster`'s), dropped with the `TestDb`.
+    pub async fn on_postgres(base: &str) -> Self {
+        let name = format!("mesh_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = db::connect(base)
+            .await
+            .expect("connect to the PostgreSQL server");
+        use sea_orm::ConnectionTrait;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create test database");
+        let _ = admin.close().await;
+        Self {
+            url: replace_db_name(base, &name),
+            _dir: None,
+            postgres: Some((base.to_owned(), name)),
+        }
+    }
+
+    /// A SQLite file of its own in a temp dir.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mesh-db-")
+            .tempdir()
+            .expect("temp dir for sqlite");
+        let path: PathBuf = dir.path().join("test.db");
+        Self {
+            url: format!("sqlite://{}?mode=rwc", path.display()),
+            _dir: Some(dir),
+            postgres: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! - `streams`: waiting for groups and readers, counting consumers, counting and decoding
 //!   stream entries;
 //! - `metrics`: a scraped `/metrics` page, parsed;
+//! - `postgres`: a private PostgreSQL cluster a test stops and starts again (a database outage);
 //! - `process`: service binaries as real processes;
 //! - `wait`: polling until a condition holds.
 
@@ -19,6 +20,7 @@ mod events;
 mod http;
 mod lists;
 mod metrics;
+mod postgres;
 mod process;
 mod redis_server;
 mod streams;
@@ -29,6 +31,7 @@ pub use database::TestDb;
 pub use events::{wait_idle, wait_outbox_empty};
 pub use http::assert_problem;
 pub use metrics::Exposition;
+pub use postgres::PostgresCluster;
 pub use process::{Proc, service_command, workspace_bin};
 pub use redis_server::{RedisServer, free_port, unique_prefix};
 pub use streams::{

@@ -21,6 +21,9 @@ pub struct RedisServer {
     child: Option<Child>,
     /// With an ACL file (`start_with_acl`): the operator's password, which [`Self::url`] uses.
     operator_password: Option<String>,
+    /// `appendfsync`: `everysec`, or `always` for a server that a test kills with `kill -9`
+    /// and must lose no acknowledged write ([`Self::start_durable`]).
+    fsync: &'static str,
 }
 
 /// A free TCP port on 127.0.0.1 (bind to 0, read, release).
@@ -43,6 +46,25 @@ impl RedisServer {
             dir,
             child: None,
             operator_password: None,
+            fsync: "everysec",
+        };
+        server.spawn();
+        server
+    }
+
+    /// [`Self::start`] with `appendfsync always`: every write is on disk before Redis answers,
+    /// so a `kill -9` ([`Self::kill9`]) loses nothing it acknowledged.
+    pub fn start_durable() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mesh-redis-")
+            .tempdir()
+            .expect("temp dir for redis");
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            child: None,
+            operator_password: None,
+            fsync: "always",
         };
         server.spawn();
         server
@@ -63,6 +85,7 @@ impl RedisServer {
             dir,
             child: None,
             operator_password: Some(operator_password.to_owned()),
+            fsync: "everysec",
         };
         server.spawn();
         server
@@ -76,7 +99,7 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
-            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .args(["--appendonly", "yes", "--appendfsync", self.fsync])
             .args(["--save", ""])
             .args(["--daemonize", "no", "--protected-mode", "no"]);
         if self.operator_password.is_some() {
@@ -155,6 +178,14 @@ impl RedisServer {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `kill -9`: no shutdown, no last write; what is on disk is what the restart finds.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -315,3 +315,62 @@ async fn inbox_rows_past_the_idempotency_retention_are_pruned_but_never_a_pendin
             .unwrap()
     );
 }
+
+/// A batch transaction on PostgreSQL whose connection dies between two savepoints: the second
+/// savepoint cannot begin, and the batch must then fail to commit. sqlx 0.9 loses count of its
+/// transaction levels when a `SAVEPOINT` fails and would turn the `COMMIT` into a silent no-op;
+/// the worker would acknowledge the handlers that had succeeded, their effects lost (found by
+/// the chaos drill's PostgreSQL restart: `db::write`, `BatchScope::failed_begin`).
+#[tokio::test]
+async fn a_batch_whose_savepoint_could_not_begin_is_never_reported_committed() {
+    let cluster = common::testing::PostgresCluster::start();
+    let test_db = TestDb::on_postgres(&cluster.url()).await;
+    let conn = db::connect(&test_db.url).await.unwrap();
+    let admin = db::connect(&test_db.url).await.unwrap();
+    conn.execute_unprepared("CREATE TABLE effects (id integer PRIMARY KEY)")
+        .await
+        .unwrap();
+
+    let batch = db::BatchTxn::begin(&conn).await.unwrap();
+    let second = db::in_batch_transaction(&batch, async {
+        let first = db::begin(&conn).await.unwrap();
+        first
+            .execute_unprepared("INSERT INTO effects VALUES (1)")
+            .await
+            .unwrap();
+        let pid: i32 = first
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_backend_pid()",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        first.commit().await.unwrap();
+        // The server ends the batch's session (as a restart does).
+        admin
+            .execute_unprepared(&format!("SELECT pg_terminate_backend({pid})"))
+            .await
+            .unwrap();
+        db::begin(&conn).await.map(|_| ())
+    })
+    .await;
+    assert!(second.is_err(), "a savepoint on a dead connection");
+    assert!(
+        batch.commit().await.is_err(),
+        "a batch that lost a savepoint must not report a commit"
+    );
+    let rows = admin
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM effects",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(rows, 0, "nothing of the batch was committed");
+}

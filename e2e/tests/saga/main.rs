@@ -2,6 +2,8 @@
 //! scenario the mesh must be settled (nothing pending, dead-letter empty) and conserve money and
 //! stock, computed from what the services answer.
 
+mod chaos;
+mod chaos_check;
 mod least_privilege;
 mod mesh;
 

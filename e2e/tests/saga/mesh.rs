@@ -28,6 +28,8 @@ pub struct Options {
     /// Redis with the mesh's ACL file (`common::acl`): each service connects as its own user,
     /// the test as `operator`.
     pub acl: bool,
+    /// Redis with `appendfsync always`, for tests that `kill -9` it.
+    pub durable_redis: bool,
 }
 
 impl Default for Options {
@@ -36,12 +38,13 @@ impl Default for Options {
             auto_dispatch: true,
             starting_credit_cents: 100_000,
             acl: false,
+            durable_redis: false,
         }
     }
 }
 
 /// Every (group, stream) the mesh consumes.
-fn groups() -> impl Iterator<Item = (&'static str, &'static str)> {
+pub fn groups() -> impl Iterator<Item = (&'static str, &'static str)> {
     WIRING
         .iter()
         .flat_map(|w| w.groups.iter().map(|g| (*g, w.stream)))
@@ -65,10 +68,19 @@ pub struct Mesh {
     pub options: Options,
     /// Each service's Redis password when `options.acl`.
     pub redis_passwords: BTreeMap<String, String>,
+    /// The PostgreSQL server the services' databases are made on (`start_on`), else
+    /// `TestDb::new`'s choice.
+    db_server: Option<String>,
 }
 
 impl Mesh {
     pub async fn start(options: Options) -> Self {
+        Self::start_on(options, None).await
+    }
+
+    /// [`Mesh::start`] with every service's database on the PostgreSQL server at `db_server`
+    /// (a private `PostgresCluster` the test may stop), when given.
+    pub async fn start_on(options: Options, db_server: Option<String>) -> Self {
         let keys = Keys::new(unique_prefix());
         let mut redis_passwords = BTreeMap::new();
         let redis = if options.acl {
@@ -78,6 +90,8 @@ impl Mesh {
             }
             let acl = common::acl::acl_file(&keys, &redis_passwords).unwrap();
             RedisServer::start_with_acl(&acl, &redis_passwords[common::acl::OPERATOR])
+        } else if options.durable_redis {
+            RedisServer::start_durable()
         } else {
             RedisServer::start()
         };
@@ -95,6 +109,7 @@ impl Mesh {
             admin_token: String::new(),
             options,
             redis_passwords,
+            db_server,
         };
         // user first: it creates the dev key pair every other service verifies with.
         for name in SERVICES {
@@ -105,7 +120,10 @@ impl Mesh {
     }
 
     async fn spawn(&mut self, name: &'static str) {
-        let db = TestDb::new().await;
+        let db = match &self.db_server {
+            Some(server) => TestDb::on_postgres(server).await,
+            None => TestDb::new().await,
+        };
         self.spawn_on(name, db, free_port()).await;
     }
 
@@ -117,7 +135,20 @@ impl Mesh {
         (node._db, node.port)
     }
 
-    /// Starts a service stopped by [`Mesh::stop`] again, on its database and port.
+    /// `kill -9` of `name` (no shutdown at all); its database stays, for [`Mesh::restart`].
+    pub fn kill9(&mut self, name: &'static str) -> (TestDb, u16) {
+        let mut node = self.nodes.remove(name).expect("a running service");
+        node.child.kill9();
+        (node._db, node.port)
+    }
+
+    /// The database URL of service `name`.
+    pub fn db_url(&self, name: &str) -> &str {
+        &self.nodes[name]._db.url
+    }
+
+    /// Starts a service stopped by [`Mesh::stop`] or [`Mesh::kill9`] again, on its database and
+    /// port.
     pub async fn restart(&mut self, name: &'static str, (db, port): (TestDb, u16)) {
         self.spawn_on(name, db, port).await;
     }
@@ -148,6 +179,9 @@ impl Mesh {
         cmd.env("MESH_LISTEN", format!("127.0.0.1:{port}"))
             .env("MESH_LOG_FORMAT", "json")
             .env("MESH_PROCESSING_TIMEOUT_MS", "5000")
+            // A stable name, as compose and up.sh give: a restarted service re-reads what its
+            // previous life held at once.
+            .env("MESH_CONSUMER_NAME", "{host}")
             .env("MESH_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("MESH_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env(
@@ -178,6 +212,29 @@ impl Mesh {
             Duration::from_secs(60),
         )
         .await;
+    }
+
+    /// Prints the lines of every service's log that mention `needle` (a failing test's clue).
+    pub fn print_logs_about(&self, needle: &str) {
+        for name in SERVICES {
+            let log = self.data.path().join(format!("logs/{name}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains(needle)) {
+                println!("{name}: {line}");
+            }
+        }
+    }
+
+    /// Prints the last `n` lines of every service's log.
+    pub fn print_log_tails(&self, n: usize) {
+        for name in SERVICES {
+            let log = self.data.path().join(format!("logs/{name}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            for line in &lines[lines.len().saturating_sub(n)..] {
+                println!("{name}: {line}");
+            }
+        }
     }
 
     pub fn url(&self, service: &str, path: &str) -> String {

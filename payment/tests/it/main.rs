@@ -5,6 +5,7 @@
 
 mod crash;
 mod http;
+mod outage;
 mod support;
 mod worker;
 
