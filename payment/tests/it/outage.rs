@@ -35,7 +35,7 @@ async fn spawn_on(home: ServiceHome) -> TestApp {
     };
     TestApp::spawn_in(home, move |mut args, listener, shutdown| {
         args.worker.max_deliveries = MAX_DELIVERIES;
-        payment::run_with(args, settings, listener, shutdown)
+        common::service::run_with::<payment::Payment>(args, settings, listener, shutdown)
     })
     .await
 }
