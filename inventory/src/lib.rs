@@ -68,14 +68,14 @@ pub async fn run(
         cache: cache.clone(),
         verifier,
     };
-    let handler = InventoryHandler {
+    let handler = worker::routes().with_state(InventoryHandler {
         db: service.db.clone(),
         notifier: service.relay.notifier(),
         cache,
-    };
+    });
     // Every effect of the handlers goes through `common::db::begin`, and the cache is
     // invalidated with `common::db::after_commit`: a whole batch can commit as one transaction.
-    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &worker::STREAMS)
+    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &handler.streams())
         .with_args(&service.args.worker)
         .with_batch_transactions(
             &service.args.worker,

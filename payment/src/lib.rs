@@ -76,14 +76,14 @@ pub async fn run_with(
         db: service.db.clone(),
         verifier,
     };
-    let handler = PaymentHandler {
+    let handler = worker::routes().with_state(PaymentHandler {
         db: service.db.clone(),
         notifier: service.relay.notifier(),
         starting_credit_cents: payment.starting_credit_cents,
-    };
+    });
     // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
     // can commit as one transaction.
-    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &worker::STREAMS)
+    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &handler.streams())
         .with_args(&service.args.worker)
         .with_batch_transactions(
             &service.args.worker,

@@ -80,12 +80,12 @@ pub async fn run_with(
         verifier,
         fee_percent: store.fee_percent,
     };
-    let handler = StoreHandler {
+    let handler = worker::routes().with_state(StoreHandler {
         db: service.db.clone(),
-    };
+    });
     // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
     // can commit as one transaction.
-    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &worker::STREAMS)
+    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &handler.streams())
         .with_args(&service.args.worker)
         .with_batch_transactions(
             &service.args.worker,

@@ -87,14 +87,14 @@ pub async fn run_with(
         verifier,
         settings: settings.clone(),
     };
-    let handler = WarehouseHandler {
+    let handler = worker::routes().with_state(WarehouseHandler {
         db: service.db.clone(),
         notifier: service.relay.notifier(),
         settings,
-    };
+    });
     // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
     // can commit as one transaction.
-    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &worker::STREAMS)
+    let config = WorkerConfig::new(service.keys.clone(), worker::GROUP, &handler.streams())
         .with_args(&service.args.worker)
         .with_batch_transactions(
             &service.args.worker,

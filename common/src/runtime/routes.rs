@@ -105,11 +105,7 @@ impl<S: Send + Sync + 'static> Routes<S> {
     /// # Panics
     /// If `E` has a route already: two handlers for one stream is a mistake in the service's
     /// code, caught when it starts (as axum does for overlapping routes).
-    pub fn on<E, F>(mut self, handler: F) -> Self
-    where
-        E: Event + 'static,
-        F: for<'a> EventHandler<'a, S, E>,
-    {
+    pub fn on<E: Event + 'static>(mut self, handler: impl for<'a> EventHandler<'a, S, E>) -> Self {
         assert!(
             self.find(E::TYPE).is_none(),
             "group `{}` has two routes for `{}`",

@@ -1,24 +1,32 @@
 //! The user worker: group `user` on `password-reset-requested`, delivering reset links through
-//! the [`mailer`].
+//! the [`mailer`]; its one route is in [`routes`].
 
 pub mod mailer;
 pub mod password_reset;
 
 use common::{
-    events::{Event as _, PasswordResetRequested},
-    runtime::{Worker, WorkerConfig},
+    events::PasswordResetRequested,
+    runtime::{Routed, Routes, Worker, WorkerConfig},
     service::Service,
 };
 
 pub use password_reset::PasswordResetHandler;
 
+/// The consumer group of the user service.
+pub const GROUP: &str = crate::SERVICE;
+
+/// The event handlers of the group; their streams are the ones the user service reads.
+pub fn routes() -> Routes<PasswordResetHandler> {
+    Routes::new(GROUP).on::<PasswordResetRequested>(password_reset::handle)
+}
+
 /// The worker of a running service.
-pub fn worker(service: &Service, handler: PasswordResetHandler) -> Worker<PasswordResetHandler> {
-    let cfg = WorkerConfig::new(
-        service.keys.clone(),
-        crate::SERVICE,
-        &[PasswordResetRequested::TYPE],
-    )
-    .with_args(&service.args.worker);
+pub fn worker(
+    service: &Service,
+    state: PasswordResetHandler,
+) -> Worker<Routed<PasswordResetHandler>> {
+    let handler = routes().with_state(state);
+    let cfg = WorkerConfig::new(service.keys.clone(), GROUP, &handler.streams())
+        .with_args(&service.args.worker);
     Worker::new(service.redis_client.clone(), cfg, handler)
 }
