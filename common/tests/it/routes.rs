@@ -60,7 +60,10 @@ async fn on_product(
     product: ProductChanged,
 ) -> Result<(), HandleError> {
     seen.record_in_inbox(envelope).await?;
-    seen.products.lock().unwrap().push((envelope.event_id, product));
+    seen.products
+        .lock()
+        .unwrap()
+        .push((envelope.event_id, product));
     Ok(())
 }
 
@@ -117,7 +120,11 @@ async fn dead_letters(redis: &RedisServer, keys: &Keys) -> Vec<(String, String, 
         .into_iter()
         .map(|(_, f)| {
             assert_eq!(f[fields::GROUP], GROUP);
-            assert_eq!(f[fields::DELIVERY_COUNT], "1", "dead-lettered at once: {f:?}");
+            assert_eq!(
+                f[fields::DELIVERY_COUNT],
+                "1",
+                "dead-lettered at once: {f:?}"
+            );
             (
                 f["event_id"].clone(),
                 f[fields::ORIGIN_STREAM].clone(),
@@ -137,7 +144,11 @@ async fn wait_all_drained(redis: &RedisServer, keys: &Keys, streams: &[&str]) {
             Duration::from_secs(20),
         )
         .await;
-        assert!(pending(&mut conn, &keys.stream(stream), GROUP).await.is_empty());
+        assert!(
+            pending(&mut conn, &keys.stream(stream), GROUP)
+                .await
+                .is_empty()
+        );
     }
 }
 
