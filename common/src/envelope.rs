@@ -1,10 +1,14 @@
 //! The event envelope: the stream entry fields every event of the mesh carries
 //! (docs/architecture.md, "Envelope"), how it is written to and parsed from a stream entry, and what counts as poison.
 
+use std::{marker::PhantomData, ops::Deref};
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 use uuid::Uuid;
+
+use crate::events::Event;
 
 /// Highest envelope version this build understands. Anything newer is poison.
 pub const MAX_SUPPORTED_VERSION: u32 = 1;
@@ -123,6 +127,27 @@ impl Envelope {
         )
     }
 
+    /// A new envelope for an event of the catalog: its `type` is `E::TYPE`, and so is the stream
+    /// [`crate::db::outbox::enqueue_event`] puts it on.
+    pub fn of_event<E: Event>(
+        producer: &str,
+        correlation_id: &str,
+        causation_id: &str,
+        event: &E,
+    ) -> Result<EventEnvelope<E>, serde_json::Error> {
+        Self::new(E::TYPE, producer, correlation_id, causation_id, event).map(EventEnvelope::wrap)
+    }
+
+    /// [`follow_up`](Self::follow_up) for an event of the catalog (type and stream `E::TYPE`).
+    pub fn follow_up_event<E: Event>(
+        &self,
+        producer: &str,
+        event: &E,
+    ) -> Result<EventEnvelope<E>, serde_json::Error> {
+        self.follow_up(E::TYPE, producer, event)
+            .map(EventEnvelope::wrap)
+    }
+
     /// The stream entry fields, all strings.
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -211,13 +236,43 @@ impl Envelope {
 
     /// Decodes the payload of an event of the catalog and checks its bounds
     /// ([`crate::events::Check`]): what every consumer calls. Out of bounds is poison too.
-    pub fn event<T: crate::events::Event>(&self) -> Result<T, PoisonError> {
+    pub fn event<T: Event>(&self) -> Result<T, PoisonError> {
         let event: T = self.payload()?;
         event.check().map_err(|reason| PoisonError::BadPayload {
             event_type: self.event_type.clone(),
             reason,
         })?;
         Ok(event)
+    }
+}
+
+/// An envelope made from an event of the catalog ([`Envelope::of_event`],
+/// [`Envelope::follow_up_event`]): its `type` is `E::TYPE`, which is also its stream, so whoever
+/// enqueues it cannot name another.
+#[derive(Debug)]
+pub struct EventEnvelope<E> {
+    envelope: Envelope,
+    event: PhantomData<fn() -> E>,
+}
+
+impl<E> EventEnvelope<E> {
+    fn wrap(envelope: Envelope) -> Self {
+        Self {
+            envelope,
+            event: PhantomData,
+        }
+    }
+
+    pub fn into_envelope(self) -> Envelope {
+        self.envelope
+    }
+}
+
+impl<E> Deref for EventEnvelope<E> {
+    type Target = Envelope;
+
+    fn deref(&self) -> &Envelope {
+        &self.envelope
     }
 }
 

@@ -2,11 +2,7 @@
 //! in the same transaction. Validation of the input happens in `http`; these functions take
 //! checked values.
 
-use common::{
-    Envelope,
-    db::outbox,
-    events::{Event as _, ProductChanged},
-};
+use common::{Envelope, db::outbox, events::ProductChanged};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -130,7 +126,7 @@ async fn announce<C: ConnectionTrait>(
         active: model.active,
         revision: model.revision,
     };
-    let envelope = Envelope::new(ProductChanged::TYPE, SERVICE, correlation_id, "", &payload)
+    let envelope = Envelope::of_event(SERVICE, correlation_id, "", &payload)
         .map_err(|e| DbErr::Custom(format!("encode product-changed: {e}")))?;
-    outbox::enqueue(conn, ProductChanged::TYPE, &envelope).await
+    outbox::enqueue_event(conn, &envelope).await
 }

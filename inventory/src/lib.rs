@@ -58,14 +58,14 @@ impl Template for Inventory {
             cache: cache.clone(),
             verifier: service.verifier().await?,
         };
-        let handler = InventoryHandler {
+        let handler = worker::routes().with_state(InventoryHandler {
             db: service.db.clone(),
             notifier: service.relay.notifier(),
             cache,
-        };
+        });
         // Every effect of the handlers goes through `common::db::begin`, and the cache is
         // invalidated with `common::db::after_commit`: a whole batch can commit as one transaction.
-        let worker = service.batch_worker(&worker::STREAMS, handler);
+        let worker = service.batch_worker(&handler.streams(), handler);
         Ok(
             Assembly::new(http::router(state)).worker(
                 service,

@@ -55,14 +55,14 @@ impl Template for Payment {
             db: service.db.clone(),
             verifier: service.verifier().await?,
         };
-        let handler = PaymentHandler {
+        let handler = worker::routes().with_state(PaymentHandler {
             db: service.db.clone(),
             notifier: service.relay.notifier(),
             starting_credit_cents: payment.starting_credit_cents,
-        };
+        });
         // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
         // can commit as one transaction.
-        let worker = service.batch_worker(&worker::STREAMS, handler);
+        let worker = service.batch_worker(&handler.streams(), handler);
         Ok(Assembly::new(http::router(state)).worker(service, "payment worker", worker, shutdown))
     }
 }

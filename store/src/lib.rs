@@ -59,12 +59,12 @@ impl Template for Store {
             verifier: service.verifier().await?,
             fee_percent: store.fee_percent,
         };
-        let handler = StoreHandler {
+        let handler = worker::routes().with_state(StoreHandler {
             db: service.db.clone(),
-        };
+        });
         // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
         // can commit as one transaction.
-        let worker = service.batch_worker(&worker::STREAMS, handler);
+        let worker = service.batch_worker(&handler.streams(), handler);
         Ok(Assembly::new(http::router(state)).worker(service, "store worker", worker, shutdown))
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::{
     Envelope,
     db::outbox,
-    events::{Event as _, OrderLine, OrderPlaced},
+    events::{OrderLine, OrderPlaced},
 };
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -158,9 +158,9 @@ pub async fn insert<C: ConnectionTrait>(
         fee_cents: model.fee_cents,
         total_cents: model.total_cents,
     };
-    let envelope = Envelope::new(OrderPlaced::TYPE, SERVICE, &correlation_id, "", &payload)
+    let envelope = Envelope::of_event(SERVICE, &correlation_id, "", &payload)
         .map_err(|e| DbErr::Custom(format!("encode order-placed: {e}")))?;
-    outbox::enqueue(txn, OrderPlaced::TYPE, &envelope).await?;
+    outbox::enqueue_event(txn, &envelope).await?;
     Ok((model, lines))
 }
 

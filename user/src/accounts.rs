@@ -5,13 +5,7 @@
 
 use anyhow::Context as _;
 use chrono::Utc;
-use common::{
-    Envelope,
-    auth::Role,
-    db::outbox,
-    events::{Event as _, UserRegistered},
-    problem::ApiError,
-};
+use common::{Envelope, auth::Role, db::outbox, events::UserRegistered, problem::ApiError};
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
     IntoActiveModel as _, QueryFilter,
@@ -62,8 +56,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let event = Envelope::new(
-        UserRegistered::TYPE,
+    let event = Envelope::of_event(
         SERVICE,
         correlation_id,
         "",
@@ -78,7 +71,7 @@ pub async fn create(
     user::Entity::insert(account.clone().into_active_model())
         .exec_without_returning(&txn)
         .await?;
-    outbox::enqueue(&txn, UserRegistered::TYPE, &event).await?;
+    outbox::enqueue_event(&txn, &event).await?;
     txn.commit().await?;
     Ok(account)
 }

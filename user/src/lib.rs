@@ -28,7 +28,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use common::{
     auth::{JwtSigner, JwtVerifier},
-    events::{Event as _, PasswordResetRequested},
     service::{Assembly, Service, Template},
 };
 use sea_orm_migration::MigrationTrait;
@@ -81,7 +80,7 @@ impl Template for User {
             service.relay.notifier().notify();
         }
         let state = app_state(service, &user)?;
-        let handler = worker::PasswordResetHandler {
+        let handler = worker::routes().with_state(worker::PasswordResetHandler {
             db: service.db.clone(),
             mailer: worker::mailer::Mailer::new(
                 user.smtp_url.as_deref(),
@@ -89,8 +88,8 @@ impl Template for User {
                 &service.args.data_dir,
             )?,
             reset_url: user.password_reset_url.clone(),
-        };
-        let worker = service.worker(&[PasswordResetRequested::TYPE], handler);
+        });
+        let worker = service.worker(&handler.streams(), handler);
         let housekeeping = housekeeping::run(
             service.db.clone(),
             service.redis.clone(),

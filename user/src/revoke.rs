@@ -10,7 +10,7 @@ use common::{
     Envelope,
     auth::{Claims, Revocations},
     db::outbox::{self, OutboxNotifier},
-    events::{Event as _, RevocationReason, TokenRevoked},
+    events::{RevocationReason, TokenRevoked},
     problem::ApiError,
 };
 use sea_orm::ConnectionTrait;
@@ -94,8 +94,8 @@ async fn enqueue<C: ConnectionTrait>(
     revoked: &TokenRevoked,
     correlation_id: &str,
 ) -> Result<(), ApiError> {
-    let envelope = Envelope::new(TokenRevoked::TYPE, SERVICE, correlation_id, "", revoked)
-        .context("encode token-revoked")?;
-    outbox::enqueue(txn, TokenRevoked::TYPE, &envelope).await?;
+    let envelope =
+        Envelope::of_event(SERVICE, correlation_id, "", revoked).context("encode token-revoked")?;
+    outbox::enqueue_event(txn, &envelope).await?;
     Ok(())
 }

@@ -65,14 +65,14 @@ impl Template for Warehouse {
             verifier: service.verifier().await?,
             settings: settings.clone(),
         };
-        let handler = WarehouseHandler {
+        let handler = worker::routes().with_state(WarehouseHandler {
             db: service.db.clone(),
             notifier: service.relay.notifier(),
             settings,
-        };
+        });
         // Every effect of this service's handlers goes through `common::db::begin`: a whole batch
         // can commit as one transaction.
-        let worker = service.batch_worker(&worker::STREAMS, handler);
+        let worker = service.batch_worker(&handler.streams(), handler);
         Ok(
             Assembly::new(http::router(state)).worker(
                 service,

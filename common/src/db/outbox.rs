@@ -1,5 +1,6 @@
 //! The outbox: events caused by a database change are written in the same transaction as the
-//! change ([`enqueue`]), published right after commit ([`OutboxNotifier::notify`] wakes the relay),
+//! change ([`enqueue_event`] for the catalog's events, on their own stream; [`enqueue`] for any
+//! stream), published right after commit ([`OutboxNotifier::notify`] wakes the relay),
 //! and swept by the [`OutboxRelay`] for anything left unsent (crash, Redis down). A row is deleted
 //! only after Redis accepted it, so a crash can publish an event twice but never lose it; consumers
 //! absorb the duplicate by `event_id`. This is the table; the relay is in `super::relay`.
@@ -11,7 +12,10 @@ use sea_orm::{
 };
 
 pub use super::relay::{OutboxNotifier, OutboxRelay};
-use crate::envelope::Envelope;
+use crate::{
+    envelope::{Envelope, EventEnvelope},
+    events::Event,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "mesh_outbox")]
@@ -51,6 +55,15 @@ pub async fn enqueue<C: ConnectionTrait>(
     .exec_without_returning(txn)
     .await?;
     Ok(())
+}
+
+/// Adds an event of the catalog to the outbox, on its own stream (`E::TYPE`), inside the
+/// caller's transaction: what every producer of the mesh calls.
+pub async fn enqueue_event<C: ConnectionTrait, E: Event>(
+    txn: &C,
+    event: &EventEnvelope<E>,
+) -> Result<(), DbErr> {
+    enqueue(txn, E::TYPE, event).await
 }
 
 /// Number of events waiting to be published.

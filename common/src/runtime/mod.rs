@@ -14,6 +14,9 @@
 //!
 //! `meters`: the worker's Prometheus metrics (handles made once per worker).
 //!
+//! What a service plugs in: a [`Handler`] (`handler`), normally its [`Routes`] (`routes`): one
+//! `async fn` per event type, the payload decoded and checked, the streams derived.
+//!
 //! Shared with tools and tests: `dead_letter` (the dead-letter stream and its replay), `trim`
 //! (safe trimming), `inspect`, `redis_io`, `idempotency`, `stats`, and [`Publisher`] (defined in
 //! `crate::publisher`).
@@ -36,6 +39,7 @@ mod process;
 mod reader;
 pub mod redis_io;
 mod retry;
+pub mod routes;
 mod shared;
 pub mod stats;
 pub mod trim;
@@ -49,5 +53,6 @@ pub use crate::{
 };
 pub use batch::BatchTransactions;
 pub use handler::{HandleError, Handler, Message};
+pub use routes::{Routed, Routes};
 pub use stats::WorkerStats;
 pub use worker::{Worker, WorkerConfig, consumer_name};

@@ -17,6 +17,7 @@ mod poison;
 mod replay;
 mod restart;
 mod retry;
+mod routes;
 mod scale;
 mod shutdown;
 mod trim;

@@ -7,7 +7,7 @@ use anyhow::{Context as _, anyhow};
 use common::{
     Envelope,
     db::{self, inbox, outbox},
-    events::{Event as _, OrderCompleted, RefundOrder, RefundReason, StockReserved},
+    events::{OrderCompleted, RefundOrder, RefundReason, StockReserved},
     runtime::HandleError,
 };
 use sea_orm::TransactionTrait;
@@ -18,10 +18,13 @@ use crate::{
     stock::{self, Reserve},
 };
 
-pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    // `event` checked the lines' bounds (1 to 50 lines of 1 to 1,000 units): an empty or
-    // negative order is dead-lettered there.
-    let order: OrderCompleted = envelope.event()?;
+pub(super) async fn handle(
+    h: &InventoryHandler,
+    envelope: &Envelope,
+    order: OrderCompleted,
+) -> Result<(), HandleError> {
+    // The routes checked the lines' bounds (1 to 50 lines of 1 to 1,000 units): an empty or
+    // negative order was dead-lettered there.
     let lines = stock::merge_lines(order.items.iter().map(|l| (l.product_id, l.quantity)))
         .ok_or_else(|| {
             HandleError::dead_letter(anyhow!(
@@ -53,7 +56,7 @@ pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<
 
     let attempt = txn.begin().await?;
     let outcome = stock::reserve(&attempt, order.order_id, &lines).await?;
-    let (stream, event) = match outcome {
+    match outcome {
         Reserve::Reserved => {
             attempt.commit().await?;
             let payload = StockReserved {
@@ -61,10 +64,10 @@ pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<
                 user_id: order.user_id,
                 items: order.items.clone(),
             };
-            (
-                StockReserved::TYPE,
-                envelope.follow_up(StockReserved::TYPE, SERVICE, &payload),
-            )
+            let event = envelope
+                .follow_up_event(SERVICE, &payload)
+                .context("encode follow-up event")?;
+            outbox::enqueue_event(&txn, &event).await?;
         }
         Reserve::Short(product_id) => {
             attempt.rollback().await?;
@@ -79,14 +82,12 @@ pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<
                 user_id: order.user_id,
                 reason: RefundReason::InsufficientStock,
             };
-            (
-                RefundOrder::TYPE,
-                envelope.follow_up(RefundOrder::TYPE, SERVICE, &payload),
-            )
+            let event = envelope
+                .follow_up_event(SERVICE, &payload)
+                .context("encode follow-up event")?;
+            outbox::enqueue_event(&txn, &event).await?;
         }
-    };
-    let event = event.context("encode follow-up event")?;
-    outbox::enqueue(&txn, stream, &event).await?;
+    }
     txn.commit().await?;
     h.notifier.notify();
     if outcome == Reserve::Reserved {

@@ -16,8 +16,11 @@ use common::{
 use super::{GROUP, InventoryHandler};
 use crate::stock;
 
-pub(super) async fn handle(h: &InventoryHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let refund: RefundOrder = envelope.event()?;
+pub(super) async fn handle(
+    h: &InventoryHandler,
+    envelope: &Envelope,
+    refund: RefundOrder,
+) -> Result<(), HandleError> {
     // `insufficient_stock` refunds are our own; a customer's cancellation is only a request
     // until the warehouse accepts it with `cancelled_before_shipping`.
     if matches!(

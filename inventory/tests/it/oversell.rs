@@ -73,7 +73,7 @@ async fn two_replicas_never_oversell() {
         &db,
         &keys,
         inventory::worker::GROUP,
-        &inventory::worker::STREAMS,
+        &inventory::worker::routes().streams(),
     )
     .await;
 

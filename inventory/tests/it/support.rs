@@ -73,8 +73,11 @@ impl InventoryApp for TestApp {
     }
 
     async fn settle(&self) {
-        self.wait_idle(inventory::worker::GROUP, &inventory::worker::STREAMS)
-            .await;
+        self.wait_idle(
+            inventory::worker::GROUP,
+            &inventory::worker::routes().streams(),
+        )
+        .await;
     }
 }
 

@@ -1,4 +1,5 @@
-//! The payment service's consumer group (`payment`): one handler per event type —
+//! The payment service's consumer group (`payment`): one handler per event type, declared in
+//! [`routes`] —
 //! [`user_registered`] opens the wallet, [`order_placed`] charges it, [`refund_order`] gives a
 //! captured payment back (or tombstones an order not charged yet). Each applies its effect, the
 //! inbox record and the follow-up event in one transaction.
@@ -9,52 +10,33 @@ mod user_registered;
 
 use common::{
     db::outbox::OutboxNotifier,
-    events::{Event as _, OrderPlaced, RefundOrder, UserRegistered},
-    runtime::{HandleError, Handler, Message},
+    events::{OrderPlaced, RefundOrder, UserRegistered},
+    runtime::Routes,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr};
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 /// The consumer group of the payment service on every stream it reads.
 pub const GROUP: &str = crate::SERVICE;
 
-/// The streams the payment service consumes.
-pub const STREAMS: [&str; 3] = [UserRegistered::TYPE, OrderPlaced::TYPE, RefundOrder::TYPE];
-
 /// `reason` of a `payment-failed` when the wallet cannot cover the order.
 pub const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
 
-/// Dispatches each entry to the handler of its stream.
+/// The event handlers of the group; their streams are the ones the payment service reads.
+pub fn routes() -> Routes<PaymentHandler> {
+    Routes::new(GROUP)
+        .on::<UserRegistered>(user_registered::handle)
+        .on::<OrderPlaced>(order_placed::handle)
+        .on::<RefundOrder>(refund_order::handle)
+}
+
+/// What the payment service's event handlers share.
 #[derive(Clone)]
 pub struct PaymentHandler {
     pub db: DatabaseConnection,
     pub notifier: OutboxNotifier,
     /// Cents a new wallet opens with.
     pub starting_credit_cents: i64,
-}
-
-impl Handler for PaymentHandler {
-    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
-        let span = tracing::info_span!(
-            "message",
-            stream = %message.stream,
-            event.id = %message.envelope.event_id,
-            group = GROUP,
-        );
-        async move {
-            match &*message.stream {
-                UserRegistered::TYPE => user_registered::handle(self, &message.envelope).await,
-                OrderPlaced::TYPE => order_placed::handle(self, &message.envelope).await,
-                RefundOrder::TYPE => refund_order::handle(self, &message.envelope).await,
-                other => Err(HandleError::dead_letter(anyhow::anyhow!(
-                    "payment does not consume `{other}`"
-                ))),
-            }
-        }
-        .instrument(span)
-        .await
-    }
 }
 
 /// Serialises the handlers of one order inside their transactions. `order-placed` and

@@ -8,7 +8,7 @@ use anyhow::{Context as _, anyhow};
 use common::{
     Envelope,
     db::{inbox, outbox},
-    events::{Event as _, OrderCompleted, OrderPlaced, PaymentFailed},
+    events::{OrderCompleted, OrderPlaced, PaymentFailed},
     runtime::HandleError,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
@@ -21,8 +21,11 @@ use crate::{
     ledger,
 };
 
-pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let order: OrderPlaced = envelope.event()?;
+pub(super) async fn handle(
+    h: &PaymentHandler,
+    envelope: &Envelope,
+    order: OrderPlaced,
+) -> Result<(), HandleError> {
     if order.total_cents < 0 {
         return Err(HandleError::dead_letter(anyhow!(
             "order {} has a negative total {}",
@@ -90,7 +93,7 @@ pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<()
     .exec_without_returning(&txn)
     .await?;
 
-    let (stream, event) = if captured {
+    if captured {
         let payload = OrderCompleted {
             order_id: order.order_id,
             user_id: order.user_id,
@@ -98,23 +101,21 @@ pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<()
             items: order.items.clone(),
             total_cents: order.total_cents,
         };
-        (
-            OrderCompleted::TYPE,
-            envelope.follow_up(OrderCompleted::TYPE, SERVICE, &payload),
-        )
+        let event = envelope
+            .follow_up_event(SERVICE, &payload)
+            .context("encode follow-up event")?;
+        outbox::enqueue_event(&txn, &event).await?;
     } else {
         let payload = PaymentFailed {
             order_id: order.order_id,
             user_id: order.user_id,
             reason: INSUFFICIENT_FUNDS.to_owned(),
         };
-        (
-            PaymentFailed::TYPE,
-            envelope.follow_up(PaymentFailed::TYPE, SERVICE, &payload),
-        )
-    };
-    let event = event.context("encode follow-up event")?;
-    outbox::enqueue(&txn, stream, &event).await?;
+        let event = envelope
+            .follow_up_event(SERVICE, &payload)
+            .context("encode follow-up event")?;
+        outbox::enqueue_event(&txn, &event).await?;
+    }
     txn.commit().await?;
     h.notifier.notify();
     if captured {

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use common::{
     Envelope,
     db::{inbox, outbox},
-    events::{Event as _, PaymentRefunded, RefundOrder, RefundReason},
+    events::{PaymentRefunded, RefundOrder, RefundReason},
     runtime::HandleError,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
@@ -23,8 +23,11 @@ use crate::{
     ledger,
 };
 
-pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let request: RefundOrder = envelope.event()?;
+pub(super) async fn handle(
+    h: &PaymentHandler,
+    envelope: &Envelope,
+    request: RefundOrder,
+) -> Result<(), HandleError> {
     let reason = request.reason.as_str();
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         tracing::debug!(order.id = %request.order_id, "already handled");
@@ -105,9 +108,9 @@ pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<()
         amount_cents: paid.amount_cents,
     };
     let event = envelope
-        .follow_up(PaymentRefunded::TYPE, SERVICE, &payload)
+        .follow_up_event(SERVICE, &payload)
         .context("encode follow-up event")?;
-    outbox::enqueue(&txn, PaymentRefunded::TYPE, &event).await?;
+    outbox::enqueue_event(&txn, &event).await?;
     txn.commit().await?;
     h.notifier.notify();
     metrics::counter!("payment_payments_refunded_total").increment(1);

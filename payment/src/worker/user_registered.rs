@@ -6,8 +6,11 @@ use common::{Envelope, db::inbox, events::UserRegistered, runtime::HandleError};
 use super::{GROUP, PaymentHandler};
 use crate::ledger;
 
-pub(super) async fn handle(h: &PaymentHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let user: UserRegistered = envelope.event()?;
+pub(super) async fn handle(
+    h: &PaymentHandler,
+    envelope: &Envelope,
+    user: UserRegistered,
+) -> Result<(), HandleError> {
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         tracing::debug!(user.id = %user.user_id, "already handled");
         return Ok(());

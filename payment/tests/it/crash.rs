@@ -154,7 +154,7 @@ async fn a_replica_killed_mid_charge_loses_nothing_and_charges_nothing_twice() {
         &db,
         &keys,
         payment::worker::GROUP,
-        &payment::worker::STREAMS,
+        &payment::worker::routes().streams(),
     )
     .await;
 

@@ -76,7 +76,7 @@ impl PaymentApp for TestApp {
     }
 
     async fn settle(&self) {
-        self.wait_idle(payment::worker::GROUP, &payment::worker::STREAMS)
+        self.wait_idle(payment::worker::GROUP, &payment::worker::routes().streams())
             .await;
     }
 

@@ -1,4 +1,5 @@
-//! The store's consumer group (`store`): one handler per event type. [`product_changed`] keeps
+//! The store's consumer group (`store`): one handler per event type, declared in [`routes`].
+//! [`product_changed`] keeps
 //! the catalog projection; the others move orders through the status machine
 //! ([`crate::status`]) with [`advance`]: one conditional update, a history row and the inbox
 //! record in one transaction. An event for an order the store does not know is dead-lettered:
@@ -17,13 +18,12 @@ use common::{
     Envelope,
     db::inbox,
     events::{
-        Event as _, OrderCompleted, OrderShipped, PaymentFailed, PaymentRefunded, ProductChanged,
-        RefundOrder, StockReserved,
+        OrderCompleted, OrderShipped, PaymentFailed, PaymentRefunded, ProductChanged, RefundOrder,
+        StockReserved,
     },
-    runtime::{HandleError, Handler, Message},
+    runtime::{HandleError, Routes},
 };
 use sea_orm::DatabaseConnection;
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
@@ -34,49 +34,22 @@ use crate::{
 /// The consumer group of the store on every stream it reads.
 pub const GROUP: &str = crate::SERVICE;
 
-/// The streams the store consumes.
-pub const STREAMS: [&str; 7] = [
-    ProductChanged::TYPE,
-    OrderCompleted::TYPE,
-    PaymentFailed::TYPE,
-    StockReserved::TYPE,
-    OrderShipped::TYPE,
-    RefundOrder::TYPE,
-    PaymentRefunded::TYPE,
-];
+/// The event handlers of the group; their streams are the ones the store reads.
+pub fn routes() -> Routes<StoreHandler> {
+    Routes::new(GROUP)
+        .on::<ProductChanged>(product_changed::handle)
+        .on::<OrderCompleted>(order_completed::handle)
+        .on::<PaymentFailed>(payment_failed::handle)
+        .on::<StockReserved>(stock_reserved::handle)
+        .on::<OrderShipped>(order_shipped::handle)
+        .on::<RefundOrder>(refund_order::handle)
+        .on::<PaymentRefunded>(payment_refunded::handle)
+}
 
-/// Dispatches each entry to the handler of its stream.
+/// What the store's event handlers share.
 #[derive(Clone)]
 pub struct StoreHandler {
     pub db: DatabaseConnection,
-}
-
-impl Handler for StoreHandler {
-    async fn handle(&self, message: &Message) -> Result<(), HandleError> {
-        let span = tracing::info_span!(
-            "message",
-            stream = %message.stream,
-            event.id = %message.envelope.event_id,
-            group = GROUP,
-        );
-        let envelope = &message.envelope;
-        async move {
-            match &*message.stream {
-                ProductChanged::TYPE => product_changed::handle(self, envelope).await,
-                OrderCompleted::TYPE => order_completed::handle(self, envelope).await,
-                PaymentFailed::TYPE => payment_failed::handle(self, envelope).await,
-                StockReserved::TYPE => stock_reserved::handle(self, envelope).await,
-                OrderShipped::TYPE => order_shipped::handle(self, envelope).await,
-                RefundOrder::TYPE => refund_order::handle(self, envelope).await,
-                PaymentRefunded::TYPE => payment_refunded::handle(self, envelope).await,
-                other => Err(HandleError::dead_letter(anyhow!(
-                    "store does not consume `{other}`"
-                ))),
-            }
-        }
-        .instrument(span)
-        .await
-    }
 }
 
 /// Moves `order_id` to `to` because of `envelope`, once: the inbox record, the conditional

@@ -5,8 +5,11 @@ use common::{Envelope, events::OrderShipped, runtime::HandleError};
 use super::{StoreHandler, advance};
 use crate::status::OrderStatus;
 
-pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let shipped: OrderShipped = envelope.event()?;
+pub(super) async fn handle(
+    h: &StoreHandler,
+    envelope: &Envelope,
+    shipped: OrderShipped,
+) -> Result<(), HandleError> {
     let reason = format!(
         "shipped by {} (tracking {}, shipment {})",
         shipped.carrier, shipped.tracking_number, shipped.shipment_id

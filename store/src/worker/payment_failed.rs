@@ -5,8 +5,11 @@ use common::{Envelope, events::PaymentFailed, runtime::HandleError};
 use super::{StoreHandler, advance};
 use crate::status::OrderStatus;
 
-pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let failed: PaymentFailed = envelope.event()?;
+pub(super) async fn handle(
+    h: &StoreHandler,
+    envelope: &Envelope,
+    failed: PaymentFailed,
+) -> Result<(), HandleError> {
     let reason = format!("payment failed: {}", failed.reason);
     advance(
         h,

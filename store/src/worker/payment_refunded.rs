@@ -5,8 +5,11 @@ use common::{Envelope, events::PaymentRefunded, runtime::HandleError};
 use super::{StoreHandler, advance};
 use crate::status::OrderStatus;
 
-pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let refunded: PaymentRefunded = envelope.event()?;
+pub(super) async fn handle(
+    h: &StoreHandler,
+    envelope: &Envelope,
+    refunded: PaymentRefunded,
+) -> Result<(), HandleError> {
     let reason = format!(
         "payment {} refunded ({} cents)",
         refunded.payment_id, refunded.amount_cents

@@ -10,8 +10,11 @@ use sea_orm::{
 use super::{GROUP, StoreHandler};
 use crate::entity::catalog_product;
 
-pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let product: ProductChanged = envelope.event()?;
+pub(super) async fn handle(
+    h: &StoreHandler,
+    envelope: &Envelope,
+    product: ProductChanged,
+) -> Result<(), HandleError> {
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         return Ok(());
     };

@@ -19,8 +19,11 @@ use crate::{
     status::OrderStatus,
 };
 
-pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let refund: RefundOrder = envelope.event()?;
+pub(super) async fn handle(
+    h: &StoreHandler,
+    envelope: &Envelope,
+    refund: RefundOrder,
+) -> Result<(), HandleError> {
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         return Ok(());
     };

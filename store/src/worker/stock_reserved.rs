@@ -5,8 +5,11 @@ use common::{Envelope, events::StockReserved, runtime::HandleError};
 use super::{StoreHandler, advance};
 use crate::status::OrderStatus;
 
-pub(super) async fn handle(h: &StoreHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let reserved: StockReserved = envelope.event()?;
+pub(super) async fn handle(
+    h: &StoreHandler,
+    envelope: &Envelope,
+    reserved: StockReserved,
+) -> Result<(), HandleError> {
     advance(
         h,
         envelope,

@@ -44,12 +44,13 @@ async fn the_store_binary_exports_group_gauges_worker_counters_and_route_templat
     wait_ready(&reqwest::Client::new(), &base, Duration::from_secs(30)).await;
 
     let store = |stream: &'static str| [("stream", stream), ("group", "store")];
+    let streams = store::worker::routes().streams();
     wait_until(
         Duration::from_secs(10),
         "gauges of every stream",
         || async {
             let page = Exposition::scrape(&base).await;
-            store::worker::STREAMS.iter().all(|s| {
+            streams.iter().all(|s| {
                 page.value("mesh_stream_group_lag", &store(s)) == Some(0.0)
                     && page.value("mesh_stream_group_pending", &store(s)) == Some(0.0)
                     && page.value("mesh_stream_group_oldest_pending_age_seconds", &store(s))

@@ -106,7 +106,7 @@ impl StoreApp for TestApp {
     }
 
     async fn settle(&self) {
-        self.wait_idle(store::worker::GROUP, &store::worker::STREAMS)
+        self.wait_idle(store::worker::GROUP, &store::worker::routes().streams())
             .await;
     }
 }

@@ -1,24 +1,17 @@
 //! The user worker: group `user` on `password-reset-requested`, delivering reset links through
-//! the [`mailer`].
+//! the [`mailer`]; its one route is in [`routes`].
 
 pub mod mailer;
 pub mod password_reset;
 
-use common::{
-    events::{Event as _, PasswordResetRequested},
-    runtime::{Worker, WorkerConfig},
-    service::Service,
-};
+use common::{events::PasswordResetRequested, runtime::Routes};
 
 pub use password_reset::PasswordResetHandler;
 
-/// The worker of a running service.
-pub fn worker(service: &Service, handler: PasswordResetHandler) -> Worker<PasswordResetHandler> {
-    let cfg = WorkerConfig::new(
-        service.keys.clone(),
-        crate::SERVICE,
-        &[PasswordResetRequested::TYPE],
-    )
-    .with_args(&service.args.worker);
-    Worker::new(service.redis_client.clone(), cfg, handler)
+/// The consumer group of the user service.
+pub const GROUP: &str = crate::SERVICE;
+
+/// The event handlers of the group; their streams are the ones the user service reads.
+pub fn routes() -> Routes<PasswordResetHandler> {
+    Routes::new(GROUP).on::<PasswordResetRequested>(password_reset::handle)
 }

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use common::{
     Envelope,
     db::{inbox, outbox},
-    events::{Event as _, RefundOrder, RefundReason},
+    events::{RefundOrder, RefundReason},
     runtime::HandleError,
 };
 
@@ -24,8 +24,11 @@ use crate::{
     shipping::{self, Withdrawal},
 };
 
-pub(super) async fn handle(h: &WarehouseHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let refund: RefundOrder = envelope.event()?;
+pub(super) async fn handle(
+    h: &WarehouseHandler,
+    envelope: &Envelope,
+    refund: RefundOrder,
+) -> Result<(), HandleError> {
     if matches!(
         refund.reason,
         RefundReason::FulfillmentFailed | RefundReason::CancelledBeforeShipping
@@ -46,9 +49,9 @@ pub(super) async fn handle(h: &WarehouseHandler, envelope: &Envelope) -> Result<
             ..refund.clone()
         };
         let event = envelope
-            .follow_up(RefundOrder::TYPE, SERVICE, &payload)
+            .follow_up_event(SERVICE, &payload)
             .context("encode refund-order")?;
-        outbox::enqueue(&txn, RefundOrder::TYPE, &event).await?;
+        outbox::enqueue_event(&txn, &event).await?;
     }
     txn.commit().await?;
     if accepted_cancellation {

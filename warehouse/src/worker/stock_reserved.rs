@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use common::{
     Envelope,
     db::{inbox, outbox},
-    events::{Event as _, OrderShipped, StockReserved},
+    events::StockReserved,
     runtime::HandleError,
 };
 
@@ -18,8 +18,11 @@ use crate::{
     shipping::{self, Dispatch},
 };
 
-pub(super) async fn handle(h: &WarehouseHandler, envelope: &Envelope) -> Result<(), HandleError> {
-    let order: StockReserved = envelope.event()?;
+pub(super) async fn handle(
+    h: &WarehouseHandler,
+    envelope: &Envelope,
+    order: StockReserved,
+) -> Result<(), HandleError> {
     let Some(txn) = inbox::begin_once(&h.db, GROUP, envelope).await? else {
         tracing::debug!(order.id = %order.order_id, "already handled");
         return Ok(());
@@ -38,9 +41,9 @@ pub(super) async fn handle(h: &WarehouseHandler, envelope: &Envelope) -> Result<
             .context("a shipment created in this transaction is not pending")?;
         let payload = shipping::order_shipped(&shipped);
         let event = envelope
-            .follow_up(OrderShipped::TYPE, SERVICE, &payload)
+            .follow_up_event(SERVICE, &payload)
             .context("encode order-shipped")?;
-        outbox::enqueue(&txn, OrderShipped::TYPE, &event).await?;
+        outbox::enqueue_event(&txn, &event).await?;
         true
     } else {
         false

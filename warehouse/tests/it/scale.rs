@@ -93,7 +93,7 @@ async fn two_replicas_ship_every_order_exactly_once() {
         &db,
         &keys,
         warehouse::worker::GROUP,
-        &warehouse::worker::STREAMS,
+        &warehouse::worker::routes().streams(),
     )
     .await;
 

@@ -105,8 +105,11 @@ impl WarehouseApp for TestApp {
     }
 
     async fn settle(&self) {
-        self.wait_idle(warehouse::worker::GROUP, &warehouse::worker::STREAMS)
-            .await;
+        self.wait_idle(
+            warehouse::worker::GROUP,
+            &warehouse::worker::routes().streams(),
+        )
+        .await;
     }
 
     async fn deliver(&self, envelope: &Envelope) {
