@@ -267,7 +267,8 @@ pub enum Command {
     Migrate,
 }
 
-/// The body of every service's `main`: initialises logging, then either migrates and returns, or
+/// The body of every service's `main`: initialises logging (and trace export, flushed before it
+/// returns), then either migrates and returns, or
 /// binds `MESH_LISTEN` (default `0.0.0.0:<default_port>`) and calls the service's `run` with a
 /// token that SIGTERM/SIGINT cancel. A signal-initiated shutdown returns `Ok`: exit code 0.
 pub async fn main<M, F, Fut>(
@@ -282,8 +283,8 @@ where
     F: FnOnce(MeshArgs, TcpListener, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    telemetry::init(args.log_format);
-    match command.unwrap_or(Command::Serve) {
+    telemetry::init_service(name, args.log_format);
+    let outcome = match command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             let db = connect_and_migrate::<M>(name, &args).await?;
             let _ = db.close().await;
@@ -299,7 +300,10 @@ where
                 .with_context(|| format!("listen on {addr}"))?;
             run(args, listener, token).await
         }
-    }
+    };
+    // The spans of the last requests and events, before the process exits.
+    tokio::task::spawn_blocking(telemetry::shutdown).await.ok();
+    outcome
 }
 
 /// `GET /`: which service answers, and its version.

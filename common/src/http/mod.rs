@@ -1,8 +1,10 @@
-//! HTTP plumbing every service shares: `/healthz`, `/readyz`, `/metrics`, request ids, tracing,
+//! HTTP plumbing every service shares: `/healthz`, `/readyz`, `/metrics`, request ids, a span
+//! per request ([`request_span`]),
 //! request durations by route ([`request_metrics`]), and (in [`server`]) serving with time limits
 //! and graceful drain on shutdown.
 
 pub mod request_metrics;
+pub mod request_span;
 mod server;
 
 pub use server::serve;
@@ -133,14 +135,11 @@ async fn drop_unacceptable_request_id(mut request: Request, next: Next) -> Respo
 pub fn with_common_layers(router: Router) -> Router {
     router
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let request_id = req
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request.id = %request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span::open)
+                .on_response(request_span::record_status),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(middleware::from_fn(drop_unacceptable_request_id))
 }
