@@ -10,6 +10,7 @@
 //!   stream entries;
 //! - `metrics`: a scraped `/metrics` page, parsed;
 //! - `process`: service binaries as real processes;
+//! - `otlp`: a real OTLP/HTTP trace receiver, decoding what services export;
 //! - `wait`: polling until a condition holds.
 
 mod app;
@@ -17,6 +18,7 @@ mod database;
 mod events;
 mod http;
 mod metrics;
+mod otlp;
 mod process;
 mod redis_server;
 mod streams;
@@ -27,6 +29,7 @@ pub use database::TestDb;
 pub use events::{wait_idle, wait_outbox_empty};
 pub use http::assert_problem;
 pub use metrics::Exposition;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{Proc, service_command, workspace_bin};
 pub use redis_server::{RedisServer, free_port, unique_prefix};
 pub use streams::{

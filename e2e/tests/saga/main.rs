@@ -4,6 +4,7 @@
 
 mod least_privilege;
 mod mesh;
+mod traces;
 
 use std::{collections::HashMap, time::Duration};
 

@@ -65,10 +65,17 @@ pub struct Mesh {
     pub options: Options,
     /// Each service's Redis password when `options.acl`.
     pub redis_passwords: BTreeMap<String, String>,
+    /// More environment for every service (e.g. where to export traces).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Mesh {
     pub async fn start(options: Options) -> Self {
+        Self::start_with_env(options, Vec::new()).await
+    }
+
+    /// A mesh whose services all get `env` on top of the usual settings.
+    pub async fn start_with_env(options: Options, env: Vec<(&'static str, String)>) -> Self {
         let keys = Keys::new(unique_prefix());
         let mut redis_passwords = BTreeMap::new();
         let redis = if options.acl {
@@ -95,6 +102,7 @@ impl Mesh {
             admin_token: String::new(),
             options,
             redis_passwords,
+            env,
         };
         // user first: it creates the dev key pair every other service verifies with.
         for name in SERVICES {
@@ -158,6 +166,7 @@ impl Mesh {
                 "MESH_WAREHOUSE_AUTO_DISPATCH",
                 self.options.auto_dispatch.to_string(),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -178,6 +187,16 @@ impl Mesh {
             Duration::from_secs(60),
         )
         .await;
+    }
+
+    /// The JSON lines `service` has logged so far.
+    pub fn log_lines(&self, service: &str) -> Vec<Value> {
+        let path = self.data.path().join(format!("logs/{service}.log"));
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     pub fn url(&self, service: &str, path: &str) -> String {
