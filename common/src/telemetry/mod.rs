@@ -26,6 +26,9 @@ static TRACING: AtomicBool = AtomicBool::new(false);
 /// The provider to flush and shut down on exit.
 static PROVIDER: OnceLock<Mutex<Option<SdkTracerProvider>>> = OnceLock::new();
 
+/// Where the request and event spans are opened: always enabled at `info`.
+const SPAN_TARGETS: [&str; 2] = ["common::http::request_span", "common::runtime::event_span"];
+
 /// Whether spans are exported (the OTLP layer is installed in this process).
 pub fn tracing_enabled() -> bool {
     TRACING.load(Ordering::Relaxed)
@@ -84,6 +87,12 @@ pub fn shutdown() {
 /// already installed.
 fn install(format: LogFormat, provider: Option<SdkTracerProvider>) -> bool {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The request and event spans are on whatever `RUST_LOG` says: a `warn` line about an event
+    // still carries the event's ids, and the trace keeps its links.
+    let filter = SPAN_TARGETS
+        .iter()
+        .filter_map(|target| format!("{target}=info").parse().ok())
+        .fold(filter, EnvFilter::add_directive);
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
         // Span fields (`event_id`, `correlation_id`, `trace_id` of the event span) are printed
         // with every line, under `spans`.

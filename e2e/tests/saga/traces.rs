@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use common::testing::{OtlpReceiver, ReceivedSpan, wait_until};
+use common::testing::{OtlpReceiver, ReceivedSpan};
 use serde_json::{Value, json};
 
 use crate::mesh::{Mesh, Options};
@@ -19,6 +19,8 @@ async fn one_order_is_one_trace_from_the_request_through_every_service() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.clone()),
         // Export every 100 ms instead of every 5 s.
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        // Warnings only, except payment's own lines: the request and event spans are on anyway.
+        ("RUST_LOG", "warn,payment=info".to_owned()),
     ];
     let mesh = Mesh::start_with_env(Options::default(), env).await;
     let shopper = mesh.shopper().await;
@@ -39,8 +41,9 @@ async fn one_order_is_one_trace_from_the_request_through_every_service() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 201);
+    let status = response.status();
     let order: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "{order}");
     let id = order["id"].as_str().unwrap();
     mesh.wait_status(&shopper, id, "shipped").await;
 
@@ -55,11 +58,21 @@ async fn one_order_is_one_trace_from_the_request_through_every_service() {
             })
             .cloned()
     };
-    wait_until(Duration::from_secs(30), "store's order-shipped span", || {
-        let found = last(&receiver.spans()).is_some();
-        async move { found }
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while last(&receiver.spans()).is_none() {
+        if std::time::Instant::now() > deadline {
+            let summary: Vec<_> = receiver
+                .spans()
+                .into_iter()
+                .map(|s| (s.service, s.name, s.kind, s.attributes))
+                .collect();
+            let logs = std::fs::read_to_string(mesh.data.path().join("logs/store.log"))
+                .unwrap_or_default();
+            let logs = &logs[..logs.len().min(4000)];
+            panic!("no span of store's order-shipped; received {summary:#?}; store logged {logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let spans = receiver.spans();
 
     // One trace: every span about the order's events, and the request's, is in the client's.
