@@ -57,8 +57,10 @@ pub fn init_service(service: &'static str, format: LogFormat) {
         Ok(provider) => {
             let installed = install(format, Some(provider.clone()));
             if installed {
-                *PROVIDER.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(provider);
+                *PROVIDER
+                    .get_or_init(Default::default)
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(provider);
                 tracing::info!(endpoint, "exporting traces with OTLP");
             }
         }

@@ -213,8 +213,8 @@ mod tests {
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
         let sink = lines.clone();
         let writer = move || Sink(sink.clone());
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().json().with_writer(writer));
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().json().with_writer(writer));
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("event", trace_id = tracing::field::Empty);
             adopt(&span, Some(&parent));

@@ -19,5 +19,6 @@ mod restart;
 mod retry;
 mod scale;
 mod shutdown;
+mod traces;
 mod trim;
 mod write;

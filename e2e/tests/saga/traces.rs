@@ -87,7 +87,11 @@ async fn one_order_is_one_trace_from_the_request_through_every_service() {
     for span in &of_order {
         assert_eq!(span.trace_id, trace_id, "{span:#?}");
         if span.kind == CONSUMER {
-            assert_eq!(span.attributes.get("trace_id"), Some(&trace_id), "{span:#?}");
+            assert_eq!(
+                span.attributes.get("trace_id"),
+                Some(&trace_id),
+                "{span:#?}"
+            );
         }
     }
 
@@ -116,7 +120,11 @@ async fn one_order_is_one_trace_from_the_request_through_every_service() {
             continue;
         }
         let what = match span.kind {
-            SERVER => span.attributes.get("http.route").cloned().unwrap_or_default(),
+            SERVER => span
+                .attributes
+                .get("http.route")
+                .cloned()
+                .unwrap_or_default(),
             _ => span.attributes.get("stream").cloned().unwrap_or_default(),
         };
         steps.push((span.service.clone(), span.kind, what));
@@ -150,7 +158,10 @@ async fn one_order_is_one_trace_from_the_request_through_every_service() {
         .iter()
         .find(|s| s.service == "payment" && s.kind == CONSUMER)
         .unwrap();
-    assert_eq!(consumed.attributes.get("event_id").map(String::as_str), Some(event_id));
+    assert_eq!(
+        consumed.attributes.get("event_id").map(String::as_str),
+        Some(event_id)
+    );
 }
 
 /// The runtime's `event` span among the line's spans (`Null` if the line has none).
