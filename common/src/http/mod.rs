@@ -3,10 +3,12 @@
 //! request durations by route ([`request_metrics`]), and (in [`server`]) serving with time limits
 //! and graceful drain on shutdown.
 
+mod request_id;
 pub mod request_metrics;
 pub mod request_span;
 mod server;
 
+pub use request_id::REQUEST_ID;
 pub use server::serve;
 
 use std::time::Duration;
@@ -14,7 +16,7 @@ use std::time::Duration;
 use axum::{
     Json, Router,
     extract::{Request, State},
-    http::{HeaderName, StatusCode, header},
+    http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -29,8 +31,6 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-/// The request id header, accepted from the client or generated.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What `/readyz` checks.
 #[derive(Clone)]

@@ -12,7 +12,7 @@ use axum::{
 };
 use tracing::field::Empty;
 
-use super::{REQUEST_ID, request_metrics::UNMATCHED};
+use super::{request_id::REQUEST_ID, request_metrics::UNMATCHED};
 use crate::telemetry::{
     self,
     trace_context::{self, TRACEPARENT, TRACESTATE, TraceContext},

@@ -4,35 +4,27 @@
 //! by requests and events (`trace_context`). Without the endpoint no tracing layer is installed.
 
 mod otlp;
+mod switch;
 pub mod trace_context;
 
-use std::sync::{
-    Mutex, OnceLock,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::{Mutex, OnceLock};
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, prelude::*};
 
 use crate::config::LogFormat;
 
+pub use switch::tracing_enabled;
 pub use trace_context::TraceContext;
 
 /// The environment variable that turns trace export on.
 pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
-/// Set once the OTLP layer is installed: only then do spans carry OpenTelemetry contexts.
-static TRACING: AtomicBool = AtomicBool::new(false);
 /// The provider to flush and shut down on exit.
 static PROVIDER: OnceLock<Mutex<Option<SdkTracerProvider>>> = OnceLock::new();
 
 /// Where the request and event spans are opened: always enabled at `info`.
 const SPAN_TARGETS: [&str; 2] = ["common::http::request_span", "common::runtime::event_span"];
-
-/// Whether spans are exported (the OTLP layer is installed in this process).
-pub fn tracing_enabled() -> bool {
-    TRACING.load(Ordering::Relaxed)
-}
 
 /// Installs the global subscriber with logs only (tools, admin subcommands). Safe to call twice
 /// (the second call does nothing), which keeps tests that start several services in one process
@@ -78,7 +70,7 @@ pub fn shutdown() {
         .get()
         .and_then(|p| p.lock().unwrap_or_else(|p| p.into_inner()).take());
     if let Some(provider) = provider {
-        TRACING.store(false, Ordering::Relaxed);
+        switch::set(false);
         if let Err(error) = provider.shutdown() {
             tracing::warn!(%error, "flushing traces failed");
         }
@@ -117,7 +109,7 @@ fn install(format: LogFormat, provider: Option<SdkTracerProvider>) -> bool {
         .try_init()
         .is_ok();
     if installed && enabled {
-        TRACING.store(true, Ordering::Relaxed);
+        switch::set(true);
     }
     installed
 }

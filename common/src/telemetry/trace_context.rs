@@ -63,10 +63,10 @@ impl TraceContext {
         &self.traceparent[3..35]
     }
 
-    /// The context of the current span, when traces are exported ([`super::tracing_enabled`])
+    /// The context of the current span, when traces are exported ([`super::tracing_enabled`](crate::telemetry::tracing_enabled))
     /// and the current span belongs to a trace; `None` otherwise (nothing is computed).
     pub fn current() -> Option<Self> {
-        if !super::tracing_enabled() {
+        if !super::switch::tracing_enabled() {
             return None;
         }
         let cx = tracing::Span::current().context();
@@ -86,7 +86,7 @@ impl TraceContext {
 /// `trace_id` field: the trace the span belongs to once exported, else the trace of `parent`.
 /// Without either, `trace_id` stays empty.
 pub fn adopt(span: &tracing::Span, parent: Option<&TraceContext>) {
-    if !super::tracing_enabled() {
+    if !super::switch::tracing_enabled() {
         if let Some(parent) = parent {
             span.record("trace_id", parent.trace_id());
         }
