@@ -31,7 +31,6 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-
 /// What `/readyz` checks.
 #[derive(Clone)]
 pub struct Readiness {
