@@ -171,3 +171,34 @@ fn event_span(line: &Value) -> &Value {
         .and_then(|spans| spans.iter().find(|s| s["name"] == "event"))
         .unwrap_or(&Value::Null)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_stopped_with_sigterm_flushes_its_spans_first() {
+    let receiver = OtlpReceiver::start().await;
+    let env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.clone()),
+        // Nothing is sent on the timer during the test: only a flush sends.
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
+    ];
+    let mut mesh = Mesh::start_with_env(Options::default(), env).await;
+    // Starting the mesh logged the admin in: a request span in user's buffer.
+    let user_spans = |receiver: &OtlpReceiver| -> Vec<ReceivedSpan> {
+        receiver
+            .spans()
+            .into_iter()
+            .filter(|s| s.service == "user")
+            .collect()
+    };
+    assert!(user_spans(&receiver).is_empty(), "sent before the flush");
+    let _stopped = mesh.stop("user").await;
+    let spans = user_spans(&receiver);
+    assert!(
+        spans.iter().any(|s| s.kind == SERVER
+            && s.attributes.get("http.route").map(String::as_str) == Some("/auth/login")
+            && s.attributes
+                .get("http.response.status_code")
+                .map(String::as_str)
+                == Some("200")),
+        "{spans:#?}"
+    );
+}
