@@ -8,7 +8,10 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::events::Event;
+use crate::{
+    events::Event,
+    telemetry::trace_context::{TRACEPARENT, TRACESTATE, TraceContext},
+};
 
 /// Highest envelope version this build understands. Anything newer is poison.
 pub const MAX_SUPPORTED_VERSION: u32 = 1;
@@ -17,7 +20,9 @@ pub const MAX_SUPPORTED_VERSION: u32 = 1;
 /// on the stream acknowledges and skips it.
 pub const REPLAY_FOR_GROUP_FIELD: &str = "replay_for_group";
 
-/// The fields of the envelope, in the order they are written.
+/// The fields every envelope has, in the order they are written. `traceparent` and `tracestate`
+/// (W3C trace context) follow when the event has one; they are optional, and a malformed one is
+/// ignored, never poison.
 pub const ENVELOPE_FIELDS: [&str; 8] = [
     "event_id",
     "type",
@@ -59,6 +64,9 @@ pub struct Envelope {
     pub causation_id: String,
     /// The JSON object payload.
     pub data: Box<RawValue>,
+    /// The W3C trace context of the span that published the event (the HTTP request, or the
+    /// handling of the event that caused it); `None` when there is none or it was malformed.
+    pub trace: Option<TraceContext>,
 }
 
 impl PartialEq for Envelope {
@@ -71,6 +79,7 @@ impl PartialEq for Envelope {
             && self.correlation_id == other.correlation_id
             && self.causation_id == other.causation_id
             && self.data.get() == other.data.get()
+            && self.trace == other.trace
     }
 }
 
@@ -90,7 +99,8 @@ pub enum PoisonError {
 }
 
 impl Envelope {
-    /// A new envelope for a payload, with a fresh UUIDv7 and the current time.
+    /// A new envelope for a payload, with a fresh UUIDv7, the current time, and the trace context
+    /// of the current span when traces are exported.
     pub fn new<T: Serialize>(
         event_type: &str,
         producer: &str,
@@ -108,23 +118,30 @@ impl Envelope {
             correlation_id: correlation_id.to_owned(),
             causation_id: causation_id.to_owned(),
             data,
+            trace: TraceContext::current(),
         })
     }
 
-    /// A follow-up event caused by `self`: same correlation id, causation = this event's id.
+    /// A follow-up event caused by `self`: same correlation id, causation = this event's id, and
+    /// the trace context of the span handling `self` (the runtime's event span), or, when traces
+    /// are not exported, `self`'s own: the trace goes on through services that do not export.
     pub fn follow_up<T: Serialize>(
         &self,
         event_type: &str,
         producer: &str,
         data: &T,
     ) -> Result<Self, serde_json::Error> {
-        Self::new(
+        let mut event = Self::new(
             event_type,
             producer,
             &self.correlation_id,
             &self.event_id.to_string(),
             data,
-        )
+        )?;
+        if event.trace.is_none() {
+            event.trace.clone_from(&self.trace);
+        }
+        Ok(event)
     }
 
     /// A new envelope for an event of the catalog: its `type` is `E::TYPE`, and so is the stream
@@ -150,7 +167,7 @@ impl Envelope {
 
     /// The stream entry fields, all strings.
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut fields = vec![
             ("event_id", self.event_id.to_string()),
             ("type", self.event_type.clone()),
             ("version", self.version.to_string()),
@@ -163,13 +180,23 @@ impl Envelope {
             ("correlation_id", self.correlation_id.clone()),
             ("causation_id", self.causation_id.clone()),
             ("data", self.data.get().to_owned()),
-        ]
+        ];
+        if let Some(trace) = &self.trace {
+            fields.push((TRACEPARENT, trace.traceparent().to_owned()));
+            if let Some(state) = trace.tracestate() {
+                fields.push((TRACESTATE, state.to_owned()));
+            }
+        }
+        fields
     }
 
-    /// Parses the fields of a stream entry. Unknown fields are ignored.
+    /// Parses the fields of a stream entry. Unknown fields are ignored, and so is a missing or
+    /// malformed trace context.
     pub fn from_fields(fields: &[(String, Vec<u8>)]) -> Result<Self, PoisonError> {
-        // One pass over the entry, each envelope field into its slot (the first occurrence wins).
-        let mut found: [Option<&[u8]>; ENVELOPE_FIELDS.len()] = [None; ENVELOPE_FIELDS.len()];
+        // One pass over the entry, each envelope field into its slot (the first occurrence wins);
+        // the two trace context fields in the last two.
+        let mut found: [Option<&[u8]>; ENVELOPE_FIELDS.len() + 2] =
+            [None; ENVELOPE_FIELDS.len() + 2];
         for (name, value) in fields {
             let slot = match name.as_str() {
                 "event_id" => 0,
@@ -180,6 +207,8 @@ impl Envelope {
                 "correlation_id" => 5,
                 "causation_id" => 6,
                 "data" => 7,
+                TRACEPARENT => 8,
+                TRACESTATE => 9,
                 _ => continue,
             };
             found[slot].get_or_insert(value.as_slice());
@@ -222,6 +251,7 @@ impl Envelope {
             correlation_id: correlation_id.to_owned(),
             causation_id: causation_id.to_owned(),
             data,
+            trace: TraceContext::parse(found[8], found[9]),
         })
     }
 
@@ -332,5 +362,43 @@ mod tests {
         let mut f = fields_of(&env);
         set(&mut f, "extra", b"ignored");
         assert!(Envelope::from_fields(&f).is_ok());
+    }
+
+    const TRACEPARENT_OF_TEST: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_trace_context_round_trips_and_an_entry_without_one_stays_valid() {
+        let mut env = Envelope::new("x", "p", "c", "", &serde_json::json!({})).unwrap();
+        // No exporter in unit tests: nothing is taken from the current span.
+        assert_eq!(env.trace, None);
+        let f = fields_of(&env);
+        assert!(!f.iter().any(|(k, _)| k == TRACEPARENT || k == TRACESTATE));
+        assert_eq!(Envelope::from_fields(&f).unwrap().trace, None);
+
+        env.trace = TraceContext::parse(Some(TRACEPARENT_OF_TEST.as_bytes()), Some(b"k=v"));
+        let back = Envelope::from_fields(&fields_of(&env)).unwrap();
+        assert_eq!(back.trace, env.trace);
+        assert_eq!(back.trace.unwrap().tracestate(), Some("k=v"));
+    }
+
+    #[test]
+    fn a_malformed_trace_context_is_ignored_not_poison() {
+        let env = Envelope::new("x", "p", "c", "", &serde_json::json!({})).unwrap();
+        for bad in [&b"garbage"[..], &[0xff, 0xfe], &[b'0'; 4096]] {
+            let mut f = fields_of(&env);
+            set(&mut f, TRACEPARENT, bad);
+            set(&mut f, TRACESTATE, b"k=v");
+            let parsed = Envelope::from_fields(&f).expect("still a valid envelope");
+            assert_eq!(parsed.trace, None);
+        }
+    }
+
+    #[test]
+    fn a_follow_up_carries_the_trace_of_its_cause() {
+        let mut cause = Envelope::new("x", "p", "c", "", &serde_json::json!({})).unwrap();
+        cause.trace = TraceContext::parse(Some(TRACEPARENT_OF_TEST.as_bytes()), None);
+        let next = cause.follow_up("y", "q", &serde_json::json!({})).unwrap();
+        assert_eq!(next.trace, cause.trace);
+        assert_eq!(next.causation_id, cause.event_id.to_string());
     }
 }

@@ -22,6 +22,7 @@ use sea_orm::DatabaseConnection;
 use crate::db::{self, BatchTxn, relay::OutboxNotifier};
 
 use super::{
+    event_span,
     handler::{HandleError, Handler, Message, handle_catching_panics},
     meters::WorkerMeters,
 };
@@ -92,13 +93,14 @@ impl<T> BatchQueue<T> {
 /// (`docs/benchmarks.md`).
 pub const MAX_PER_TRANSACTION: usize = 16;
 
-/// Runs `handler` on every message inside one transaction; returns each message's outcome, or
+/// Runs `handler` on every message inside one transaction, each in its event's span; returns each
+/// message's outcome, or
 /// `None` if the batch transaction could not begin (the caller then handles them one by one).
 pub(crate) async fn handle_in_one_transaction<H: Handler>(
     batch: &BatchTransactions,
     handler: &H,
     meters: &WorkerMeters,
-    messages: &[&Message],
+    messages: &[(&Message, &tracing::Span)],
 ) -> Option<Vec<Result<(), HandleError>>> {
     let txn = match BatchTxn::begin(&batch.db).await {
         Ok(txn) => txn,
@@ -109,9 +111,9 @@ pub(crate) async fn handle_in_one_transaction<H: Handler>(
     };
     let mut outcomes = db::in_batch_transaction(&txn, async {
         let mut outcomes = Vec::with_capacity(messages.len());
-        for message in messages {
-            let handling = handle_catching_panics(handler, message);
-            outcomes.push(meters.time(message, handling).await);
+        for (message, span) in messages {
+            let handling = meters.time(message, handle_catching_panics(handler, message));
+            outcomes.push(event_span::within(span, handling).await);
         }
         outcomes
     })
@@ -120,13 +122,14 @@ pub(crate) async fn handle_in_one_transaction<H: Handler>(
         Ok(()) => batch.notifier.notify(),
         Err(error) => {
             tracing::warn!(%error, entries = messages.len(), "batch transaction did not commit; retrying its entries");
-            for outcome in &mut outcomes {
+            for (outcome, (_, span)) in outcomes.iter_mut().zip(messages) {
                 if outcome.is_ok() {
                     // The database error itself goes along: an outage is retried as one.
                     *outcome = Err(HandleError::Retry(
                         anyhow::Error::from(error.clone())
                             .context("the batch transaction did not commit"),
                     ));
+                    event_span::record_outcome(span, outcome);
                 }
             }
         }

@@ -38,6 +38,8 @@ pub(crate) struct Ready {
     pub message: Message,
     /// The entry as read: what a dead letter carries.
     pub fields: Fields,
+    /// The event's span (`event_span`): entered while the entry is handled and disposed of.
+    pub span: tracing::Span,
 }
 
 /// An entry whose processing is over.

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{
     entry::{Ack, Ready, Tracked},
+    event_span,
     handler::{Handler, Message},
     redis_io::{self, RawEntry},
     retry::send_to_dead_letter,
@@ -98,13 +99,15 @@ async fn validate<H>(
         match Envelope::from_fields(&fields) {
             Ok(envelope) => {
                 ready_slots.push(slot);
+                let message = Message {
+                    stream: shared.stream_names[key.stream].clone(),
+                    id,
+                    envelope,
+                };
                 ready.push(Ready {
                     key,
-                    message: Message {
-                        stream: shared.stream_names[key.stream].clone(),
-                        id,
-                        envelope,
-                    },
+                    span: event_span::open(&shared.cfg.group, &message),
+                    message,
                     fields,
                 })
             }

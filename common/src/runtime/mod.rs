@@ -27,6 +27,7 @@ mod claims;
 mod config;
 pub mod dead_letter;
 mod entry;
+mod event_span;
 mod groups;
 pub mod handler;
 pub mod idempotency;

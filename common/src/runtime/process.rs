@@ -8,10 +8,12 @@ use std::sync::{Arc, atomic::Ordering::Relaxed};
 
 use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument as _;
 
 use super::{
     batch::{self, BatchTransactions},
     entry::{Ack, EntryKey, Ready, Tracked},
+    event_span,
     handler::{HandleError, Handler, Message, handle_catching_panics},
     intake, retry,
     shared::Shared,
@@ -96,18 +98,24 @@ async fn apply_in_transactions<H: Handler>(
         let mut chunk = std::mem::replace(&mut ready, tail);
         if let [item] = &chunk[..] {
             // Nothing to share a transaction with: the handler's own.
-            let outcome = shared
-                .meters
-                .time(
+            let outcome = event_span::within(
+                &item.span,
+                shared.meters.time(
                     &item.message,
                     handle_catching_panics(&shared.handler, &item.message),
-                )
+                ),
+            )
+            .await;
+            dispose(shared, item, outcome, &mut acks)
+                .instrument(item.span.clone())
                 .await;
-            dispose(shared, item, outcome, &mut acks).await;
             shared.send_acks(&mut acks);
             continue;
         }
-        let messages: Vec<&Message> = chunk.iter().map(|item| &item.message).collect();
+        let messages: Vec<(&Message, &tracing::Span)> = chunk
+            .iter()
+            .map(|item| (&item.message, &item.span))
+            .collect();
         let Some(outcomes) =
             batch::handle_in_one_transaction(batch, &shared.handler, &shared.meters, &messages)
                 .await
@@ -117,7 +125,9 @@ async fn apply_in_transactions<H: Handler>(
         };
         WorkerStats::add(&shared.stats.batch_transactions, 1);
         for (item, outcome) in chunk.iter().zip(outcomes) {
-            dispose(shared, item, outcome, &mut acks).await;
+            dispose(shared, item, outcome, &mut acks)
+                .instrument(item.span.clone())
+                .await;
         }
         shared.send_acks(&mut acks);
     }
@@ -137,12 +147,19 @@ async fn run_concurrently<H: Handler>(
     // done. The entries stay where they are: the handlers' futures borrow them.
     let mut running = FuturesUnordered::new();
     for item in &ready {
-        let mut handling = Box::pin(shared.meters.time(
-            &item.message,
-            handle_catching_panics(&shared.handler, &item.message),
+        let mut handling = Box::pin(event_span::within(
+            &item.span,
+            shared.meters.time(
+                &item.message,
+                handle_catching_panics(&shared.handler, &item.message),
+            ),
         ));
         match futures::future::poll_immediate(&mut handling).await {
-            Some(outcome) => dispose(shared, item, outcome, &mut acks).await,
+            Some(outcome) => {
+                dispose(shared, item, outcome, &mut acks)
+                    .instrument(item.span.clone())
+                    .await
+            }
             None => {
                 let piece = permit.split(1);
                 running.push(async move { (item, handling.await, piece) });
@@ -152,7 +169,9 @@ async fn run_concurrently<H: Handler>(
     shared.send_acks(&mut acks);
     drop(permit);
     while let Some((item, outcome, piece)) = running.next().await {
-        dispose(shared, item, outcome, &mut acks).await;
+        dispose(shared, item, outcome, &mut acks)
+            .instrument(item.span.clone())
+            .await;
         shared.send_acks(&mut acks);
         drop(piece);
     }

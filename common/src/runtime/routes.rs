@@ -1,7 +1,7 @@
 //! A service's event handlers, declared once: [`Routes`] maps each event type of the catalog to
 //! the `async fn` that applies it, and [`Routed`] (the routes with the handlers' state) is the
-//! worker's [`Handler`]. It derives the streams the group reads ([`Routes::streams`]), opens the
-//! span of each message, decodes and checks the payload ([`Envelope::event`]) before the handler
+//! worker's [`Handler`]. It derives the streams the group reads ([`Routes::streams`]), decodes
+//! and checks the payload ([`Envelope::event`]) before the handler
 //! sees it, and dead-letters an entry of a stream it has no route for.
 //!
 //! ```ignore
@@ -20,7 +20,6 @@
 use std::{future::Future, marker::PhantomData};
 
 use futures::{FutureExt as _, future::BoxFuture};
-use tracing::Instrument as _;
 
 use super::handler::{HandleError, Handler, Message};
 use crate::{envelope::Envelope, events::Event};
@@ -91,7 +90,7 @@ pub struct Routes<S> {
 }
 
 impl<S: Send + Sync + 'static> Routes<S> {
-    /// No routes yet, for consumer group `group` (named in each message's span).
+    /// No routes yet, for consumer group `group` (named when an entry has no route).
     pub fn new(group: impl Into<String>) -> Self {
         Self {
             group: group.into(),
@@ -155,24 +154,16 @@ impl<S: Send + Sync + 'static> Routed<S> {
 }
 
 impl<S: Send + Sync + 'static> Handler for Routed<S> {
+    // The runtime runs this inside the entry's `event` span (`runtime/event_span.rs`: stream,
+    // group, event id, correlation id, trace id), on both the concurrent and the batch path.
     async fn handle(&self, message: &Message) -> Result<(), HandleError> {
-        let span = tracing::info_span!(
-            "message",
-            stream = %message.stream,
-            event.id = %message.envelope.event_id,
-            group = self.routes.group.as_str(),
-        );
-        async move {
-            match self.routes.find(&message.stream) {
-                Some(route) => route.handle(&self.state, &message.envelope).await,
-                None => Err(HandleError::dead_letter(anyhow::anyhow!(
-                    "{} does not consume `{}`",
-                    self.routes.group,
-                    message.stream
-                ))),
-            }
+        match self.routes.find(&message.stream) {
+            Some(route) => route.handle(&self.state, &message.envelope).await,
+            None => Err(HandleError::dead_letter(anyhow::anyhow!(
+                "{} does not consume `{}`",
+                self.routes.group,
+                message.stream
+            ))),
         }
-        .instrument(span)
-        .await
     }
 }

@@ -58,8 +58,8 @@ fn parse<T: Template>() -> (MeshArgs, T::Args, Invocation<T>) {
 /// cancel. A signal-initiated shutdown returns `Ok`: exit code 0.
 pub async fn main<T: Template>() -> anyhow::Result<()> {
     let (args, own, invocation) = parse::<T>();
-    telemetry::init(args.log_format);
-    match invocation {
+    telemetry::init_service(T::NAME, args.log_format);
+    let outcome = match invocation {
         Invocation::Task(task) => task.run(args).await,
         Invocation::Builtin(Command::Migrate) => {
             let db = connect_and_migrate::<Migrator<T>>(T::NAME, &args).await?;
@@ -76,5 +76,8 @@ pub async fn main<T: Template>() -> anyhow::Result<()> {
                 .with_context(|| format!("listen on {addr}"))?;
             run_with::<T>(args, own, listener, token).await
         }
-    }
+    };
+    // The spans of the last requests and events, before the process exits.
+    tokio::task::spawn_blocking(telemetry::shutdown).await.ok();
+    outcome
 }

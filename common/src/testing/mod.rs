@@ -12,6 +12,7 @@
 //! - `metrics`: a scraped `/metrics` page, parsed;
 //! - `postgres`: a private PostgreSQL cluster a test stops and starts again (a database outage);
 //! - `process`: service binaries as real processes;
+//! - `otlp`: a real OTLP/HTTP trace receiver, decoding what services export;
 //! - `wait`: polling until a condition holds.
 
 mod app;
@@ -20,6 +21,7 @@ mod events;
 mod http;
 mod lists;
 mod metrics;
+mod otlp;
 mod postgres;
 mod process;
 mod redis_server;
@@ -31,6 +33,7 @@ pub use database::TestDb;
 pub use events::{wait_idle, wait_outbox_empty};
 pub use http::assert_problem;
 pub use metrics::Exposition;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use postgres::PostgresCluster;
 pub use process::{Proc, service_command, workspace_bin};
 pub use redis_server::{RedisServer, free_port, unique_prefix};

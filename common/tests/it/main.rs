@@ -20,5 +20,6 @@ mod retry;
 mod routes;
 mod scale;
 mod shutdown;
+mod traces;
 mod trim;
 mod write;

@@ -6,6 +6,7 @@ mod chaos;
 mod chaos_check;
 mod least_privilege;
 mod mesh;
+mod traces;
 
 use std::{collections::HashMap, time::Duration};
 

@@ -71,16 +71,31 @@ pub struct Mesh {
     /// The PostgreSQL server the services' databases are made on (`start_on`), else
     /// `TestDb::new`'s choice.
     db_server: Option<String>,
+    /// More environment for every service (e.g. where to export traces).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Mesh {
     pub async fn start(options: Options) -> Self {
-        Self::start_on(options, None).await
+        Self::start_with(options, None, Vec::new()).await
     }
 
     /// [`Mesh::start`] with every service's database on the PostgreSQL server at `db_server`
     /// (a private `PostgresCluster` the test may stop), when given.
     pub async fn start_on(options: Options, db_server: Option<String>) -> Self {
+        Self::start_with(options, db_server, Vec::new()).await
+    }
+
+    /// A mesh whose services all get `env` on top of the usual settings.
+    pub async fn start_with_env(options: Options, env: Vec<(&'static str, String)>) -> Self {
+        Self::start_with(options, None, env).await
+    }
+
+    async fn start_with(
+        options: Options,
+        db_server: Option<String>,
+        env: Vec<(&'static str, String)>,
+    ) -> Self {
         let keys = Keys::new(unique_prefix());
         let mut redis_passwords = BTreeMap::new();
         let redis = if options.acl {
@@ -110,6 +125,7 @@ impl Mesh {
             options,
             redis_passwords,
             db_server,
+            env,
         };
         // user first: it creates the dev key pair every other service verifies with.
         for name in SERVICES {
@@ -192,6 +208,7 @@ impl Mesh {
                 "MESH_WAREHOUSE_AUTO_DISPATCH",
                 self.options.auto_dispatch.to_string(),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -235,6 +252,16 @@ impl Mesh {
                 println!("{name}: {line}");
             }
         }
+    }
+
+    /// The JSON lines `service` has logged so far.
+    pub fn log_lines(&self, service: &str) -> Vec<Value> {
+        let path = self.data.path().join(format!("logs/{service}.log"));
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     pub fn url(&self, service: &str, path: &str) -> String {
