@@ -1,7 +1,8 @@
 //! HTTP plumbing every service shares: `/healthz`, `/readyz`, `/metrics`, request ids, tracing,
-//! request durations by route ([`request_metrics`]), and (in [`server`]) serving with time limits
-//! and graceful drain on shutdown.
+//! request durations by route ([`request_metrics`]), what every OpenAPI document shares
+//! ([`openapi`]), and (in [`server`]) serving with time limits and graceful drain on shutdown.
 
+pub mod openapi;
 pub mod request_metrics;
 mod server;
 

@@ -1,12 +1,9 @@
-//! The OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`), whose assets are compiled in
-//! (`utoipa-swagger-ui`'s `vendored` feature): nothing is fetched at build or run time.
+//! The OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`). The bearer scheme and the
+//! problem+json error answers every operation shares come from `common::http::openapi`.
 
 use axum::Router;
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
-use utoipa_swagger_ui::SwaggerUi;
+use common::http::openapi::{BearerAuth, ProblemResponses, docs_router};
+use utoipa::OpenApi;
 
 use super::{products, stock};
 
@@ -17,32 +14,12 @@ use super::{products, stock};
         products::list, products::show, products::create, products::update, products::remove,
         stock::adjust, stock::movements,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "products"), (name = "stock"))
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
 /// `/openapi.json` and `/docs`.
-pub fn router() -> axum::Router {
-    let router: Router = SwaggerUi::new("/docs")
-        .url("/openapi.json", ApiDoc::openapi())
-        .into();
-    router
+pub fn router() -> Router {
+    docs_router(ApiDoc::openapi())
 }

@@ -54,7 +54,9 @@ pub struct ResetConfirm {
 
 /// Ask for a reset link. Answers 202 whether or not the account exists.
 #[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = ResetRequest,
-    responses((status = 202, description = "a link is mailed if the account exists")))]
+    responses((status = 202, description = "a link is mailed if the account exists"),
+              (status = 429, description = "too many reset requests from this address; see Retry-After"),
+              (status = 503, description = "Redis unavailable")))]
 pub async fn request_reset(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -122,7 +124,8 @@ pub async fn request_reset(
 #[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
     responses((status = 204, description = "password changed, sessions revoked"),
               (status = 400, description = "invalid, used or expired token"),
-              (status = 422, description = "password too short or too long")))]
+              (status = 422, description = "password too short or too long"),
+              (status = 503, description = "password hashing at capacity; see Retry-After")))]
 pub async fn confirm_reset(
     State(state): State<AppState>,
     headers: HeaderMap,
