@@ -80,9 +80,11 @@ impl Modify for ProblemResponses {
 
 fn document_errors(operation: &mut Operation) {
     let has_body = operation.request_body.is_some();
-    let has_query = operation.parameters.iter().flatten().any(
-        |p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query)),
-    );
+    let has_query = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query)));
     let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     let mut add = |status: u16, description: &str, when: bool| {
         if when {
@@ -124,5 +126,7 @@ fn document_errors(operation: &mut Operation) {
 /// `/openapi.json` (the document) and `/docs` (Swagger UI, its assets compiled in through
 /// `utoipa-swagger-ui`'s `vendored` feature: nothing is fetched at build or run time).
 pub fn docs_router(document: OpenApi) -> Router {
-    SwaggerUi::new("/docs").url("/openapi.json", document).into()
+    SwaggerUi::new("/docs")
+        .url("/openapi.json", document)
+        .into()
 }

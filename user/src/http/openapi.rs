@@ -13,7 +13,7 @@ use super::{auth, password_reset, users};
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::jwks,
         users::me, users::list, users::set_role,
-        password_reset::request_reset, password_reset::confirm_reset,
+        password_reset::request_reset, password_reset::confirm_reset, password_reset::confirm_page,
     ),
     modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "auth"), (name = "users"))

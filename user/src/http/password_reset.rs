@@ -208,6 +208,8 @@ async fn invalidate_resets<C: sea_orm::ConnectionTrait>(
 /// The page the mailed link opens: a form that posts the new password with the token. The token
 /// is in the link's fragment (`#token=…`), which browsers never send, so it stays out of server
 /// and proxy logs.
+#[utoipa::path(get, path = "/auth/password-reset/confirm", tag = "auth",
+    responses((status = 200, description = "the form the mailed link opens", body = String, content_type = "text/html")))]
 pub async fn confirm_page() -> impl IntoResponse {
     (
         [
