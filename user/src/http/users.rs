@@ -58,7 +58,10 @@ impl From<user::Model> for UserView {
     }
 }
 
+/// `?page=&per_page=` (query parameters: without `parameter_in`, utoipa documented them as
+/// required path parameters, which Schemathesis found).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Pagination {
     /// 1-based page number (default 1).
     pub page: Option<u64>,
