@@ -114,13 +114,17 @@ impl ApiError {
     }
 }
 
-/// The body of a problem answer.
-#[derive(Debug, Serialize)]
+/// The body of a problem answer (`application/problem+json`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URI under `https://mesh.example/problems/` naming the kind of problem.
     #[serde(rename = "type")]
     pub kind: String,
+    /// A short summary of the kind of problem.
     pub title: &'static str,
+    /// The HTTP status code.
     pub status: u16,
+    /// What went wrong with this request.
     pub detail: String,
 }
 

@@ -1,7 +1,8 @@
-//! The OpenAPI document of this service, served with Swagger UI by `common::http::openapi`.
+//! The OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`). The bearer scheme and the
+//! problem+json error answers every operation shares come from `common::http::openapi`.
 
 use axum::Router;
-use common::http::openapi::{BearerAuth, docs_router};
+use common::http::openapi::{BearerAuth, ProblemResponses, docs_router};
 use utoipa::OpenApi;
 
 use super::{products, stock};
@@ -13,7 +14,7 @@ use super::{products, stock};
         products::list, products::show, products::create, products::update, products::remove,
         stock::adjust, stock::movements,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "products"), (name = "stock"))
 )]
 pub struct ApiDoc;

@@ -1,7 +1,8 @@
-//! The OpenAPI document of this service, served with Swagger UI by `common::http::openapi`.
+//! The OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`). The bearer scheme and the
+//! problem+json error answers every operation shares come from `common::http::openapi`.
 
 use axum::Router;
-use common::http::openapi::{BearerAuth, docs_router};
+use common::http::openapi::{BearerAuth, ProblemResponses, docs_router};
 use utoipa::OpenApi;
 
 use super::{payments, wallet};
@@ -10,7 +11,7 @@ use super::{payments, wallet};
 #[openapi(
     info(title = "payment", description = "Wallets, payments and refunds of the mesh."),
     paths(wallet::show, wallet::deposit, wallet::deposits, payments::list),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "wallet"), (name = "payments"))
 )]
 pub struct ApiDoc;

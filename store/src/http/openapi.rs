@@ -1,7 +1,8 @@
-//! The OpenAPI document of this service, served with Swagger UI by `common::http::openapi`.
+//! The OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`). The bearer scheme and the
+//! problem+json error answers every operation shares come from `common::http::openapi`.
 
 use axum::Router;
-use common::http::openapi::{BearerAuth, docs_router};
+use common::http::openapi::{BearerAuth, ProblemResponses, docs_router};
 use utoipa::OpenApi;
 
 use super::{cancel, orders};
@@ -10,7 +11,7 @@ use super::{cancel, orders};
 #[openapi(
     info(title = "store", description = "Orders, their status history and the catalog projection of the mesh."),
     paths(orders::create, orders::list, orders::show, cancel::cancel),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "orders"))
 )]
 pub struct ApiDoc;

@@ -73,7 +73,9 @@ pub struct TokenResponse {
 /// Create an account (always role `user`).
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = UserView), (status = 409, description = "e-mail taken"),
-              (status = 422, description = "invalid e-mail or password")))]
+              (status = 422, description = "invalid e-mail or password"),
+              (status = 429, description = "too many registrations from this address; see Retry-After"),
+              (status = 503, description = "password hashing at capacity (see Retry-After), or Redis unavailable")))]
 pub async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -100,7 +102,9 @@ pub async fn register(
 /// Log in: an access token and a refresh token (body and HttpOnly cookie).
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, description = "wrong credentials"),
-              (status = 429, description = "too many failed log-ins; see Retry-After")))]
+              (status = 422, description = "not an e-mail address"),
+              (status = 429, description = "too many failed log-ins; see Retry-After"),
+              (status = 503, description = "password hashing at capacity (see Retry-After), or Redis unavailable")))]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

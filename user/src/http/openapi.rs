@@ -1,7 +1,8 @@
-//! The OpenAPI document of this service, served with Swagger UI by `common::http::openapi`.
+//! The OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`). The bearer scheme and the
+//! problem+json error answers every operation shares come from `common::http::openapi`.
 
 use axum::Router;
-use common::http::openapi::{BearerAuth, docs_router};
+use common::http::openapi::{BearerAuth, ProblemResponses, docs_router};
 use utoipa::OpenApi;
 
 use super::{auth, password_reset, users};
@@ -12,9 +13,9 @@ use super::{auth, password_reset, users};
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::jwks,
         users::me, users::list, users::set_role,
-        password_reset::request_reset, password_reset::confirm_reset,
+        password_reset::request_reset, password_reset::confirm_reset, password_reset::confirm_page,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "auth"), (name = "users"))
 )]
 pub struct ApiDoc;

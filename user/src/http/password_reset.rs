@@ -55,7 +55,9 @@ pub struct ResetConfirm {
 
 /// Ask for a reset link. Answers 202 whether or not the account exists.
 #[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = ResetRequest,
-    responses((status = 202, description = "a link is mailed if the account exists")))]
+    responses((status = 202, description = "a link is mailed if the account exists"),
+              (status = 429, description = "too many reset requests from this address; see Retry-After"),
+              (status = 503, description = "Redis unavailable")))]
 pub async fn request_reset(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -123,7 +125,8 @@ pub async fn request_reset(
 #[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
     responses((status = 204, description = "password changed, sessions revoked"),
               (status = 400, description = "invalid, used or expired token"),
-              (status = 422, description = "password too short or too long")))]
+              (status = 422, description = "password too short or too long"),
+              (status = 503, description = "password hashing at capacity; see Retry-After")))]
 pub async fn confirm_reset(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -206,6 +209,8 @@ async fn invalidate_resets<C: sea_orm::ConnectionTrait>(
 /// The page the mailed link opens: a form that posts the new password with the token. The token
 /// is in the link's fragment (`#token=…`), which browsers never send, so it stays out of server
 /// and proxy logs.
+#[utoipa::path(get, path = "/auth/password-reset/confirm", tag = "auth",
+    responses((status = 200, description = "the form the mailed link opens", body = String, content_type = "text/html")))]
 pub async fn confirm_page() -> impl IntoResponse {
     (
         [

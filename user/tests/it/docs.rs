@@ -88,6 +88,18 @@ async fn openapi_document_lists_every_endpoint() {
         );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // What Schemathesis found the document lying about (docs/fuzzing.md): the list's parameters
+    // were required path parameters, the reset form's GET was missing, error bodies had no type.
+    let users = &paths["/users"]["get"];
+    let params = users["parameters"].as_array().unwrap();
+    assert!(!params.is_empty() && params.iter().all(|p| p["in"] == "query"));
+    assert!(paths["/auth/password-reset/confirm"]["get"].is_object());
+    for status in ["400", "401", "403", "422"] {
+        assert!(
+            users["responses"][status]["content"]["application/problem+json"].is_object(),
+            "GET /users {status} is not problem+json"
+        );
+    }
 }
 
 #[tokio::test]
