@@ -89,9 +89,30 @@ impl Mesh {
         body["stock"].as_i64().unwrap()
     }
 
-    /// Waits until the store's catalog projection knows the product (orders price from it).
+    /// Waits until the store's catalog projection knows the product (orders price from it):
+    /// first until inventory's outbox relay has published its `product-changed` (a drained
+    /// stream says nothing while the event is still in the outbox), then until the store's group
+    /// has drained the stream.
     async fn wait_catalog(&self, shopper: &Shopper, product: &str) {
         let mut conn = self.redis.connection();
+        let stream = self.keys.stream("product-changed");
+        wait_until(Duration::from_secs(30), "product-changed published", || {
+            let mut conn = conn.clone();
+            let stream = stream.clone();
+            async move {
+                let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                    .arg(&stream)
+                    .arg("-")
+                    .arg("+")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                entries
+                    .iter()
+                    .any(|(_, fields)| fields.iter().any(|v| v.contains(product)))
+            }
+        })
+        .await;
         common::testing::wait_drained(
             &mut conn,
             &self.keys.stream("product-changed"),
@@ -99,7 +120,7 @@ impl Mesh {
             Duration::from_secs(30),
         )
         .await;
-        let _ = (shopper, product);
+        let _ = shopper;
     }
 
     /// Every order of `shoppers` is terminal or shipped, and every service agrees on where its
