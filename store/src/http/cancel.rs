@@ -17,7 +17,7 @@ use common::{
     Envelope,
     auth::{AuthUser, Role},
     db::outbox,
-    events::{Event as _, RefundOrder, RefundReason},
+    events::{RefundOrder, RefundReason},
     http::{correlation_id, extract::Id},
     problem::ApiError,
 };
@@ -65,14 +65,8 @@ pub(crate) async fn cancel(
             user_id: order.user_id,
             reason: RefundReason::CancelledByCustomer,
         };
-        Envelope::new(
-            RefundOrder::TYPE,
-            SERVICE,
-            &correlation_id(&headers),
-            "",
-            &payload,
-        )
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("encode refund-order: {e}")))
+        Envelope::of_event(SERVICE, &correlation_id(&headers), "", &payload)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("encode refund-order: {e}")))
     };
     let answer = match status {
         OrderStatus::Pending => {
@@ -83,7 +77,7 @@ pub(crate) async fn cancel(
                     "locked pending order {id} did not cancel: {moved:?}"
                 )));
             }
-            outbox::enqueue(&txn, RefundOrder::TYPE, &refund()?).await?;
+            outbox::enqueue_event(&txn, &refund()?).await?;
             StatusCode::OK
         }
         OrderStatus::Paid | OrderStatus::Reserved => {
@@ -94,7 +88,7 @@ pub(crate) async fn cancel(
             // Asking twice changes nothing: the refund is already on its way.
             if !asked {
                 orders::note(&txn, id, CANCELLATION_REQUESTED, None).await?;
-                outbox::enqueue(&txn, RefundOrder::TYPE, &refund()?).await?;
+                outbox::enqueue_event(&txn, &refund()?).await?;
             }
             StatusCode::ACCEPTED
         }

@@ -14,7 +14,7 @@ use chrono::Utc;
 use common::{
     Envelope,
     db::outbox,
-    events::{Event as _, PasswordResetRequested, RevocationReason},
+    events::{PasswordResetRequested, RevocationReason},
     problem::ApiError,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
@@ -89,8 +89,7 @@ pub async fn request_reset(
     let ttl = chrono::Duration::from_std(state.settings.password_reset_ttl)
         .unwrap_or(chrono::Duration::hours(1));
     let reset_id = Uuid::now_v7();
-    let event = Envelope::new(
-        PasswordResetRequested::TYPE,
+    let event = Envelope::of_event(
         SERVICE,
         &correlation_id(&headers),
         "",
@@ -115,7 +114,7 @@ pub async fn request_reset(
     })
     .exec_without_returning(&txn)
     .await?;
-    outbox::enqueue(&txn, PasswordResetRequested::TYPE, &event).await?;
+    outbox::enqueue_event(&txn, &event).await?;
     txn.commit().await?;
     state.outbox.notify();
     Ok(StatusCode::ACCEPTED)

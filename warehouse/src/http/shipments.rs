@@ -14,7 +14,7 @@ use common::{
     Envelope,
     auth::AdminUser,
     db::outbox,
-    events::{Event as _, OrderShipped, RefundOrder, RefundReason},
+    events::{RefundOrder, RefundReason},
     http::{
         correlation_id,
         extract::{Id, Query},
@@ -144,15 +144,14 @@ pub(crate) async fn ship(
         txn.rollback().await?;
         return Err(not_pending(&state.db, id, "shipped").await);
     };
-    let event = Envelope::new(
-        OrderShipped::TYPE,
+    let event = Envelope::of_event(
         SERVICE,
         &correlation_id(&headers),
         "",
         &shipping::order_shipped(&shipped),
     )
     .context("encode order-shipped")?;
-    outbox::enqueue(&txn, OrderShipped::TYPE, &event).await?;
+    outbox::enqueue_event(&txn, &event).await?;
     txn.commit().await?;
     state.notifier.notify();
     metrics::counter!("warehouse_shipments_shipped_total").increment(1);
@@ -188,15 +187,9 @@ pub(crate) async fn fail(
         user_id: failed.user_id,
         reason: RefundReason::FulfillmentFailed,
     };
-    let event = Envelope::new(
-        RefundOrder::TYPE,
-        SERVICE,
-        &correlation_id(&headers),
-        "",
-        &payload,
-    )
-    .context("encode refund-order")?;
-    outbox::enqueue(&txn, RefundOrder::TYPE, &event).await?;
+    let event = Envelope::of_event(SERVICE, &correlation_id(&headers), "", &payload)
+        .context("encode refund-order")?;
+    outbox::enqueue_event(&txn, &event).await?;
     txn.commit().await?;
     state.notifier.notify();
     metrics::counter!("warehouse_shipments_failed_total").increment(1);
