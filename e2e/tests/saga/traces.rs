@@ -58,8 +58,25 @@ async fn one_order_is_one_trace_from_the_request_through_every_service() {
             })
             .cloned()
     };
+    // Each service exports on its own clock: wait until store's last span is in AND every parent
+    // up to the client's span has arrived too (a missing parent after that is a broken link).
+    let complete = |spans: &[ReceivedSpan]| {
+        let Some(mut at) = last(spans) else {
+            return false;
+        };
+        for _ in 0..64 {
+            if at.parent_span_id == client_span {
+                return true;
+            }
+            match spans.iter().find(|s| s.span_id == at.parent_span_id) {
+                Some(parent) => at = parent.clone(),
+                None => return false,
+            }
+        }
+        false
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while last(&receiver.spans()).is_none() {
+    while !complete(&receiver.spans()) {
         if std::time::Instant::now() > deadline {
             let summary: Vec<_> = receiver
                 .spans()
@@ -69,7 +86,9 @@ async fn one_order_is_one_trace_from_the_request_through_every_service() {
             let logs = std::fs::read_to_string(mesh.data.path().join("logs/store.log"))
                 .unwrap_or_default();
             let logs = &logs[..logs.len().min(4000)];
-            panic!("no span of store's order-shipped; received {summary:#?}; store logged {logs}");
+            panic!(
+                "no complete chain to store's order-shipped; received {summary:#?}; store logged {logs}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
