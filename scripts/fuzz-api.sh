@@ -13,7 +13,8 @@
 # Usage: scripts/fuzz-api.sh [CASES per operation and phase, default 50] [SERVICE ...]
 # The seed is fixed (FUZZ_SEED to change it), so a run is repeatable. Schemathesis comes from
 # PyPI into .venv-fuzz unless `schemathesis` is on PATH (FUZZ_SCHEMATHESIS=/path/to/schemathesis
-# to choose). FUZZ_REPORT_DIR=DIR keeps a JUnit report per run there.
+# to choose). FUZZ_REPORT_DIR=DIR keeps a JUnit report per run there. FUZZ_WORKERS (default 1):
+# Schemathesis workers per run (two crashed Hypothesis's coverage phase, docs/fuzzing.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -78,7 +79,7 @@ fuzz() {
     --header "Authorization: Bearer $(token_of "$role")" \
     --phases examples,coverage,fuzzing \
     --max-examples "$cases" \
-    --workers 2 \
+    --workers "${FUZZ_WORKERS:-1}" \
     --seed "$seed" \
     --suppress-health-check all \
     "${report[@]}" "$@" 2>&1 | tee "$out"; then
