@@ -37,24 +37,16 @@ pub fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server with append-only persistence (so a restart keeps the streams).
     pub fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("mesh-redis-")
-            .tempdir()
-            .expect("temp dir for redis");
-        let mut server = Self {
-            port: free_port(),
-            dir,
-            child: None,
-            operator_password: None,
-            fsync: "everysec",
-        };
-        server.spawn();
-        server
+        Self::start_with_fsync("everysec")
     }
 
     /// [`Self::start`] with `appendfsync always`: every write is on disk before Redis answers,
     /// so a `kill -9` ([`Self::kill9`]) loses nothing it acknowledged.
     pub fn start_durable() -> Self {
+        Self::start_with_fsync("always")
+    }
+
+    fn start_with_fsync(fsync: &'static str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("mesh-redis-")
             .tempdir()
@@ -64,7 +56,7 @@ impl RedisServer {
             dir,
             child: None,
             operator_password: None,
-            fsync: "always",
+            fsync,
         };
         server.spawn();
         server

@@ -12,7 +12,7 @@ use std::{
 
 use common::{
     Envelope, Keys,
-    events::{Event, OrderCompleted, OrderLine, OrderPlaced, PaymentFailed, UserRegistered},
+    events::{Event, OrderCompleted, OrderPlaced, PaymentFailed, UserRegistered},
     runtime::Publisher,
     testing::{
         Proc, RedisServer, TestDb, free_port, read_events, service_command, unique_prefix,
@@ -23,6 +23,8 @@ use payment::entity::{payment as payment_row, wallet};
 use redis::aio::ConnectionManager;
 use sea_orm::EntityTrait;
 use uuid::Uuid;
+
+use crate::support::placed;
 
 fn spawn_payment(redis: &RedisServer, db_url: &str, keys: &Keys, data: &Path, port: u16) -> Proc {
     let child = service_command(
@@ -102,19 +104,7 @@ async fn a_replica_killed_mid_charge_loses_nothing_and_charges_nothing_twice() {
     let orders: Vec<(String, Envelope)> = (0..60)
         .flat_map(|_| users.iter().copied())
         .map(|user_id| {
-            let order = OrderPlaced {
-                order_id: Uuid::now_v7(),
-                user_id,
-                items: vec![OrderLine {
-                    product_id: Uuid::now_v7(),
-                    quantity: 1,
-                    unit_price_cents: 100,
-                }],
-                subtotal_cents: 100,
-                fee_cents: 0,
-                total_cents: 100,
-            };
-            let envelope = Envelope::new(OrderPlaced::TYPE, "store", "r", "", &order).unwrap();
+            let (envelope, _) = placed(user_id, 100);
             (OrderPlaced::TYPE.to_owned(), envelope)
         })
         .collect();

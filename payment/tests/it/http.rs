@@ -3,7 +3,7 @@
 
 use common::{
     auth::Role,
-    events::{Event as _, OrderCompleted, OrderLine, OrderPlaced},
+    events::{Event as _, OrderCompleted},
 };
 use payment::entity::deposit;
 use reqwest::Method;
@@ -11,22 +11,10 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{PaymentApp, STARTING_CREDIT, TestApp, assert_problem, spawn_app};
+use crate::support::{PaymentApp, STARTING_CREDIT, TestApp, assert_problem, placed, spawn_app};
 
 async fn place_order(app: &TestApp, user_id: Uuid, total_cents: i64) -> Uuid {
-    let order = OrderPlaced {
-        order_id: Uuid::now_v7(),
-        user_id,
-        items: vec![OrderLine {
-            product_id: Uuid::now_v7(),
-            quantity: 1,
-            unit_price_cents: total_cents,
-        }],
-        subtotal_cents: total_cents,
-        fee_cents: 0,
-        total_cents,
-    };
-    let envelope = common::Envelope::new(OrderPlaced::TYPE, "store", "r", "", &order).unwrap();
+    let (envelope, order) = placed(user_id, total_cents);
     let before = app.events::<OrderCompleted>().await.len() as u64;
     app.publish(&envelope).await;
     app.wait_for_events(OrderCompleted::TYPE, before + 1).await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{
     Envelope,
     auth::Role,
-    events::{Event, OrderLine, OrderPlaced},
+    events::{Event, OrderPlaced},
     runtime::redis_io,
     testing::{PostgresCluster, ServiceHome, TestDb},
 };
@@ -18,9 +18,8 @@ use payment::{PaymentArgs, entity::payment as payment_row};
 use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, sqlx};
 use serde_json::json;
-use uuid::Uuid;
 
-use crate::support::{PaymentApp, STARTING_CREDIT, TestApp, assert_problem};
+use crate::support::{PaymentApp, STARTING_CREDIT, TestApp, assert_problem, placed};
 
 /// Deliveries before an entry is dead-lettered, in these tests: an outage that counted its
 /// failed attempts would dead-letter its entries within seconds.
@@ -38,22 +37,6 @@ async fn spawn_on(home: ServiceHome) -> TestApp {
         common::service::run_with::<payment::Payment>(args, settings, listener, shutdown)
     })
     .await
-}
-
-fn placed(user_id: Uuid, total_cents: i64) -> Envelope {
-    let order = OrderPlaced {
-        order_id: Uuid::now_v7(),
-        user_id,
-        items: vec![OrderLine {
-            product_id: Uuid::now_v7(),
-            quantity: 1,
-            unit_price_cents: total_cents,
-        }],
-        subtotal_cents: total_cents,
-        fee_cents: 0,
-        total_cents,
-    };
-    Envelope::new(OrderPlaced::TYPE, "store", "req-outage", "", &order).unwrap()
 }
 
 /// Delivery counts of the `payment` group's pending `order-placed` entries.
@@ -98,7 +81,7 @@ async fn rides_out_an_outage(app: &TestApp, down: impl AsyncFnOnce(), up: impl A
         "Retry-After: {retry_after:?}"
     );
 
-    let orders: Vec<Envelope> = (0..5).map(|_| placed(user_id, 100)).collect();
+    let orders: Vec<Envelope> = (0..5).map(|_| placed(user_id, 100).0).collect();
     for envelope in &orders {
         app.publish(envelope).await;
     }

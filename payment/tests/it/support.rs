@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{
     Envelope,
-    events::{Event, UserRegistered},
+    events::{Event, OrderLine, OrderPlaced, UserRegistered},
     testing::wait_until,
 };
 use payment::{
@@ -114,4 +114,22 @@ impl PaymentApp for TestApp {
              + captured {captured} - refunded {refunded}"
         );
     }
+}
+
+/// An `order-placed` event of `user_id` for `total_cents` (one line at that price, no fee).
+pub fn placed(user_id: Uuid, total_cents: i64) -> (Envelope, OrderPlaced) {
+    let order = OrderPlaced {
+        order_id: Uuid::now_v7(),
+        user_id,
+        items: vec![OrderLine {
+            product_id: Uuid::now_v7(),
+            quantity: 1,
+            unit_price_cents: total_cents,
+        }],
+        subtotal_cents: total_cents,
+        fee_cents: 0,
+        total_cents,
+    };
+    let envelope = Envelope::new(OrderPlaced::TYPE, "store", "req-42", "", &order).unwrap();
+    (envelope, order)
 }

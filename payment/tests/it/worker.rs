@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{
     Envelope,
     events::{
-        Event, OrderCompleted, OrderLine, OrderPlaced, PaymentFailed, PaymentRefunded, RefundOrder,
+        Event, OrderCompleted, OrderPlaced, PaymentFailed, PaymentRefunded, RefundOrder,
         RefundReason, UserRegistered,
     },
     runtime::redis_io,
@@ -18,25 +18,7 @@ use payment::entity::{cancelled_order, payment as payment_row, refund, wallet};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::support::{PaymentApp, STARTING_CREDIT, TestApp, spawn_app};
-
-/// An `order-placed` event of `user_id` for `total_cents` (one line at that price, no fee).
-fn placed(user_id: Uuid, total_cents: i64) -> (Envelope, OrderPlaced) {
-    let order = OrderPlaced {
-        order_id: Uuid::now_v7(),
-        user_id,
-        items: vec![OrderLine {
-            product_id: Uuid::now_v7(),
-            quantity: 1,
-            unit_price_cents: total_cents,
-        }],
-        subtotal_cents: total_cents,
-        fee_cents: 0,
-        total_cents,
-    };
-    let envelope = Envelope::new(OrderPlaced::TYPE, "store", "req-42", "", &order).unwrap();
-    (envelope, order)
-}
+use crate::support::{PaymentApp, STARTING_CREDIT, TestApp, placed, spawn_app};
 
 /// The same payload under a new event id: a producer that re-sent it.
 fn resent<T: Event>(payload: &T) -> Envelope {
