@@ -19,6 +19,11 @@ pub fn backoff_delay(base: Duration, max: Duration, attempt: u64) -> Duration {
     half + Duration::from_millis(jitter)
 }
 
+/// Longest wait between two attempts to reach a dependency that is away (Redis, the database).
+/// A failed attempt costs one connect or one query; waiting longer only delays recovery (the
+/// chaos drill's settle time, docs/chaos.md), so this stays short.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(1);
+
 /// Backoff state of a loop that retries one operation.
 #[derive(Debug)]
 pub struct Backoff {
@@ -28,6 +33,12 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// The backoff of a loop that waits for Redis or the database to come back: 100 ms doubling
+    /// to at most [`RECONNECT_MAX`], so a restarted dependency is noticed within about a second.
+    pub fn reconnect() -> Self {
+        Self::new(Duration::from_millis(100), RECONNECT_MAX)
+    }
+
     pub fn new(base: Duration, max: Duration) -> Self {
         Self {
             base,

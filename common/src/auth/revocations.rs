@@ -136,7 +136,7 @@ pub async fn follow(
 ) {
     let stream = keys.stream(TokenRevoked::TYPE);
     let mut last_id = "0-0".to_owned();
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut backoff = Backoff::reconnect();
     let errors = LogLimiter::new(Duration::from_secs(30));
     // A connection of its own: a blocking XREAD would hold up commands queued behind it.
     let mut conn = match redis_io::managed(&client, BLOCK + Duration::from_secs(5)) {

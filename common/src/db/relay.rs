@@ -103,7 +103,7 @@ impl OutboxRelay {
     /// sweep on the way out.
     pub async fn run(self, shutdown: CancellationToken) {
         let log = LogLimiter::new(Duration::from_secs(5));
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut backoff = Backoff::reconnect();
         loop {
             match self.publish_pending().await {
                 Ok(_) => backoff.reset(),

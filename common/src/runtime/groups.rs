@@ -1,8 +1,6 @@
 //! The worker's consumer group on each of its streams: created when the worker starts (reading
 //! from the start of the stream), and again by the reader if someone deleted it (`NOGROUP`).
 
-use std::time::Duration;
-
 use redis::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +32,7 @@ pub(crate) async fn ensure_groups<H>(shared: &Shared<H>) -> redis::RedisResult<(
 
 /// [`ensure_groups`], retrying with backoff until Redis answers or `shutdown`.
 pub(crate) async fn ensure_groups_until_ok<H>(shared: &Shared<H>, shutdown: &CancellationToken) {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut backoff = Backoff::reconnect();
     while !shutdown.is_cancelled() {
         match ensure_groups(shared).await {
             Ok(()) => return,

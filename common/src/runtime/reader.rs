@@ -36,7 +36,7 @@ pub(crate) async fn run<H: Handler>(
         conn,
         shutdown,
         keys: shared.stream_keys(),
-        backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+        backoff: Backoff::reconnect(),
         reclaim_every: claims::reclaim_interval(shared.cfg.processing_timeout),
         next_reclaim: Instant::now(),
         own_pending_due: true,

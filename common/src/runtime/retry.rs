@@ -16,7 +16,7 @@ use super::{
     stats::WorkerStats,
 };
 use crate::{
-    backoff::{backoff_delay, sleep_or_cancel},
+    backoff::{self, backoff_delay, sleep_or_cancel},
     db::outage,
 };
 
@@ -54,7 +54,7 @@ pub(crate) struct Retry {
 
 /// Longest wait between two attempts of an entry that met a database outage: the time the
 /// worker may take to notice that the database is back.
-const OUTAGE_RETRY_MAX: Duration = Duration::from_secs(5);
+const OUTAGE_RETRY_MAX: Duration = backoff::RECONNECT_MAX;
 
 /// Dead-letters an entry that failed `max_deliveries` times, forgets one that is no longer
 /// pending, and otherwise counts and logs the failure and returns how the caller redelivers it
