@@ -1,7 +1,9 @@
 //! The chaos drill (issue 12): the five real binaries and a real `redis-server` (AOF,
-//! `appendfsync always`) under a load of orders from several shoppers who retry every failed
-//! `POST /orders` with the same `Idempotency-Key`, while a seeded schedule kills each service
-//! with `kill -9` and restarts it, kills Redis with `kill -9` and restarts it, takes the
+//! `appendfsync always`), with a second replica of payment and inventory, under a load of orders
+//! from several shoppers who retry every failed `POST /orders` with the same `Idempotency-Key`,
+//! while a seeded schedule kills each service and each replica with `kill -9` and restarts it,
+//! stops two services with SIGTERM and starts them again, kills Redis with `kill -9` and shuts
+//! it down cleanly (each restarted), takes the
 //! database away (the store's SQLite file write-locked by another process, or, on PostgreSQL,
 //! the private server of the run stopped), and at last runs the drill of issue 12: Redis
 //! `kill -9` and payment `kill -9`, both restarted. Then it checks the services' own records
@@ -77,19 +79,34 @@ impl Rng {
 enum Fault {
     /// `kill -9` of a service, restarted after a pause.
     Kill(&'static str),
+    /// `kill -9` of a service's second replica, restarted after a pause.
+    KillReplica(&'static str),
+    /// SIGTERM of a service (a clean stop, as `docker compose stop` or a rolling restart
+    /// does), started again after a pause.
+    Term(&'static str),
     /// `kill -9` of Redis, restarted after a pause.
     RedisKill,
+    /// A clean `SHUTDOWN` of Redis, started again after a pause.
+    RedisShutdown,
     /// The database away for a few seconds.
     DatabaseOutage,
     /// Issue 12's drill: Redis and payment `kill -9`, both restarted.
     RedisThenPayment,
 }
 
-/// The seeded schedule: each service killed once and Redis and the database taken away once,
-/// in a random order, then the drill.
+/// The services that run a second replica during the drill.
+const REPLICATED: [&str; 2] = ["payment", "inventory"];
+
+/// The seeded schedule, in a random order: each service and each replica killed once, two
+/// services stopped cleanly and started again, Redis killed once and shut down once, and the
+/// database taken away once; then the drill.
 fn schedule(rng: &mut Rng) -> Vec<Fault> {
     let mut faults: Vec<Fault> = SERVICES.iter().map(|s| Fault::Kill(s)).collect();
-    faults.push(Fault::RedisKill);
+    faults.extend(REPLICATED.iter().map(|s| Fault::KillReplica(s)));
+    let first = rng.below(SERVICES.len() as u64) as usize;
+    let second = (first + 1 + rng.below(SERVICES.len() as u64 - 1) as usize) % SERVICES.len();
+    faults.extend([Fault::Term(SERVICES[first]), Fault::Term(SERVICES[second])]);
+    faults.extend([Fault::RedisKill, Fault::RedisShutdown]);
     // `MESH_CHAOS_SKIP_DATABASE=1`: no database outage (to tell its effects from the others').
     if std::env::var_os("MESH_CHAOS_SKIP_DATABASE").is_none() {
         faults.push(Fault::DatabaseOutage);
@@ -129,6 +146,9 @@ pub async fn run(plan: Plan) -> Duration {
         ..Options::default()
     };
     let mut mesh = Mesh::start_on(options, cluster.as_ref().map(|c| c.url())).await;
+    for service in REPLICATED {
+        mesh.add_replica(service).await;
+    }
 
     // One product with stock for every order, one short of it: some orders are refunded.
     let plenty = plan.orders as i64 * 2;
@@ -340,8 +360,23 @@ async fn inject(
             tokio::time::sleep(pause).await;
             mesh.restart(service, home).await;
         }
+        Fault::KillReplica(service) => {
+            let port = mesh.kill9_replica(service);
+            tokio::time::sleep(pause).await;
+            mesh.restart_replica(service, port).await;
+        }
+        Fault::Term(service) => {
+            let home = mesh.stop(service).await;
+            tokio::time::sleep(pause).await;
+            mesh.restart(service, home).await;
+        }
         Fault::RedisKill => {
             mesh.redis.kill9();
+            tokio::time::sleep(pause).await;
+            mesh.redis.start_again();
+        }
+        Fault::RedisShutdown => {
+            mesh.redis.stop();
             tokio::time::sleep(pause).await;
             mesh.redis.start_again();
         }

@@ -58,10 +58,22 @@ pub struct Node {
     child: Proc,
 }
 
+/// A second process of a service, on the service's database (a `--scale 2` of compose).
+struct Replica {
+    port: u16,
+    /// Killed when the mesh is dropped.
+    child: Proc,
+}
+
+/// The consumer name of a replica: stable across restarts, unique within its group.
+const REPLICA_CONSUMER: &str = "{host}-2";
+
 pub struct Mesh {
     pub redis: RedisServer,
     pub keys: Keys,
     pub nodes: BTreeMap<&'static str, Node>,
+    /// Second processes of some services ([`Mesh::add_replica`]).
+    replicas: BTreeMap<&'static str, Replica>,
     pub http: reqwest::Client,
     pub data: TempDir,
     pub admin_token: String,
@@ -119,6 +131,7 @@ impl Mesh {
             redis,
             keys,
             nodes: BTreeMap::new(),
+            replicas: BTreeMap::new(),
             http: reqwest::Client::new(),
             data,
             admin_token: String::new(),
@@ -170,49 +183,9 @@ impl Mesh {
     }
 
     async fn spawn_on(&mut self, name: &'static str, db: TestDb, port: u16) {
-        let bin = workspace_bin(name);
-        assert!(
-            bin.exists(),
-            "{} is missing: build the services first (`cargo build --workspace`; `scripts/test.sh` does)",
-            bin.display()
-        );
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data.path().join(format!("logs/{name}.log")))
-            .unwrap();
-        let redis_url = match self.redis_passwords.get(name) {
-            Some(password) => self.redis.url_as(name, password),
-            None => self.redis.url(),
-        };
-        let mut cmd = service_command(
-            &bin,
-            &redis_url,
-            &db.url,
-            self.data.path(),
-            self.keys.prefix(),
-        );
-        cmd.env("MESH_LISTEN", format!("127.0.0.1:{port}"))
-            .env("MESH_LOG_FORMAT", "json")
-            .env("MESH_PROCESSING_TIMEOUT_MS", "5000")
-            // A stable name, as compose and up.sh give: a restarted service re-reads what its
-            // previous life held at once.
-            .env("MESH_CONSUMER_NAME", "{host}")
-            .env("MESH_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("MESH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env(
-                "MESH_STARTING_CREDIT_CENTS",
-                self.options.starting_credit_cents.to_string(),
-            )
-            .env(
-                "MESH_WAREHOUSE_AUTO_DISPATCH",
-                self.options.auto_dispatch.to_string(),
-            )
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        let child = Proc(cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}")));
+        // A stable name, as compose and up.sh give: a restarted service re-reads what its
+        // previous life held at once.
+        let child = self.spawn_process(name, &db.url, port, name, "{host}");
         let base_url = format!("http://127.0.0.1:{port}");
         self.nodes.insert(
             name,
@@ -231,27 +204,122 @@ impl Mesh {
         .await;
     }
 
-    /// Prints the lines of every service's log that mention `needle` (a failing test's clue).
+    /// Starts a second process of `name` on its database, port of its own, consumer name
+    /// `{host}-2`; it logs to `logs/<name>-2.log`.
+    pub async fn add_replica(&mut self, name: &'static str) {
+        self.spawn_replica(name, free_port()).await;
+    }
+
+    /// `kill -9` of `name`'s replica; [`Mesh::restart_replica`] starts it again.
+    pub fn kill9_replica(&mut self, name: &'static str) -> u16 {
+        let mut replica = self.replicas.remove(name).expect("a running replica");
+        replica.child.kill9();
+        replica.port
+    }
+
+    /// Starts `name`'s replica again on `port` (same consumer name).
+    pub async fn restart_replica(&mut self, name: &'static str, port: u16) {
+        self.spawn_replica(name, port).await;
+    }
+
+    async fn spawn_replica(&mut self, name: &'static str, port: u16) {
+        let db_url = self.nodes[name]._db.url.clone();
+        let child = self.spawn_process(name, &db_url, port, &format!("{name}-2"), REPLICA_CONSUMER);
+        self.replicas.insert(name, Replica { port, child });
+        let base_url = format!("http://127.0.0.1:{port}");
+        wait_ready(&self.http, &base_url, Duration::from_secs(60)).await;
+    }
+
+    /// Spawns the binary of service `name` on `db_url` and `port`, logging (JSON) to
+    /// `logs/<log>.log`, with consumer name `consumer`.
+    fn spawn_process(
+        &self,
+        name: &str,
+        db_url: &str,
+        port: u16,
+        log: &str,
+        consumer: &str,
+    ) -> Proc {
+        let bin = workspace_bin(name);
+        assert!(
+            bin.exists(),
+            "{} is missing: build the services first (`cargo build --workspace`; `scripts/test.sh` does)",
+            bin.display()
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join(format!("logs/{log}.log")))
+            .unwrap();
+        let redis_url = match self.redis_passwords.get(name) {
+            Some(password) => self.redis.url_as(name, password),
+            None => self.redis.url(),
+        };
+        let mut cmd = service_command(
+            &bin,
+            &redis_url,
+            db_url,
+            self.data.path(),
+            self.keys.prefix(),
+        );
+        cmd.env("MESH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("MESH_LOG_FORMAT", "json")
+            .env("MESH_PROCESSING_TIMEOUT_MS", "5000")
+            .env("MESH_CONSUMER_NAME", consumer)
+            .env("MESH_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("MESH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env(
+                "MESH_STARTING_CREDIT_CENTS",
+                self.options.starting_credit_cents.to_string(),
+            )
+            .env(
+                "MESH_WAREHOUSE_AUTO_DISPATCH",
+                self.options.auto_dispatch.to_string(),
+            )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        Proc(cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}")))
+    }
+
+    /// Prints the lines of every service's (and replica's) log that mention `needle` (a
+    /// failing test's clue).
     pub fn print_logs_about(&self, needle: &str) {
-        for name in SERVICES {
-            let log = self.data.path().join(format!("logs/{name}.log"));
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+        for (name, text) in self.logs() {
             for line in text.lines().filter(|l| l.contains(needle)) {
                 println!("{name}: {line}");
             }
         }
     }
 
-    /// Prints the last `n` lines of every service's log.
+    /// Prints the last `n` lines of every service's (and replica's) log.
     pub fn print_log_tails(&self, n: usize) {
-        for name in SERVICES {
-            let log = self.data.path().join(format!("logs/{name}.log"));
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+        for (name, text) in self.logs() {
             let lines: Vec<&str> = text.lines().collect();
             for line in &lines[lines.len().saturating_sub(n)..] {
                 println!("{name}: {line}");
             }
         }
+    }
+
+    /// Every log file (`<service>` or `<service>-2`) with its text, by name.
+    fn logs(&self) -> BTreeMap<String, String> {
+        let dir = self.data.path().join("logs");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return BTreeMap::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e
+                    .file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".log")?
+                    .to_owned();
+                Some((name, std::fs::read_to_string(e.path()).unwrap_or_default()))
+            })
+            .collect()
     }
 
     /// The JSON lines `service` has logged so far.
