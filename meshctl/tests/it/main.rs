@@ -7,6 +7,9 @@ mod support;
 
 mod check;
 mod cli;
+mod console;
+mod console_browser;
+mod console_http;
 mod dlq;
 mod errors;
 mod inspect;
