@@ -130,7 +130,18 @@ mod tests {
         assert_eq!(svg(&[3]), "");
         let drawn = svg(&[0, 4, 2]);
         assert!(drawn.starts_with("<svg"), "{drawn}");
-        assert_eq!(drawn.matches(',').count(), 3, "{drawn}");
+        let points = drawn
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert_eq!(points.split(' ').count(), 3, "{drawn}");
+        assert!(
+            points.ends_with("120.0,12.0"),
+            "the newest at the right: {drawn}"
+        );
         assert!(drawn.contains("0 to 4"), "{drawn}");
     }
 }
