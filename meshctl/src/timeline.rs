@@ -145,11 +145,17 @@ pub async fn print(ctx: &mut Ctx, correlation_id: &str) -> anyhow::Result<()> {
             .iter()
             .map(|g| format!("{}: {}", g.group, g.state))
             .collect();
+        let replay = s
+            .entry
+            .fields
+            .get(envelope::REPLAY_FOR_GROUP_FIELD)
+            .map(|g| format!(" (replay for {g})"))
+            .unwrap_or_default();
         table.add_row([
             fmt::opt(s.entry.time.as_deref()),
             s.stream.clone(),
             s.entry.id.clone(),
-            fmt::opt(s.entry.event_type.as_deref()),
+            format!("{}{replay}", fmt::opt(s.entry.event_type.as_deref())),
             fmt::opt(s.producer.as_deref()),
             groups.join(", "),
         ]);

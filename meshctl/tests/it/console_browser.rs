@@ -128,13 +128,13 @@ async fn an_operator_replays_a_dead_letter_in_a_real_browser_and_sees_it_handled
     let handler = FailsUntilFixed::default();
     let worker = InProcessWorker::start(
         &redis,
-        WorkerConfig::new(keys.clone(), "accounting", &["invoices"]),
+        WorkerConfig::new(keys.clone(), "payment", &["order-placed"]),
         handler.clone(),
     );
     // Some healthy traffic, and a group with entries held, for the other pages.
-    publish_n(&redis, &keys, "invoices", 3).await;
-    publish_n(&redis, &keys, "shipments", 2).await;
-    read_without_ack(&mut conn, &keys.stream("shipments"), "billing", 2).await;
+    publish_n(&redis, &keys, "order-placed", 3).await;
+    publish_n(&redis, &keys, "stock-reserved", 2).await;
+    read_without_ack(&mut conn, &keys.stream("stock-reserved"), "warehouse", 2).await;
     let console = Console::start(&redis, &keys).await;
     let browser = driver.browser().await;
 
@@ -155,7 +155,7 @@ async fn an_operator_replays_a_dead_letter_in_a_real_browser_and_sees_it_handled
     let poison = publish(
         &redis,
         &keys,
-        "invoices",
+        "order-placed",
         "order-42",
         json!({"poison": true}),
     )
@@ -173,7 +173,7 @@ async fn an_operator_replays_a_dead_letter_in_a_real_browser_and_sees_it_handled
         row.contains(POISON_ERROR),
         "the dead letter is listed: {row:?}"
     );
-    assert!(row.contains("accounting"), "{row}");
+    assert!(row.contains("payment"), "{row}");
     assert_eq!(text_of(&browser, "#dead-letters td.replayed").await, "no");
     screenshot(&browser, "dead-letters").await;
 
@@ -210,8 +210,8 @@ async fn an_operator_replays_a_dead_letter_in_a_real_browser_and_sees_it_handled
     .await;
     wait_drained(
         &mut conn,
-        &keys.stream("invoices"),
-        "accounting",
+        &keys.stream("order-placed"),
+        "payment",
         Duration::from_secs(30),
     )
     .await;
@@ -220,20 +220,40 @@ async fn an_operator_replays_a_dead_letter_in_a_real_browser_and_sees_it_handled
     let ls = json(&redis, &keys, &["dlq", "ls"]).await;
     assert_eq!(ls[0]["replayed"], true);
 
-    // The order's timeline: the poison entry, its replay, both delivered to the group.
+    // The order's timeline: the poison entry and its replay, both delivered to `payment`, then
+    // the order's next events (`stock-reserved` not delivered yet to `warehouse`, which reads no
+    // more).
+    publish(
+        &redis,
+        &keys,
+        "order-completed",
+        "order-42",
+        json!({"n": 1}),
+    )
+    .await;
+    publish(&redis, &keys, "stock-reserved", "order-42", json!({"n": 2})).await;
     browser
         .goto(&console.url("/timeline?correlation_id=order-42"))
         .await
         .unwrap();
-    let rows = browser
+    let mut rows = Vec::new();
+    for r in browser
         .find_all(Locator::Css("#timeline tbody tr"))
         .await
-        .unwrap();
-    assert_eq!(rows.len(), 2, "the entry and its replay");
-    for r in &rows {
-        let text = r.text().await.unwrap();
-        assert!(text.contains("accounting: delivered"), "{text}");
+        .unwrap()
+    {
+        rows.push(r.text().await.unwrap());
     }
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert!(rows[0].contains("order-placed") && rows[0].contains("payment: delivered"));
+    assert!(rows[1].contains("replay for payment") && rows[1].contains("payment: delivered"));
+    assert!(rows[2].contains("order-completed"), "{}", rows[2]);
+    assert!(rows[3].contains("warehouse: not delivered"), "{}", rows[3]);
+    let dead = text_of(&browser, "#timeline-dead-letters li").await;
+    assert!(
+        dead.contains(POISON_ERROR) && dead.ends_with("(replayed)"),
+        "{dead}"
+    );
     screenshot(&browser, "timeline").await;
 
     // The other main pages, for the screenshots (and that they render in a browser).
@@ -241,13 +261,13 @@ async fn an_operator_replays_a_dead_letter_in_a_real_browser_and_sees_it_handled
         ("/streams", "streams", "Streams"),
         ("/groups", "groups", "Groups"),
         (
-            "/streams/shipments/groups/billing",
+            "/streams/stock-reserved/groups/warehouse",
             "group",
-            "Group billing on shipments",
+            "Group warehouse on stock-reserved",
         ),
     ] {
-        // More entries for `billing`, which reads no more: its lag grows on the sparkline.
-        publish_n(&redis, &keys, "shipments", 2).await;
+        // More entries for `warehouse`, which reads no more: its lag grows on the sparkline.
+        publish_n(&redis, &keys, "stock-reserved", 2).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         browser.goto(&console.url(path)).await.unwrap();
         assert_eq!(text_of(&browser, "h1").await, heading);

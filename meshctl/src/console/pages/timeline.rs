@@ -10,6 +10,7 @@ use axum::{
     extract::{Query, State},
     response::Response,
 };
+use common::envelope::REPLAY_FOR_GROUP_FIELD;
 use serde::Deserialize;
 
 use super::when;
@@ -33,6 +34,8 @@ struct Step {
     id: String,
     event_type: String,
     producer: String,
+    /// The group a dead-letter replay is for.
+    replay_for: Option<String>,
     /// (group, CSS class, state).
     groups: Vec<(String, &'static str, &'static str)>,
 }
@@ -81,6 +84,7 @@ pub async fn page(
             added: when(Some(&s.entry.id)),
             event_type: fmt::opt(s.entry.event_type),
             producer: fmt::opt(s.producer),
+            replay_for: s.entry.fields.get(REPLAY_FOR_GROUP_FIELD).cloned(),
             groups: s
                 .groups
                 .into_iter()
