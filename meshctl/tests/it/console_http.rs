@@ -425,6 +425,14 @@ async fn every_page_shows_the_meshs_state_and_the_cli_timeline_agrees() {
     assert_eq!(billing["group"], "billing");
     assert_eq!(billing["state"], "pending");
     assert_eq!(billing["consumer"], "billing-1");
+    let text = run(&redis, &keys, &["timeline", "corr"]).await;
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(text.stdout.contains("billing: pending"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains(&format!("dead letter {dead}")),
+        "{}",
+        text.stdout
+    );
     let out = run(&redis, &keys, &["timeline", ""]).await;
     assert_eq!(out.code, 65, "{out:?}");
     assert!(POISON_ERROR.starts_with("poison"));
