@@ -4,7 +4,10 @@
 
 use askama::Template;
 use axum::{
+    body::to_bytes,
+    extract::Request,
     http::{StatusCode, header},
+    middleware::Next,
     response::{Html, IntoResponse, Response},
 };
 
@@ -76,6 +79,26 @@ impl IntoResponse for PageError {
             Err(_) => (self.status, self.message).into_response(),
         }
     }
+}
+
+/// Turns axum's plain-text refusals of a request (a query string, path or form that does not
+/// parse, a body too large or of the wrong type) into the console's HTML error page.
+pub async fn html_refusals(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !response.status().is_client_error() || !plain {
+        return response;
+    }
+    let status = response.status();
+    let text = to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    PageError::new(status, text).into_response()
 }
 
 /// A rendered template as a response.

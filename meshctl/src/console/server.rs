@@ -1,8 +1,9 @@
 //! The console's router and the layers every request crosses, outermost first: security headers
 //! on every answer; the `Host` allow-list (421 for any other name, so a DNS-rebinding page cannot
 //! talk to a console on loopback); a body limit; the same-origin check of state-changing requests
-//! (`csrf::same_origin`); and, on every page but log-in and the style sheet, a live session
-//! ([`require_session`]: a `GET` without one is sent to `/login`, anything else gets 401).
+//! (`csrf::same_origin`); refusals of malformed requests as HTML pages (`page::html_refusals`);
+//! and, on every page but log-in and the style sheet, a live session ([`require_session`]: a `GET`
+//! without one is sent to `/login`, anything else gets 401).
 
 use std::{collections::HashSet, net::SocketAddr, sync::Arc};
 
@@ -15,7 +16,11 @@ use axum::{
     routing::{get, post},
 };
 
-use super::{Console, auth, csrf, page::PageError, pages};
+use super::{
+    Console, auth, csrf,
+    page::{self, PageError},
+    pages,
+};
 
 /// Largest request body: a confirm form carries at most `pages::dead_letters::MAX_ACTION` ids.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -74,6 +79,7 @@ pub fn router(console: Arc<Console>, hosts: Arc<HashSet<String>>) -> Router {
         )
         .fallback(|| async { PageError::new(StatusCode::NOT_FOUND, "no such page") })
         .with_state(console)
+        .layer(middleware::from_fn(page::html_refusals))
         .layer(middleware::from_fn(csrf::same_origin))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(hosts, check_host))

@@ -398,9 +398,50 @@ async fn every_page_shows_the_meshs_state_and_the_cli_timeline_agrees() {
         ("/dead-letters/preview?action=replay&ids=nonsense", 400),
         ("/dead-letters/preview?action=explode", 400),
         ("/no-such-page", 404),
+        (&format!("/streams/{}/entries/1-0", "s".repeat(201)), 400),
     ] {
         assert_eq!(console.get(&cookie, path).await.0, status, "{path}");
     }
+    // A malformed or oversized form is refused with the console's HTML page, not acted on.
+    let csrf = csrf_of(&dlq);
+    for (body, status) in [
+        (format!("csrf={csrf}&action=purge&ids=%ZZ"), 400),
+        (
+            format!("csrf={csrf}&action=purge&ids={}", "1-0+".repeat(20_000)),
+            413,
+        ),
+        (
+            format!("csrf={csrf}&action=purge&ids={}", many_ids(501)),
+            400,
+        ),
+        (format!("csrf={csrf}&action=purge&ids=1-0"), 200),
+    ] {
+        let r = console
+            .http
+            .post(console.url("/dead-letters/apply"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{}", &body[..body.len().min(80)]);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
+    assert_eq!(
+        json(&redis, &keys, &["dlq", "ls"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "nothing was purged (1-0 is no dead letter: `missing`)"
+    );
 
     // `meshctl timeline` is the same data.
     let t = json(&redis, &keys, &["timeline", "corr"]).await;
@@ -436,4 +477,12 @@ async fn every_page_shows_the_meshs_state_and_the_cli_timeline_agrees() {
     let out = run(&redis, &keys, &["timeline", ""]).await;
     assert_eq!(out.code, 65, "{out:?}");
     assert!(POISON_ERROR.starts_with("poison"));
+}
+
+/// `n` distinct stream ids, `+`-separated (a form's spaces).
+fn many_ids(n: u64) -> String {
+    (1..=n)
+        .map(|i| format!("{i}-0"))
+        .collect::<Vec<_>>()
+        .join("+")
 }
