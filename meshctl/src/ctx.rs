@@ -100,7 +100,9 @@ fn is_unreachable(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped()
 }
 
-/// The connection, the key naming of one mesh, and the output mode.
+/// The connection, the key naming of one mesh, and the output mode. Cheap to clone (the
+/// connection is shared): the console gives each request its own.
+#[derive(Clone)]
 pub struct Ctx {
     pub conn: ConnectionManager,
     pub keys: Keys,

@@ -6,15 +6,18 @@
 //! and turns the result into an exit code). One module per command family: `streams` (streams,
 //! stream, groups, consumers, pending), `tail`, `show`, `dlq` (ls and show in `dlq::list`, replay
 //! and purge in `dlq::act`, both over the one selection in `dlq::select`), `mutate` (group seek,
-//! trim, publish), `check`, `top`. `info` gathers the state they share and `dead_letters` reads
-//! the dead-letter stream for all of them; `ctx` holds the connection and the exit codes, `fmt`
-//! and `position` format and parse what the operator reads and types.
+//! trim, publish), `check`, `top`, `timeline` (one correlation id across every stream), and
+//! `console` (`meshctl serve`, the web console, whose pages call the same data functions as the
+//! commands). `info` gathers the state they share and `dead_letters` reads the dead-letter stream
+//! for all of them; `ctx` holds the connection and the exit codes, `fmt` and `position` format and
+//! parse what the operator reads and types.
 //!
 //! Exit codes: 0 ok; `check`: 1 warning, 2 critical; 3 any other failure; 64 bad usage; 65 a bad
 //! id, time or value; 66 unknown stream, group or entry; 69 Redis unreachable.
 
 pub mod acl;
 mod check;
+mod console;
 mod ctx;
 mod dead_letters;
 mod dlq;
@@ -25,6 +28,7 @@ mod position;
 mod show;
 mod streams;
 mod tail;
+mod timeline;
 mod top;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
@@ -75,6 +79,9 @@ enum Command {
     Tail(tail::TailArgs),
     /// One entry of a stream, and where each group stands with it.
     Show { stream: String, id: String },
+    /// Every entry of every stream carrying this correlation id, oldest first, with where each
+    /// group stands with it, and the dead letters carrying it.
+    Timeline { correlation_id: String },
     /// The dead-letter stream: list, show, replay, purge.
     Dlq {
         #[command(subcommand)]
@@ -97,6 +104,9 @@ enum Command {
     /// `operator` for meshctl; passwords from `MESH_REDIS_PASSWORD_<SERVICE>` and
     /// `MESH_REDIS_PASSWORD_OPERATOR`. Needs no connection.
     Acl(acl::AclArgs),
+    /// The web console: server-rendered pages of streams, groups, entries, dead letters (replay
+    /// and purge with preview and confirm) and timelines, behind an operator token.
+    Serve(console::ServeArgs),
     /// Shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -170,6 +180,8 @@ pub async fn run(cli: Cli, repeat: Vec<String>) -> anyhow::Result<u8> {
         Command::Pending(args) => streams::pending(ctx, &args).await?,
         Command::Tail(args) => tail::tail(ctx, &args).await?,
         Command::Show { stream, id } => show::show(ctx, &stream, &id).await?,
+        Command::Timeline { correlation_id } => timeline::print(ctx, &correlation_id).await?,
+        Command::Serve(args) => console::serve(ctx.clone(), args).await?,
         Command::Dlq { command } => dlq::run(ctx, &command).await?,
         Command::Group {
             command: GroupCommand::Seek(args),

@@ -1,5 +1,6 @@
 //! `show <s> <id>`: one entry, whether it is a valid envelope, and where each group stands with it
-//! (pending with whom, delivered, or not delivered yet).
+//! (pending with whom, delivered, or not delivered yet). [`entry`] is the data (also the
+//! console's entry page), [`group_positions`] where each group stands (also `timeline`).
 
 use anyhow::Context as _;
 use common::{Envelope, runtime::redis_io};
@@ -15,27 +16,28 @@ use crate::{
 
 /// Where one group stands with one entry.
 #[derive(Debug, Serialize)]
-struct GroupView {
-    group: String,
+pub struct GroupView {
+    pub group: String,
     /// `pending`, `delivered` (and acknowledged) or `not delivered`.
-    state: &'static str,
-    consumer: Option<String>,
-    deliveries: Option<u64>,
-    idle_ms: Option<u64>,
+    pub state: &'static str,
+    pub consumer: Option<String>,
+    pub deliveries: Option<u64>,
+    pub idle_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
-struct ShowView {
-    stream: String,
+pub struct ShowView {
+    pub stream: String,
     #[serde(flatten)]
-    entry: EntryView,
+    pub entry: EntryView,
     /// Whether the fields form a valid envelope, and why not.
-    valid_envelope: bool,
-    poison: Option<String>,
-    groups: Vec<GroupView>,
+    pub valid_envelope: bool,
+    pub poison: Option<String>,
+    pub groups: Vec<GroupView>,
 }
 
-pub async fn show(ctx: &mut Ctx, stream: &str, id: &str) -> anyhow::Result<()> {
+/// One entry of a stream and where each group stands with it.
+pub async fn entry(ctx: &mut Ctx, stream: &str, id: &str) -> anyhow::Result<ShowView> {
     let id = require_id(id)?;
     let key = ctx.require_stream(stream).await?;
     let v: Value = redis::cmd("XRANGE")
@@ -52,9 +54,21 @@ pub async fn show(ctx: &mut Ctx, stream: &str, id: &str) -> anyhow::Result<()> {
     let poison = Envelope::from_fields(raw.fields.as_deref().unwrap_or_default())
         .err()
         .map(|e| e.to_string());
+    let groups = group_positions(ctx, &key, &id).await?;
+    Ok(ShowView {
+        stream: stream.to_owned(),
+        entry: EntryView::new(raw.id, raw.fields),
+        valid_envelope: poison.is_none(),
+        poison,
+        groups,
+    })
+}
+
+/// Where each group of the stream at `key` stands with entry `id`.
+pub async fn group_positions(ctx: &mut Ctx, key: &str, id: &str) -> anyhow::Result<Vec<GroupView>> {
     let groups_raw: Vec<Value> = redis::cmd("XINFO")
         .arg("GROUPS")
-        .arg(&key)
+        .arg(key)
         .query_async(&mut ctx.conn)
         .await
         .context("XINFO GROUPS")?;
@@ -64,16 +78,16 @@ pub async fn show(ctx: &mut Ctx, stream: &str, id: &str) -> anyhow::Result<()> {
         let name = redis_io::value_str(m.get("name")).unwrap_or_default();
         let last = redis_io::value_str(m.get("last-delivered-id")).unwrap_or_default();
         let p: Value = redis::cmd("XPENDING")
-            .arg(&key)
+            .arg(key)
             .arg(&name)
-            .arg(&id)
-            .arg(&id)
+            .arg(id)
+            .arg(id)
             .arg(1)
             .query_async(&mut ctx.conn)
             .await
             .context("XPENDING")?;
         let pending = redis_io::parse_pending_range(p).into_iter().next();
-        let delivered = crate::position::id_key(&id) <= crate::position::id_key(&last);
+        let delivered = crate::position::id_key(id) <= crate::position::id_key(&last);
         groups.push(GroupView {
             state: match (&pending, delivered) {
                 (Some(_), _) => "pending",
@@ -86,13 +100,11 @@ pub async fn show(ctx: &mut Ctx, stream: &str, id: &str) -> anyhow::Result<()> {
             group: name,
         });
     }
-    let view = ShowView {
-        stream: stream.to_owned(),
-        entry: EntryView::new(raw.id, raw.fields),
-        valid_envelope: poison.is_none(),
-        poison,
-        groups,
-    };
+    Ok(groups)
+}
+
+pub async fn show(ctx: &mut Ctx, stream: &str, id: &str) -> anyhow::Result<()> {
+    let view = entry(ctx, stream, id).await?;
     if ctx.json {
         return fmt::print_json(&view);
     }

@@ -1,5 +1,6 @@
 //! Read-only views: `streams`, `stream <s>`, `groups [<s>]`, `consumers <s> <g>`,
-//! `pending <s> <g>`.
+//! `pending <s> <g>`. Each has a data function (`overview`, `group_rows`, `consumer_rows`,
+//! `pending_rows`) that the console's pages call too, and a printer.
 
 use std::time::Duration;
 
@@ -16,12 +17,18 @@ use crate::{
     position::parse_duration,
 };
 
-pub async fn streams(ctx: &mut Ctx) -> anyhow::Result<()> {
+/// Every stream of the mesh with its summary.
+pub async fn overview(ctx: &mut Ctx) -> anyhow::Result<Vec<StreamInfo>> {
     let dead = dead_letters::Counts::load(ctx).await?;
     let mut rows = Vec::new();
     for name in info::mesh_streams(ctx).await? {
         rows.push(info::stream_info(ctx, &name, &dead).await?);
     }
+    Ok(rows)
+}
+
+pub async fn streams(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let rows = overview(ctx).await?;
     if ctx.json {
         return fmt::print_json(&rows);
     }
@@ -99,7 +106,8 @@ pub async fn stream(ctx: &mut Ctx, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn groups(ctx: &mut Ctx, stream: Option<&str>) -> anyhow::Result<()> {
+/// The groups of one stream, or of every stream.
+pub async fn group_rows(ctx: &mut Ctx, stream: Option<&str>) -> anyhow::Result<Vec<GroupInfo>> {
     let names = match stream {
         Some(s) => {
             ctx.require_stream(s).await?;
@@ -113,6 +121,11 @@ pub async fn groups(ctx: &mut Ctx, stream: Option<&str>) -> anyhow::Result<()> {
         let s = info::stream_info(ctx, &name, &dead).await?;
         rows.extend(info::groups_of(ctx, &s, &dead).await?);
     }
+    Ok(rows)
+}
+
+pub async fn groups(ctx: &mut Ctx, stream: Option<&str>) -> anyhow::Result<()> {
+    let rows = group_rows(ctx, stream).await?;
     if ctx.json {
         return fmt::print_json(&rows);
     }
@@ -169,15 +182,20 @@ fn print_groups(rows: &[GroupInfo]) {
 }
 
 #[derive(Serialize)]
-struct ConsumerInfo {
-    name: String,
-    pending: i64,
-    idle_ms: i64,
+pub struct ConsumerInfo {
+    pub name: String,
+    pub pending: i64,
+    pub idle_ms: i64,
     /// Since the consumer's last successful read or claim (Redis ≥ 7.2).
-    inactive_ms: Option<i64>,
+    pub inactive_ms: Option<i64>,
 }
 
-pub async fn consumers(ctx: &mut Ctx, stream: &str, group: &str) -> anyhow::Result<()> {
+/// The consumers of a group.
+pub async fn consumer_rows(
+    ctx: &mut Ctx,
+    stream: &str,
+    group: &str,
+) -> anyhow::Result<Vec<ConsumerInfo>> {
     let key = ctx.require_group(stream, group).await?;
     let raw: Vec<Value> = redis::cmd("XINFO")
         .arg("CONSUMERS")
@@ -198,6 +216,11 @@ pub async fn consumers(ctx: &mut Ctx, stream: &str, group: &str) -> anyhow::Resu
             }
         })
         .collect();
+    Ok(rows)
+}
+
+pub async fn consumers(ctx: &mut Ctx, stream: &str, group: &str) -> anyhow::Result<()> {
+    let rows = consumer_rows(ctx, stream, group).await?;
     if ctx.json {
         return fmt::print_json(&rows);
     }
@@ -230,15 +253,16 @@ pub struct PendingArgs {
 }
 
 #[derive(Serialize)]
-struct PendingEntry {
-    id: String,
-    consumer: String,
-    idle_ms: u64,
-    deliveries: u64,
-    added_at: Option<String>,
+pub struct PendingEntry {
+    pub id: String,
+    pub consumer: String,
+    pub idle_ms: u64,
+    pub deliveries: u64,
+    pub added_at: Option<String>,
 }
 
-pub async fn pending(ctx: &mut Ctx, args: &PendingArgs) -> anyhow::Result<()> {
+/// The pending entries of a group that `args` selects, oldest first.
+pub async fn pending_rows(ctx: &mut Ctx, args: &PendingArgs) -> anyhow::Result<Vec<PendingEntry>> {
     let key = ctx.require_group(&args.stream, &args.group).await?;
     let mut cmd = redis::cmd("XPENDING");
     cmd.arg(&key).arg(&args.group);
@@ -260,6 +284,11 @@ pub async fn pending(ctx: &mut Ctx, args: &PendingArgs) -> anyhow::Result<()> {
             deliveries,
         })
         .collect();
+    Ok(rows)
+}
+
+pub async fn pending(ctx: &mut Ctx, args: &PendingArgs) -> anyhow::Result<()> {
+    let rows = pending_rows(ctx, args).await?;
     if ctx.json {
         return fmt::print_json(&rows);
     }

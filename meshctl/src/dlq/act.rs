@@ -1,6 +1,7 @@
 //! `dlq replay` and `dlq purge`: select once, then preview — the exact ids, and a command pinned to
 //! them — or, with `--yes`, act on exactly those entries, reporting each and the totals
-//! (`replayed 3, skipped 1`).
+//! (`replayed 3, skipped 1`). [`apply`] acts on exactly the ids it is given: `--yes` and the
+//! console's confirm form both go through it.
 
 use anyhow::Context as _;
 use clap::Args;
@@ -32,13 +33,71 @@ pub enum Kind {
     Purge,
 }
 
-#[derive(Serialize)]
-struct Outcome {
-    id: String,
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Replay => "replay",
+            Kind::Purge => "purge",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub id: String,
     /// `replayed`, `skipped` (replayed before), `missing`, `purged`.
-    outcome: &'static str,
+    pub outcome: &'static str,
     /// Id of the re-added entry on the origin stream.
-    new_id: Option<String>,
+    pub new_id: Option<String>,
+}
+
+/// What [`apply`] did: one outcome per id, and the totals.
+#[derive(Debug, Default, Serialize)]
+pub struct Applied {
+    pub results: Vec<Outcome>,
+    pub replayed: u64,
+    pub purged: u64,
+    pub skipped: u64,
+    pub missing: u64,
+}
+
+/// Replays or purges exactly `ids`, in order, and nothing else: an id no longer in the
+/// dead-letter stream is reported `missing`, one replayed before `skipped`.
+pub async fn apply(ctx: &mut Ctx, kind: Kind, ids: &[String]) -> anyhow::Result<Applied> {
+    let mut done = Applied::default();
+    for id in ids {
+        let (outcome, new_id) = match kind {
+            Kind::Replay => match replay_one(ctx, id).await? {
+                Replay::Replayed { new_id } => {
+                    done.replayed += 1;
+                    ("replayed", Some(new_id))
+                }
+                Replay::AlreadyReplayed => {
+                    done.skipped += 1;
+                    ("skipped", None)
+                }
+                Replay::NotFound => {
+                    done.missing += 1;
+                    ("missing", None)
+                }
+            },
+            Kind::Purge => {
+                if purge_one(ctx, id).await? {
+                    done.purged += 1;
+                    ("purged", None)
+                } else {
+                    done.missing += 1;
+                    ("missing", None)
+                }
+            }
+        };
+        done.results.push(Outcome {
+            id: id.clone(),
+            outcome,
+            new_id,
+        });
+    }
+    Ok(done)
 }
 
 #[derive(Serialize)]
@@ -68,10 +127,7 @@ struct Report {
 }
 
 pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
-    let action = match kind {
-        Kind::Replay => "replay",
-        Kind::Purge => "purge",
-    };
+    let action = kind.name();
     // The one selection of this run: the preview prints it, `--yes` acts on it; nothing is
     // selected again in between.
     let selected = if a.ids.is_empty() {
@@ -115,38 +171,12 @@ pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
     if !a.yes {
         return preview(ctx, &report, kind);
     }
-    for d in &report.selected {
-        let (outcome, new_id) = match kind {
-            Kind::Replay => match replay_one(ctx, &d.id).await? {
-                Replay::Replayed { new_id } => {
-                    report.replayed += 1;
-                    ("replayed", Some(new_id))
-                }
-                Replay::AlreadyReplayed => {
-                    report.skipped += 1;
-                    ("skipped", None)
-                }
-                Replay::NotFound => {
-                    report.missing += 1;
-                    ("missing", None)
-                }
-            },
-            Kind::Purge => {
-                if purge_one(ctx, &d.id).await? {
-                    report.purged += 1;
-                    ("purged", None)
-                } else {
-                    report.missing += 1;
-                    ("missing", None)
-                }
-            }
-        };
-        report.results.push(Outcome {
-            id: d.id.clone(),
-            outcome,
-            new_id,
-        });
-    }
+    let done = apply(ctx, kind, &report.ids).await?;
+    report.results = done.results;
+    report.replayed = done.replayed;
+    report.purged = done.purged;
+    report.skipped = done.skipped;
+    report.missing = done.missing;
     if ctx.json {
         return fmt::print_json(&report);
     }

@@ -4,9 +4,9 @@
 //! on exactly the entries it prints; a replay goes through `runtime::dead_letter::replay`, which is
 //! atomic and at most once per dead-letter entry.
 
-mod act;
+pub mod act;
 mod list;
-mod select;
+pub mod select;
 
 use clap::Subcommand;
 
