@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Creates one role and one database per service: role mesh_<service> (password from
 # MESH_PG_PASSWORD_<SERVICE>) owns database <service>, and nobody else may connect to it. The
-# services never use the superuser. Run once by the postgres image on an empty data volume
-# (/docker-entrypoint-initdb.d) and by scripts/offline-postgres.sh. MESH_PG_NAME_PREFIX (default
-# empty) goes before every database and role name (scripts/check-postgres-roles.sh uses it).
+# services never use the superuser. Run once on an empty data volume by the postgres image
+# (/docker-entrypoint-initdb.d) or its stand-in (scripts/standin/postgres-entrypoint.sh).
+# MESH_PG_NAME_PREFIX (default empty) goes before every database and role name
+# (scripts/check-postgres-roles.sh uses it).
 set -euo pipefail
 prefix=${MESH_PG_NAME_PREFIX:-}
 

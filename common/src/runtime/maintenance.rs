@@ -1,5 +1,6 @@
 //! Timers of a worker: keep our claims fresh (the heartbeat; see `claims.rs`), remove long-gone
-//! consumers, and safe-trim the consumed streams (`trim.rs`).
+//! consumers, and safe-trim the consumed streams (`trim.rs`); and, at a clean stop, leave the
+//! groups (`leave_groups`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -48,6 +49,32 @@ local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
 if #p > 0 then return -1 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 "#;
+
+/// A stopped worker removes its own consumer from its group on every stream where it has nothing
+/// pending (checked atomically), so a replica scaled away leaves no consumer behind. Where it
+/// still holds entries (handlers unfinished at the end of the grace period), the consumer stays:
+/// deleting it would drop those entries; they are claimed by the others, and the consumer is
+/// removed later by `remove_gone_consumers`. Called after the reader and the acker have stopped.
+pub(crate) async fn leave_groups<H>(shared: &Shared<H>) {
+    for key in shared.stream_keys() {
+        let left: redis::RedisResult<i64> = Script::new(DELETE_IF_EMPTY)
+            .key(&key)
+            .arg(&shared.cfg.group)
+            .arg(&shared.cfg.consumer)
+            .invoke_async(&mut shared.cmd.clone())
+            .await;
+        let (group, consumer) = (&shared.cfg.group, &shared.cfg.consumer);
+        match left {
+            Ok(kept) if kept < 0 => {
+                tracing::info!(stream = %key, %group, %consumer, "consumer kept: it has entries pending")
+            }
+            Ok(_) => tracing::debug!(stream = %key, %group, %consumer, "consumer left its group"),
+            Err(error) => {
+                tracing::warn!(%error, stream = %key, %group, %consumer, "consumer not removed")
+            }
+        }
+    }
+}
 
 async fn remove_gone_consumers<H>(shared: &Shared<H>) {
     let gc_idle = shared.cfg.consumer_gc_idle.as_millis() as i64;

@@ -50,8 +50,8 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Runs until `shutdown` is cancelled, then stops reading, lets in-flight handlers finish
-    /// within the grace period, acknowledges them and returns. Entries it could not finish stay
-    /// pending for other consumers.
+    /// within the grace period, acknowledges them, leaves its group where it holds nothing, and
+    /// returns. Entries it could not finish stay pending for other consumers.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         anyhow::ensure!(
             !self.cfg.streams.is_empty(),
@@ -81,6 +81,14 @@ impl<H: Handler> Worker<H> {
         reader::run(&shared, &read_conn, &shutdown).await;
         finish_handlers(&shared).await;
         beside.stop().await;
+        // Bounded: a Redis that is away must not hold the exit up.
+        let leave = maintenance::leave_groups(&shared);
+        if tokio::time::timeout(Duration::from_secs(5), leave)
+            .await
+            .is_err()
+        {
+            tracing::warn!(group = %shared.cfg.group, "consumer not removed: Redis did not answer");
+        }
         tracing::info!(group = %shared.cfg.group, consumer = %shared.cfg.consumer, "worker stopped");
         Ok(())
     }

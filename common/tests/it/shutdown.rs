@@ -107,3 +107,74 @@ async fn sigterm_finishes_in_flight_handlers_acks_them_and_exits_zero() {
     assert_eq!(counter(&mut conn, &keys, "handled:rest").await, lag);
     rest.stop_cleanly(Duration::from_secs(10)).await;
 }
+
+/// The names of `group`'s consumers on `stream_key`.
+async fn consumers(
+    conn: &mut redis::aio::ConnectionManager,
+    stream_key: &str,
+    group: &str,
+) -> Vec<String> {
+    let reply: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(stream_key)
+        .arg(group)
+        .query_async(conn)
+        .await
+        .unwrap();
+    reply.consumers.into_iter().map(|c| c.name).collect()
+}
+
+/// A replica scaled away leaves no consumer behind: a worker that stops cleanly with nothing
+/// pending removes its own consumer from the group. One stopped while a handler is still running
+/// past the grace period keeps its consumer, and so the entry it holds stays pending.
+#[tokio::test]
+async fn a_worker_that_stops_cleanly_leaves_its_group() {
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let stream_key = keys.stream("leave");
+    publish_n(&redis, &keys, "leave", 10).await;
+    let mut conn = redis.connection();
+    let worker = |consumer: &str, sleep_ms: &str, grace_ms: &str| {
+        testworker(
+            &redis,
+            &keys,
+            &[
+                "--stream",
+                "leave",
+                "--group",
+                "g",
+                "--consumer",
+                consumer,
+                "--handler-sleep-ms",
+                sleep_ms,
+                "--shutdown-grace-ms",
+                grace_ms,
+            ],
+        )
+    };
+
+    let mut leaver = worker("leaver", "0", "10000");
+    wait_drained(&mut conn, &stream_key, "g", Duration::from_secs(15)).await;
+    assert_eq!(consumers(&mut conn, &stream_key, "g").await, ["leaver"]);
+    leaver.sigterm();
+    let status = leaver.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(consumers(&mut conn, &stream_key, "g").await.is_empty());
+
+    // A handler that outlasts the grace period: its entry stays pending under its consumer.
+    publish_n(&redis, &keys, "leave", 1).await;
+    let mut holder = worker("holder", "5000", "200");
+    wait_until(Duration::from_secs(15), "a handler in flight", || {
+        let mut conn = conn.clone();
+        let keys = keys.clone();
+        async move { counter(&mut conn, &keys, "started").await >= 11 }
+    })
+    .await;
+    holder.sigterm();
+    let status = holder.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_eq!(consumers(&mut conn, &stream_key, "g").await, ["holder"]);
+    let held = pending(&mut conn, &stream_key, "g").await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].1, "holder");
+}
