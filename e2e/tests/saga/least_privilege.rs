@@ -212,6 +212,25 @@ async fn the_mesh_runs_with_one_redis_user_per_service_each_refused_the_rest() {
         Some("NOPERM")
     );
 
+    // Each service prunes its inbox as its own user: it reads the oldest pending entry of its
+    // group on every stream, and a stream it may not touch holds nothing of its group's.
+    let retention = std::time::Duration::from_secs(3600);
+    for service in crate::mesh::SERVICES {
+        let test_db = common::testing::TestDb::new().await;
+        let db = test_db
+            .connect::<common::db::migration::RuntimeMigrator>()
+            .await;
+        assert!(
+            common::db::inbox::record(&db, service, "an-event")
+                .await
+                .unwrap()
+        );
+        let mut conn = connect_as(&mesh, service, &pw(service)).await.unwrap();
+        let pruned =
+            common::runtime::inbox_pruning::prune(&db, &mut conn, &mesh.keys, retention).await;
+        assert_eq!(pruned.unwrap(), 0, "{service} prunes its inbox");
+    }
+
     // The operator's meshctl sees everything: the mesh is healthy but for that dead letter.
     let output = std::process::Command::new(common::testing::workspace_bin("meshctl"))
         .args(["--redis-url", &mesh.redis.url(), "--prefix", &p, "check"])
