@@ -7,14 +7,15 @@
 #
 # Secrets: POSTGRES_PASSWORD (the server's superuser, used by nothing in the mesh),
 # MESH_PG_PASSWORD_<SERVICE> (each service's own database role), MESH_REDIS_PASSWORD_<SERVICE>
-# (each service's Redis user) and MESH_REDIS_PASSWORD_OPERATOR (meshctl's Redis user).
+# (each service's Redis user), MESH_REDIS_PASSWORD_OPERATOR (meshctl's Redis user) and
+# MESH_REDIS_PASSWORD_ADMIN (the Redis Cluster's admin in compose.cluster.yaml; unused otherwise).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 env_file=${ENV_FILE:-.env}
 touch "$env_file"
 chmod 600 "$env_file"
-names=(POSTGRES_PASSWORD MESH_REDIS_PASSWORD_OPERATOR)
+names=(POSTGRES_PASSWORD MESH_REDIS_PASSWORD_OPERATOR MESH_REDIS_PASSWORD_ADMIN)
 for service in USER INVENTORY STORE PAYMENT WAREHOUSE; do
   names+=("MESH_PG_PASSWORD_$service" "MESH_REDIS_PASSWORD_$service")
 done
