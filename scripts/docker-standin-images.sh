@@ -98,11 +98,15 @@ for image in $only; do
       ;;
     postgres)
       variant postgres postgresql-15
+      # The cluster Debian's package creates (on whatever port was free in the chroot) would be
+      # the default of psql and pg_isready: PGDATA's server is the only one.
+      rm -rf "$work/postgres/etc/postgresql/15/main" "$work/postgres/var/lib/postgresql/15/main"
       install -m 0755 scripts/standin/postgres-entrypoint.sh \
         "$work/postgres/usr/local/bin/docker-entrypoint.sh"
       mkdir -p "$work/postgres/docker-entrypoint-initdb.d" "$work/postgres/var/lib/postgresql/data"
       chroot "$work/postgres" chown postgres:postgres /var/lib/postgresql/data
       import postgres mesh-standin/postgres:15 --change 'ENV PGDATA=/var/lib/postgresql/data' \
+        --change 'ENV PGPORT=5432' \
         --change 'ENTRYPOINT ["bash", "/usr/local/bin/docker-entrypoint.sh"]' \
         --change 'EXPOSE 5432'
       ;;

@@ -20,15 +20,16 @@ replica() { "${dc[@]}" ps -q "$1" | while read -r id; do
   [[ $(docker inspect -f '{{index .Config.Labels "com.docker.compose.container-number"}}' "$id") == "$2" ]] && echo "$id"
 done; }
 
-# Waits (up to $1 s) until every running container of the project with a healthcheck is healthy.
+# Waits (up to $1 s) until every container of the project is healthy (with a healthcheck),
+# running (without), or a one-shot job that exited 0.
 wait_healthy() {
   local limit=$1 start=$SECONDS id state bad
   while :; do
     bad=()
     for id in $("${dc[@]}" ps -q); do
-      state=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id")
+      state=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}/{{.State.ExitCode}}' "$id")
       case $state in
-        running/healthy | running/none | exited/none) ;;
+        running/healthy/* | running/none/* | exited/none/0) ;;
         *) bad+=("$(docker inspect -f '{{.Name}}' "$id"):$state") ;;
       esac
     done
