@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The entrypoint of the PostgreSQL stand-in image (scripts/docker-standin-images.sh), doing in
-# short what the postgres image's entrypoint does. On an empty PGDATA: initdb with POSTGRES_USER / POSTGRES_PASSWORD, create
-# POSTGRES_DB, run /docker-entrypoint-initdb.d/*.sh against a server on its socket only. Then run
-# postgres on every interface with password auth. Starts as root, runs as postgres.
+# short what the postgres image's entrypoint does. On an empty PGDATA: initdb with POSTGRES_USER
+# / POSTGRES_PASSWORD, create POSTGRES_DB, run /docker-entrypoint-initdb.d/*.sh against a server
+# on its socket only. Then run postgres on every interface with password auth. Starts as root,
+# runs as postgres.
 set -euo pipefail
 
 export PGDATA=${PGDATA:-/var/lib/postgresql/data}
