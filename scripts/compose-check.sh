@@ -25,7 +25,8 @@
 #   runs it on a Redis Cluster), COMPOSE_CHECK_RATE (orders/s, default 15),
 #   COMPOSE_CHECK_SECONDS (the load, default 150), COMPOSE_CHECK_STANDINS=1 (use the local
 #   stand-in images of scripts/docker-standin-images.sh: `source scripts/standin-env.sh`),
-#   COMPOSE_CHECK_PROJECT (default meshcheck), COMPOSE_CHECK_KEEP=1 (leave the project up).
+#   COMPOSE_CHECK_PROJECT (default meshcheck), COMPOSE_CHECK_KEEP=1 (leave the project up),
+#   COMPOSE_CHECK_BUILD=0 (no `compose build`: run the images built before).
 # Its own secrets (a private env file); a user's .env is not read. Needs docker, compose,
 # python3 and cargo (it builds bench-orders).
 set -euo pipefail
@@ -71,7 +72,11 @@ echo "images: rust ${MESH_RUST_IMAGE:-rust:1-bookworm}, runtime ${MESH_RUNTIME_I
 phase build
 say "bench-orders (cargo build)"
 nice -n 19 cargo build -q -p e2e --bin bench-orders
-"${dc[@]}" build
+if [[ ${COMPOSE_CHECK_BUILD:-1} == 0 ]]; then
+  echo "build skipped (COMPOSE_CHECK_BUILD=0): the images built before"
+else
+  "${dc[@]}" build
+fi
 image=${MESH_IMAGE:-mesh:latest}
 echo "image $image: $(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'), user $(docker image inspect -f '{{.Config.User}}' "$image")"
 done_phase
@@ -106,8 +111,8 @@ wait_groups_settled_or_busy() {
   local start=$SECONDS lines bad
   while :; do
     lines=$(group_lines)
-    bad=$(awk -v exp="$(for s in "${!expected[@]}"; do printf '%s=%s,' "$s" "${expected[$s]}"; done)" '
-      BEGIN { n = split(exp, kv, ","); for (i = 1; i <= n; i++) { split(kv[i], p, "="); want[p[1]] = p[2] } }
+    bad=$(awk -v replicas="$(for s in "${!expected[@]}"; do printf '%s=%s,' "$s" "${expected[$s]}"; done)" '
+      BEGIN { n = split(replicas, kv, ","); for (i = 1; i <= n; i++) { split(kv[i], p, "="); want[p[1]] = p[2] } }
       $3 != want[$2] { printf "%s/%s:%s ", $1, $2, $3 }' <<<"$lines")
     [[ -z $bad ]] && { echo "$lines" | awk '{printf "    %-26s %-10s consumers %s\n", $1, $2, $3}'; return 0; }
     ((SECONDS - start < $1)) || die "consumers do not match replicas: $bad"
