@@ -16,9 +16,14 @@ env_value() { sed -n "s/^$1=//p" "$env_file" | tail -n1; }
 replicas() { "${dc[@]}" ps -q "$1"; }
 
 # The container of replica `index` of `service`.
-replica() { "${dc[@]}" ps -q "$1" | while read -r id; do
-  [[ $(docker inspect -f '{{index .Config.Labels "com.docker.compose.container-number"}}' "$id") == "$2" ]] && echo "$id"
-done; }
+replica() {
+  local id
+  for id in $("${dc[@]}" ps -q "$1"); do
+    if [[ $(docker inspect -f '{{index .Config.Labels "com.docker.compose.container-number"}}' "$id") == "$2" ]]; then
+      echo "$id"
+    fi
+  done
+}
 
 # Waits (up to $1 s) until every container of the project is healthy (with a healthcheck),
 # running (without), or a one-shot job that exited 0.
