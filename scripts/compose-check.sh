@@ -88,6 +88,21 @@ wait_healthy 300
 done_phase
 
 declare -A expected=([user]=1 [inventory]=1 [store]=1 [payment]=1 [warehouse]=1)
+wait_groups_settled_or_busy() {
+  # Under load something is always pending: only the consumer counts must match.
+  local start=$SECONDS lines bad
+  while :; do
+    lines=$(group_lines)
+    bad=$(awk -v replicas="$(for s in "${!expected[@]}"; do printf '%s=%s,' "$s" "${expected[$s]}"; done)" '
+      BEGIN { n = split(replicas, kv, ","); for (i = 1; i <= n; i++) { split(kv[i], p, "="); want[p[1]] = p[2] } }
+      $3 != want[$2] { printf "%s/%s:%s ", $1, $2, $3 }' <<<"$lines")
+    [[ -z $bad ]] && { echo "$lines" | awk '{printf "    %-26s %-10s consumers %s\n", $1, $2, $3}'; return 0; }
+    ((SECONDS - start < $1)) || die "consumers do not match replicas: $bad"
+    sleep 3
+  done
+}
+echo "up: every group has its consumer"
+wait_groups_settled_or_busy 120
 url() { echo "http://$("${dc[@]}" port --index 1 "$1" "$2")"; }
 phase load
 REDIS_URL=$(redis_url operator host) \
@@ -106,19 +121,6 @@ for w in "${workers[@]}"; do scale+=(--scale "$w=3"); expected[$w]=3; done
 expected[user]=2
 "${dc[@]}" up -d --no-recreate "${scale[@]}"
 wait_healthy 180
-wait_groups_settled_or_busy() {
-  # Under load something is always pending: only the consumer counts must match.
-  local start=$SECONDS lines bad
-  while :; do
-    lines=$(group_lines)
-    bad=$(awk -v replicas="$(for s in "${!expected[@]}"; do printf '%s=%s,' "$s" "${expected[$s]}"; done)" '
-      BEGIN { n = split(replicas, kv, ","); for (i = 1; i <= n; i++) { split(kv[i], p, "="); want[p[1]] = p[2] } }
-      $3 != want[$2] { printf "%s/%s:%s ", $1, $2, $3 }' <<<"$lines")
-    [[ -z $bad ]] && { echo "$lines" | awk '{printf "    %-26s %-10s consumers %s\n", $1, $2, $3}'; return 0; }
-    ((SECONDS - start < $1)) || die "consumers do not match replicas: $bad"
-    sleep 3
-  done
-}
 echo "scaled up under load (t+$((SECONDS - load_start)) s): consumers per group"
 wait_groups_settled_or_busy 120
 
