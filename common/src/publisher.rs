@@ -2,19 +2,20 @@
 //! this is the Redis side its relay uses, and what tools and tests use directly (also as
 //! `runtime::Publisher`).
 
-use redis::{RedisResult, aio::ConnectionManager};
+use crate::connection::Conn;
+use redis::RedisResult;
 
 use crate::{envelope::Envelope, keys::Keys};
 
 /// Adds envelopes to streams of one mesh prefix.
 #[derive(Clone)]
 pub struct Publisher {
-    conn: ConnectionManager,
+    conn: Conn,
     keys: Keys,
 }
 
 impl Publisher {
-    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+    pub fn new(conn: Conn, keys: Keys) -> Self {
         Self { conn, keys }
     }
 

@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -64,7 +64,7 @@ impl Handler for Recorder {
 
 /// Pending entries of a group: (id, consumer, idle ms, deliveries).
 pub async fn pending(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream_key: &str,
     group: &str,
 ) -> Vec<(String, String, u64, u64)> {
@@ -90,7 +90,7 @@ pub struct InProcessWorker {
 impl InProcessWorker {
     /// Starts `handler` as a worker of `cfg` on `redis`.
     pub fn start<H: Handler>(redis: &RedisServer, cfg: WorkerConfig, handler: H) -> Self {
-        let worker = Worker::new(redis.client(), cfg, handler);
+        let worker = Worker::new(redis.target(), cfg, handler);
         let stats = worker.stats();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(worker.run(shutdown.clone()));
@@ -113,7 +113,7 @@ impl InProcessWorker {
 
 /// Every entry of a stream (`XRANGE - +`): id and fields as text.
 pub async fn stream_entries(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream_key: &str,
 ) -> Vec<(String, HashMap<String, String>)> {
     let v: redis::Value = redis::cmd("XRANGE")

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use anyhow::Context as _;
+use common::connection::Conn;
 use common::{
     events::ALL_STREAMS,
     keys::DEAD_LETTER_STREAM,
@@ -12,7 +13,7 @@ use common::{
         redis_io,
     },
 };
-use redis::{Value, aio::ConnectionManager};
+use redis::Value;
 use serde::Serialize;
 
 use crate::{ctx::Ctx, dead_letters, fmt};
@@ -116,7 +117,7 @@ fn glob_escape(s: &str) -> String {
 
 /// `XINFO STREAM` as a map; `None` when the key does not exist.
 async fn xinfo_stream(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     key: &str,
 ) -> anyhow::Result<Option<HashMap<String, Value>>> {
     let exists: bool = redis::cmd("EXISTS").arg(key).query_async(conn).await?;
@@ -244,7 +245,7 @@ pub async fn groups_of(
 /// present up to `last`). Without it: 1 when an entry after `last` is known to be deleted (XDEL
 /// records it; trimming only shows as a first entry beyond the group's next one).
 async fn missed_entries(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream: &StreamInfo,
     last: &str,
     entries_read: Option<i64>,
@@ -275,11 +276,7 @@ async fn missed_entries(
 }
 
 /// Entries after `after` (see [`inspect::count_after`]).
-pub async fn count_after(
-    conn: &mut ConnectionManager,
-    key: &str,
-    after: &str,
-) -> anyhow::Result<u64> {
+pub async fn count_after(conn: &mut Conn, key: &str, after: &str) -> anyhow::Result<u64> {
     inspect::count_after(conn, key, after)
         .await
         .context("XRANGE")
@@ -287,7 +284,7 @@ pub async fn count_after(
 
 /// Entries between `start` and `end` (see [`inspect::count_range`]).
 pub async fn count_range(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     key: &str,
     start: &str,
     end: &str,

@@ -6,7 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use redis::{RedisResult, Value, aio::ConnectionManager};
+use crate::connection::Conn;
+use redis::{RedisResult, Value};
 
 use crate::{
     keys::Keys,
@@ -36,7 +37,7 @@ impl DeadLetterTally {
     /// in the answer, with 0 when it has none.
     pub async fn count(
         &mut self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         keys: &Keys,
         pairs: &HashSet<(String, String)>,
     ) -> RedisResult<HashMap<(String, String), u64>> {
@@ -62,7 +63,7 @@ impl DeadLetterTally {
     /// Reads the entries added since the last refresh (all of them after a deletion).
     async fn catch_up(
         &mut self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         keys: &Keys,
         pairs: &HashSet<(String, String)>,
     ) -> RedisResult<()> {
@@ -121,7 +122,7 @@ impl DeadLetterTally {
 
 /// Entries ever deleted or trimmed from the stream at `key` (`entries-added` minus `length`);
 /// `None` when the stream does not exist.
-async fn deleted_entries(conn: &mut ConnectionManager, key: &str) -> RedisResult<Option<u64>> {
+async fn deleted_entries(conn: &mut Conn, key: &str) -> RedisResult<Option<u64>> {
     let exists: bool = redis::cmd("EXISTS").arg(key).query_async(conn).await?;
     if !exists {
         return Ok(None);

@@ -1,8 +1,9 @@
 //! The dead-letter stream: what a group could not process, with where it came from and why, and
 //! the replay that sends it back to that group only.
 
+use crate::connection::Conn;
 use chrono::{SecondsFormat, Utc};
-use redis::{RedisResult, Script, aio::ConnectionManager};
+use redis::{RedisResult, Script};
 
 use crate::{envelope::REPLAY_FOR_GROUP_FIELD, keys::Keys};
 
@@ -42,7 +43,7 @@ pub struct Failure<'a> {
 /// Writes the entry to the dead-letter stream and acknowledges it at the origin, atomically
 /// (`MULTI`): a crash can neither lose it nor dead-letter it twice.
 pub async fn dead_letter(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     original: &[(String, Vec<u8>)],
     failure: &Failure<'_>,
@@ -120,11 +121,7 @@ return {'ok', id}
 "#;
 
 /// Replays one dead-letter entry (see [`Replay`]).
-pub async fn replay(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    dead_letter_id: &str,
-) -> RedisResult<Replay> {
+pub async fn replay(conn: &mut Conn, keys: &Keys, dead_letter_id: &str) -> RedisResult<Replay> {
     let reply: Vec<String> = Script::new(REPLAY_SCRIPT)
         .key(keys.dead_letter())
         .key(keys.dead_letter_replayed())

@@ -4,8 +4,9 @@
 
 use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
+use crate::connection::Conn;
 use futures::{FutureExt as _, future::BoxFuture};
-use redis::{RedisError, Value, aio::ConnectionManager};
+use redis::{RedisError, Value};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
@@ -27,7 +28,7 @@ use crate::backoff::{Backoff, sleep_or_cancel};
 /// no read in flight: the entries of the last one are dispatched like any others.
 pub(crate) async fn run<H: Handler>(
     shared: &Arc<Shared<H>>,
-    conn: &ConnectionManager,
+    conn: &Conn,
     shutdown: &CancellationToken,
 ) {
     ensure_groups_until_ok(shared, shutdown).await;
@@ -55,7 +56,7 @@ struct InFlightRead {
 struct Reader<'a, H> {
     shared: &'a Arc<Shared<H>>,
     /// The read connection: its response timeout outlasts a `BLOCK`.
-    conn: &'a ConnectionManager,
+    conn: &'a Conn,
     shutdown: &'a CancellationToken,
     /// The prefixed stream keys, in the worker's order.
     keys: Vec<String>,

@@ -5,8 +5,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::connection::RedisTarget;
 use anyhow::Context as _;
-use redis::Client;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -18,16 +18,16 @@ use super::{
 
 /// A consumer-group worker for one handler.
 pub struct Worker<H: Handler> {
-    client: Client,
+    target: RedisTarget,
     cfg: WorkerConfig,
     handler: H,
     stats: Arc<WorkerStats>,
 }
 
 impl<H: Handler> Worker<H> {
-    pub fn new(client: Client, cfg: WorkerConfig, handler: H) -> Self {
+    pub fn new(target: RedisTarget, cfg: WorkerConfig, handler: H) -> Self {
         Self {
-            client,
+            target,
             cfg,
             handler,
             stats: Arc::default(),
@@ -59,8 +59,8 @@ impl<H: Handler> Worker<H> {
         );
         let read_timeout = self.cfg.block + Duration::from_secs(10);
         let read_conn =
-            redis_io::managed(&self.client, read_timeout).context("redis read connection")?;
-        let cmd = redis_io::command_connection(&self.client).context("redis connection")?;
+            redis_io::managed(&self.target, read_timeout).context("redis read connection")?;
+        let cmd = redis_io::command_connection(&self.target).context("redis connection")?;
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(
             self.cfg,

@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use sea_orm::DatabaseConnection;
 
 use super::app::TestApp;
@@ -31,7 +31,7 @@ pub async fn wait_outbox_empty(db: &DatabaseConnection) {
 /// `db` is empty; twice, as a service may consume what it publishes itself (its own
 /// `refund-order`s).
 pub async fn wait_idle(
-    conn: &ConnectionManager,
+    conn: &Conn,
     db: &DatabaseConnection,
     keys: &Keys,
     group: &str,

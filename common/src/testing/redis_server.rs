@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{Client, aio::ConnectionManager};
+use crate::connection::{Conn, RedisTarget};
 use tempfile::TempDir;
 
 use crate::runtime::redis_io;
@@ -139,13 +139,14 @@ impl RedisServer {
         self.dir.path()
     }
 
-    pub fn client(&self) -> Client {
-        Client::open(self.url()).expect("redis url")
+    /// Where this server is, for workers and connections.
+    pub fn target(&self) -> RedisTarget {
+        RedisTarget::open(&self.url()).expect("redis url")
     }
 
     /// A fresh managed connection.
-    pub fn connection(&self) -> ConnectionManager {
-        redis_io::command_connection(&self.client()).expect("redis connection")
+    pub fn connection(&self) -> Conn {
+        redis_io::command_connection(&self.target()).expect("redis connection")
     }
 
     pub fn is_running(&self) -> bool {

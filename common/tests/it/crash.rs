@@ -5,13 +5,13 @@
 
 use std::{collections::HashMap, os::unix::process::ExitStatusExt, time::Duration};
 
+use common::connection::Conn;
 use common::{
     Envelope, Keys,
     db::{self, inbox, outbox},
     runtime::{Publisher, redis_io},
     testing::{RedisServer, TestDb, group_state, unique_prefix, wait_drained, wait_until, xlen},
 };
-use redis::aio::ConnectionManager;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
     QueryFilter, Statement,
@@ -49,7 +49,7 @@ async fn inbox_rows(db: &DatabaseConnection, group: &str) -> u64 {
 }
 
 /// Every entry of a stream, parsed as envelopes, with their entry ids.
-async fn envelopes(conn: &mut ConnectionManager, stream_key: &str) -> Vec<(String, Envelope)> {
+async fn envelopes(conn: &mut Conn, stream_key: &str) -> Vec<(String, Envelope)> {
     let v: redis::Value = redis::cmd("XRANGE")
         .arg(stream_key)
         .arg("-")
@@ -67,7 +67,7 @@ async fn envelopes(conn: &mut ConnectionManager, stream_key: &str) -> Vec<(Strin
 }
 
 /// The event id of each entry, by entry id.
-async fn event_ids(conn: &mut ConnectionManager, stream_key: &str) -> HashMap<String, String> {
+async fn event_ids(conn: &mut Conn, stream_key: &str) -> HashMap<String, String> {
     envelopes(conn, stream_key)
         .await
         .into_iter()

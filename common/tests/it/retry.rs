@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::connection::Conn;
 use common::{
     Envelope, Keys,
     runtime::{
@@ -16,7 +17,6 @@ use common::{
     },
     testing::{RedisServer, unique_prefix, wait_drained, wait_until, xlen},
 };
-use redis::aio::ConnectionManager;
 
 use crate::support::{InProcessWorker, command_calls, pending, publish_n, stream_entries};
 
@@ -24,7 +24,7 @@ use crate::support::{InProcessWorker, command_calls, pending, publish_n, stream_
 /// Redis reported for the entry at that moment.
 #[derive(Clone)]
 struct AlwaysRetry {
-    conn: ConnectionManager,
+    conn: Conn,
     stream_key: String,
     group: String,
     attempts: Arc<Mutex<Vec<(Instant, u64)>>>,
@@ -221,7 +221,7 @@ async fn entry_that_fails_twice_then_succeeds_has_its_effect_once() {
 /// might meanwhile), then fails with a retryable error.
 #[derive(Clone)]
 struct AckedThenFails {
-    conn: ConnectionManager,
+    conn: Conn,
     stream_key: String,
     group: String,
     calls: Arc<Mutex<u64>>,

@@ -7,11 +7,11 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
+use common::connection::Conn;
 use common::{
     Keys,
     testing::{Proc, RedisServer},
 };
-use redis::aio::ConnectionManager;
 
 pub use common::stream_testing::{InProcessWorker, Recorder, pending, publish_n, stream_entries};
 
@@ -28,7 +28,7 @@ pub fn spawn_testworker(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Chil
 }
 
 /// `HGETALL <prefix>effects` as event id → count.
-pub async fn redis_effects(conn: &mut ConnectionManager, keys: &Keys) -> HashMap<String, i64> {
+pub async fn redis_effects(conn: &mut Conn, keys: &Keys) -> HashMap<String, i64> {
     redis::cmd("HGETALL")
         .arg(format!("{}effects", keys.prefix()))
         .query_async(conn)
@@ -42,7 +42,7 @@ pub fn testworker(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Proc {
 }
 
 /// An integer counter key under the test's prefix (`GET <prefix><name>`), 0 when missing.
-pub async fn counter(conn: &mut ConnectionManager, keys: &Keys, name: &str) -> i64 {
+pub async fn counter(conn: &mut Conn, keys: &Keys, name: &str) -> i64 {
     let v: Option<i64> = redis::cmd("GET")
         .arg(format!("{}{name}", keys.prefix()))
         .query_async(conn)
@@ -53,7 +53,7 @@ pub async fn counter(conn: &mut ConnectionManager, keys: &Keys, name: &str) -> i
 
 /// `calls` and `failed_calls` of one command (lower case, e.g. `xautoclaim`) from
 /// `INFO commandstats`, since the server started.
-pub async fn command_calls(conn: &mut ConnectionManager, command: &str) -> (u64, u64) {
+pub async fn command_calls(conn: &mut Conn, command: &str) -> (u64, u64) {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
+use common::connection::Conn;
 use common::{
     Keys,
     runtime::trim,
     testing::{RedisServer, unique_prefix, xlen},
 };
-use redis::aio::ConnectionManager;
 
 use crate::support::{pending, publish_n, stream_entries};
 
-async fn create_group(conn: &mut ConnectionManager, stream_key: &str, group: &str) {
+async fn create_group(conn: &mut Conn, stream_key: &str, group: &str) {
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream_key)
@@ -24,7 +24,7 @@ async fn create_group(conn: &mut ConnectionManager, stream_key: &str, group: &st
 }
 
 /// Reads up to `count` new entries as `group`/`consumer`, without acking; returns how many.
-async fn read(conn: &mut ConnectionManager, stream_key: &str, group: &str, count: usize) -> usize {
+async fn read(conn: &mut Conn, stream_key: &str, group: &str, count: usize) -> usize {
     let v: redis::Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg(group)
@@ -40,7 +40,7 @@ async fn read(conn: &mut ConnectionManager, stream_key: &str, group: &str, count
     common::runtime::redis_io::parse_read_reply(v).len()
 }
 
-async fn ack(conn: &mut ConnectionManager, stream_key: &str, group: &str, ids: &[String]) {
+async fn ack(conn: &mut Conn, stream_key: &str, group: &str, ids: &[String]) {
     let acked: usize = redis::cmd("XACK")
         .arg(stream_key)
         .arg(group)
@@ -51,7 +51,7 @@ async fn ack(conn: &mut ConnectionManager, stream_key: &str, group: &str, ids: &
     assert_eq!(acked, ids.len());
 }
 
-async fn ids_of(conn: &mut ConnectionManager, stream_key: &str) -> Vec<String> {
+async fn ids_of(conn: &mut Conn, stream_key: &str) -> Vec<String> {
     stream_entries(conn, stream_key)
         .await
         .into_iter()

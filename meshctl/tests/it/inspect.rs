@@ -321,7 +321,7 @@ async fn inspection_commands_report_groups_consumers_pending_and_entries() {
 /// Clock slack for idle times measured by Redis against the test's own clock (ms).
 const SLACK_MS: i64 = 100;
 
-async fn redis_version(conn: &mut redis::aio::ConnectionManager) -> (u32, u32) {
+async fn redis_version(conn: &mut common::connection::Conn) -> (u32, u32) {
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(conn)

@@ -6,8 +6,8 @@ use std::{process::Stdio, time::Duration};
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 
+use common::connection::Conn;
 use common::{Keys, testing::RedisServer};
-use redis::aio::ConnectionManager;
 use serde_json::Value;
 
 /// What one run of meshctl printed and returned.
@@ -136,7 +136,7 @@ pub async fn json(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Value {
 }
 
 /// The ids of a stream's entries, oldest first.
-pub async fn ids_of(conn: &mut ConnectionManager, stream_key: &str) -> Vec<String> {
+pub async fn ids_of(conn: &mut Conn, stream_key: &str) -> Vec<String> {
     common::stream_testing::stream_entries(conn, stream_key)
         .await
         .into_iter()
@@ -145,12 +145,7 @@ pub async fn ids_of(conn: &mut ConnectionManager, stream_key: &str) -> Vec<Strin
 }
 
 /// Creates `group` at `0` and reads `count` entries as `<group>-1` without acking them.
-pub async fn read_without_ack(
-    conn: &mut ConnectionManager,
-    stream_key: &str,
-    group: &str,
-    count: usize,
-) {
+pub async fn read_without_ack(conn: &mut Conn, stream_key: &str, group: &str, count: usize) {
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream_key)

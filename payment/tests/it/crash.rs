@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use common::connection::Conn;
 use common::{
     Envelope, Keys,
     events::{Event, OrderCompleted, OrderPlaced, PaymentFailed, UserRegistered},
@@ -20,7 +21,6 @@ use common::{
     },
 };
 use payment::entity::{payment as payment_row, wallet};
-use redis::aio::ConnectionManager;
 use sea_orm::EntityTrait;
 use uuid::Uuid;
 
@@ -54,7 +54,7 @@ async fn wait_replica_ready(port: u16) {
 }
 
 async fn distinct_orders<T: Event>(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     order_of: impl Fn(&T) -> Uuid,
 ) -> HashSet<Uuid> {
