@@ -112,6 +112,7 @@ pub struct Ctx {
 impl Ctx {
     /// Connects eagerly (a CLI should fail fast, not retry in the background) and pings.
     pub async fn connect(url: &str, prefix: &str, json: bool) -> anyhow::Result<Self> {
+        common::keys::check_prefix(prefix).map_err(|e| bad_input(format!("--prefix: {e}")))?;
         let target = RedisTarget::open(url)
             .map_err(|e| bad_input(format!("bad --redis-url `{}`: {e}", mask_password(url))))?;
         let shown = mask_password(url);

@@ -6,8 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::Context as _;
 use common::connection::Conn;
 use common::{
+    connection::scan_keys,
     events::ALL_STREAMS,
-    keys::DEAD_LETTER_STREAM,
+    keys::{DEAD_LETTER_STREAM, glob_escape},
     runtime::{
         inspect::{self, LagSource},
         redis_io,
@@ -73,46 +74,21 @@ pub struct GroupInfo {
 pub async fn mesh_streams(ctx: &mut Ctx) -> anyhow::Result<Vec<String>> {
     let mut names: Vec<String> = ALL_STREAMS.iter().map(|s| (*s).to_owned()).collect();
     let pattern = format!("{}*", glob_escape(ctx.keys.prefix()));
+    let keys = scan_keys(&ctx.target, &mut ctx.conn, &pattern, "stream")
+        .await
+        .context("SCAN")?;
     let mut found = BTreeSet::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .arg("TYPE")
-            .arg("stream")
-            .query_async(&mut ctx.conn)
-            .await
-            .context("SCAN")?;
-        for key in keys {
-            if let Some(name) = ctx.keys.stream_name(&key)
-                && name != DEAD_LETTER_STREAM
-                && !ALL_STREAMS.contains(&name)
-            {
-                found.insert(name.to_owned());
-            }
+    for key in keys {
+        if let Some(name) = ctx.keys.stream_name(&key)
+            && ctx.keys.dead_letter_origin(&key).is_none()
+            && name != DEAD_LETTER_STREAM
+            && !ALL_STREAMS.contains(&name)
+        {
+            found.insert(name.to_owned());
         }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
     }
     names.extend(found);
     Ok(names)
-}
-
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `XINFO STREAM` as a map; `None` when the key does not exist.

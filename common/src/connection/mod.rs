@@ -4,8 +4,9 @@
 //! [`ConnectionLike`](redis::aio::ConnectionLike), so commands, pipelines and scripts are written
 //! once for both. `slots.rs`: the hash slot of a key, and the split of a pipeline whose commands
 //! live in several slots (a cluster refuses a cross-slot pipeline; the mesh's keys are laid out
-//! so that every atomic one stays in one slot, `crate::keys`).
+//! so that every atomic one stays in one slot, `crate::keys`). `scan.rs`: `SCAN` on every master.
 
+mod scan;
 mod slots;
 mod target;
 
@@ -15,6 +16,7 @@ use redis::{
     cluster_async::ClusterConnection,
 };
 
+pub use scan::scan_keys;
 pub use slots::{key_slot, same_slot};
 pub use target::RedisTarget;
 

@@ -40,6 +40,7 @@ fn command_slot(cmd: &Cmd) -> Option<u16> {
     let name = name.to_ascii_uppercase();
     let key = match name.as_slice() {
         b"EVAL" | b"EVALSHA" => {
+            args.next(); // the script or its digest
             let Some(Arg::Simple(numkeys)) = args.next() else {
                 return None;
             };

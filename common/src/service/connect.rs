@@ -55,6 +55,7 @@ impl Service {
         args: MeshArgs,
     ) -> anyhow::Result<Self> {
         args.worker.validate()?;
+        crate::keys::check_prefix(&args.stream_prefix).context("MESH_STREAM_PREFIX")?;
         let db = connect_and_migrate::<M>(name, &args).await?;
         let redis_target = RedisTarget::open(args.redis_url.as_str()).context("REDIS_URL")?;
         let redis = redis_io::command_connection(&redis_target).context("redis connection")?;

@@ -9,7 +9,7 @@ use crate::connection::Conn;
 use sea_orm::DatabaseConnection;
 
 use super::app::TestApp;
-use super::streams::{read_events, wait_drained, xlen};
+use super::streams::{dead_letter_total, read_events, wait_drained, xlen};
 use super::wait::wait_until;
 use crate::{Envelope, Keys, db::outbox, events::Event, runtime::Publisher};
 
@@ -106,8 +106,8 @@ impl TestApp {
         .await;
     }
 
-    /// The number of entries on the dead-letter stream.
+    /// The number of entries on the dead-letter streams.
     pub async fn dead_letters(&self) -> u64 {
-        xlen(&mut self.redis.clone(), &self.keys.dead_letter()).await
+        dead_letter_total(&self.redis_server, &self.keys).await
     }
 }

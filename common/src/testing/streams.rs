@@ -103,3 +103,16 @@ pub async fn read_events<T: Event>(conn: &mut Conn, keys: &Keys) -> Vec<(Envelop
         })
         .collect()
 }
+
+/// The number of entries on every dead-letter stream of `keys`'s prefix.
+pub async fn dead_letter_total(redis: &dyn super::TestRedis, keys: &crate::Keys) -> u64 {
+    let mut conn = redis.connection();
+    let origins = crate::runtime::dead_letter::origins(&redis.target(), &mut conn, keys)
+        .await
+        .expect("SCAN for dead-letter streams");
+    let mut total = 0;
+    for origin in origins {
+        total += xlen(&mut conn, &keys.dead_letter(&origin)).await;
+    }
+    total
+}

@@ -81,7 +81,7 @@ async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered() {
 
     wait_until(Duration::from_secs(20), "entry dead-lettered", || {
         let mut conn = conn.clone();
-        let key = keys.dead_letter();
+        let key = keys.dead_letter("payments");
         async move { xlen(&mut conn, &key).await == 1 }
     })
     .await;
@@ -114,7 +114,7 @@ async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered() {
     );
 
     // The dead-letter entry: the original envelope plus where, who, how often, why and when.
-    let dead = stream_entries(&mut conn, &keys.dead_letter()).await;
+    let dead = stream_entries(&mut conn, &keys.dead_letter("payments")).await;
     assert_eq!(dead.len(), 1);
     let (_, dl) = &dead[0];
     for (name, value) in envelope.to_fields() {
@@ -206,7 +206,7 @@ async fn entry_that_fails_twice_then_succeeds_has_its_effect_once() {
         assert_eq!(attempts.get(id), Some(&3), "attempts of {id}");
         assert_eq!(effects.get(id), Some(&1), "effects of {id}");
     }
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert_eq!(common::testing::dead_letter_total(&redis, &keys).await, 0);
     assert!(
         pending(&mut conn, &keys.stream("flaky"), "g")
             .await
@@ -289,6 +289,6 @@ async fn failure_of_an_entry_acknowledged_meanwhile_is_neither_retried_nor_dead_
     assert_eq!(WorkerStats::get(&stats.retried), 0);
     assert_eq!(WorkerStats::get(&stats.dead_lettered), 0);
     assert_eq!(WorkerStats::get(&stats.handled), 0);
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert_eq!(common::testing::dead_letter_total(&redis, &keys).await, 0);
     assert!(pending(&mut conn, &stream_key, "g").await.is_empty());
 }

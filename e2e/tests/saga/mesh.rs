@@ -10,7 +10,7 @@ use common::{
     runtime::inspect::group_state,
     testing::{
         Proc, RedisServer, TestDb, free_port, service_command, unique_prefix, wait_ready,
-        wait_until, workspace_bin, xlen,
+        wait_until, workspace_bin,
     },
 };
 use serde_json::{Value, json};
@@ -398,7 +398,7 @@ impl Mesh {
 
     /// Nothing pending in any group of any stream, and the dead-letter stream empty.
     pub async fn assert_drained(&self) {
-        let mut conn = self.redis.connection();
+        let conn = self.redis.connection();
         for (group, stream) in groups() {
             assert!(ALL_STREAMS.contains(&stream));
             let key = self.keys.stream(stream);
@@ -419,9 +419,9 @@ impl Mesh {
             let _ = &mut c;
         }
         assert_eq!(
-            xlen(&mut conn, &self.keys.dead_letter()).await,
+            common::testing::dead_letter_total(&self.redis, &self.keys).await,
             0,
-            "dead-letter stream must be empty"
+            "dead-letter streams must be empty"
         );
     }
 }

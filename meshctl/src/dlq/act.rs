@@ -117,7 +117,7 @@ pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
     }
     for d in &report.selected {
         let (outcome, new_id) = match kind {
-            Kind::Replay => match replay_one(ctx, &d.id).await? {
+            Kind::Replay => match replay_one(ctx, &d.origin_stream, &d.id).await? {
                 Replay::Replayed { new_id } => {
                     report.replayed += 1;
                     ("replayed", Some(new_id))
@@ -132,7 +132,7 @@ pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
                 }
             },
             Kind::Purge => {
-                if purge_one(ctx, &d.id).await? {
+                if purge_one(ctx, &d.origin_stream, &d.id).await? {
                     report.purged += 1;
                     ("purged", None)
                 } else {
@@ -199,22 +199,24 @@ fn pinned(a: &Action, action: &str, ids: &[String], since: &str, until: &str) ->
     args
 }
 
-/// Replays one entry to its failed group (at most once: `Replay` says whether it was skipped).
-pub async fn replay_one(ctx: &mut Ctx, id: &str) -> anyhow::Result<Replay> {
-    dead_letter::replay(&mut ctx.conn, &ctx.keys, id)
+/// Replays one entry of `origin`'s dead-letter stream to its failed group (at most once:
+/// `Replay` says whether it was skipped).
+pub async fn replay_one(ctx: &mut Ctx, origin: &str, id: &str) -> anyhow::Result<Replay> {
+    dead_letter::replay(&mut ctx.conn, &ctx.keys, origin, id)
         .await
         .with_context(|| format!("replay {id}"))
 }
 
-/// Deletes one dead-letter entry and its replayed mark, atomically; false when it was gone.
-async fn purge_one(ctx: &mut Ctx, id: &str) -> anyhow::Result<bool> {
+/// Deletes one entry of `origin`'s dead-letter stream and its replayed mark, atomically (one
+/// slot); false when it was gone.
+async fn purge_one(ctx: &mut Ctx, origin: &str, id: &str) -> anyhow::Result<bool> {
     let (deleted, _): (u64, u64) = redis::pipe()
         .atomic()
         .cmd("XDEL")
-        .arg(ctx.keys.dead_letter())
+        .arg(ctx.keys.dead_letter(origin))
         .arg(id)
         .cmd("SREM")
-        .arg(ctx.keys.dead_letter_replayed())
+        .arg(ctx.keys.dead_letter_replayed(origin))
         .arg(id)
         .query_async(&mut ctx.conn)
         .await

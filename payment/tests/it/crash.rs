@@ -167,7 +167,7 @@ async fn a_replica_killed_mid_charge_loses_nothing_and_charges_nothing_twice() {
     let failed = distinct_orders::<PaymentFailed>(&mut conn, &keys, |e| e.order_id).await;
     assert_eq!((completed.len(), failed.len()), (200, 40));
     assert!(completed.is_disjoint(&failed));
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert_eq!(common::testing::dead_letter_total(&redis, &keys).await, 0);
 
     // The survivors stop cleanly on SIGTERM (exit 0), as under `docker compose stop`.
     for mut replica in [survivor, replacement] {
