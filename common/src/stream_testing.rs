@@ -15,11 +15,11 @@ use crate::{
     runtime::{
         HandleError, Handler, Message, Publisher, Worker, WorkerConfig, WorkerStats, redis_io,
     },
-    testing::RedisServer,
+    testing::TestRedis,
 };
 
 /// Publishes `n` envelopes of type `stream` with payload `{"n": i}`; returns their event ids in order.
-pub async fn publish_n(redis: &RedisServer, keys: &Keys, stream: &str, n: usize) -> Vec<String> {
+pub async fn publish_n(redis: &dyn TestRedis, keys: &Keys, stream: &str, n: usize) -> Vec<String> {
     let publisher = Publisher::new(redis.connection(), keys.clone());
     let mut ids = Vec::with_capacity(n);
     let mut chunk = Vec::new();
@@ -89,7 +89,7 @@ pub struct InProcessWorker {
 
 impl InProcessWorker {
     /// Starts `handler` as a worker of `cfg` on `redis`.
-    pub fn start<H: Handler>(redis: &RedisServer, cfg: WorkerConfig, handler: H) -> Self {
+    pub fn start<H: Handler>(redis: &dyn TestRedis, cfg: WorkerConfig, handler: H) -> Self {
         let worker = Worker::new(redis.target(), cfg, handler);
         let stats = worker.stats();
         let shutdown = CancellationToken::new();

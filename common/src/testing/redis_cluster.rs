@@ -33,6 +33,12 @@ pub trait TestRedis: Send + Sync {
     }
 }
 
+impl<T: TestRedis + ?Sized> TestRedis for &T {
+    fn url(&self) -> String {
+        (**self).url()
+    }
+}
+
 impl TestRedis for RedisServer {
     fn url(&self) -> String {
         RedisServer::url(self)
@@ -193,7 +199,7 @@ fn wait_ok_on(ports: &[u16], timeout: Duration) {
 fn cli(port: u16, args: &[&str]) -> Option<String> {
     let cli = std::env::var("REDIS_CLI_BIN").unwrap_or_else(|_| "redis-cli".into());
     let out = Command::new(cli)
-        .args(["-p", &port.to_string(), "-t", "2"])
+        .args(["-p", &port.to_string()])
         .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::null())

@@ -10,10 +10,12 @@ use common::{
         HandleError, Handler, Message, WorkerConfig, WorkerStats,
         dead_letter::{self, Replay, fields},
     },
-    testing::{RedisServer, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{TestRedis, unique_prefix, wait_drained, wait_until, xlen},
 };
 
-use crate::support::{InProcessWorker, Recorder, pending, publish_n, stream_entries};
+use crate::support::{
+    InProcessWorker, Recorder, on_one_server_and_a_cluster, pending, publish_n, stream_entries,
+};
 
 /// Records every event, but rejects one event permanently (the bug being fixed later).
 #[derive(Clone)]
@@ -33,9 +35,8 @@ impl Handler for RejectsOne {
     }
 }
 
-#[tokio::test]
-async fn replay_is_processed_by_the_failed_group_only_and_only_once() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(replay_is_processed_by_the_failed_group_only_and_only_once);
+async fn replay_is_processed_by_the_failed_group_only_and_only_once(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let stream_key = keys.stream("invoices");

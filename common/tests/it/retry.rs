@@ -15,10 +15,12 @@ use common::{
     runtime::{
         HandleError, Handler, Message, Publisher, WorkerConfig, WorkerStats, dead_letter::fields,
     },
-    testing::{RedisServer, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{RedisServer, TestRedis, unique_prefix, wait_drained, wait_until, xlen},
 };
 
-use crate::support::{InProcessWorker, command_calls, pending, publish_n, stream_entries};
+use crate::support::{
+    InProcessWorker, command_calls, on_one_server_and_a_cluster, pending, publish_n, stream_entries,
+};
 
 /// Always fails with a retryable error; records when each attempt started and the delivery count
 /// Redis reported for the entry at that moment.
@@ -45,9 +47,8 @@ impl Handler for AlwaysRetry {
     }
 }
 
-#[tokio::test]
-async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(failing_entry_is_retried_with_growing_backoff_then_dead_lettered);
+async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let stream_key = keys.stream("payments");
@@ -172,9 +173,8 @@ impl Handler for FailsTwice {
     }
 }
 
-#[tokio::test]
-async fn entry_that_fails_twice_then_succeeds_has_its_effect_once() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(entry_that_fails_twice_then_succeeds_has_its_effect_once);
+async fn entry_that_fails_twice_then_succeeds_has_its_effect_once(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let ids = publish_n(&redis, &keys, "flaky", 5).await;

@@ -10,13 +10,13 @@ use std::{
 use common::connection::Conn;
 use common::{
     Keys,
-    testing::{Proc, RedisServer},
+    testing::{Proc, TestRedis},
 };
 
 pub use common::stream_testing::{InProcessWorker, Recorder, pending, publish_n, stream_entries};
 
 /// Spawns `mesh-testworker` with the given arguments (plus the server and prefix).
-pub fn spawn_testworker(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Child {
+pub fn spawn_testworker(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_mesh-testworker"))
         .args(["--redis-url", &redis.url(), "--prefix", keys.prefix()])
         .args(args)
@@ -37,7 +37,7 @@ pub async fn redis_effects(conn: &mut Conn, keys: &Keys) -> HashMap<String, i64>
 }
 
 /// `spawn_testworker`, guarded by [`Proc`].
-pub fn testworker(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Proc {
+pub fn testworker(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Proc {
     Proc(spawn_testworker(redis, keys, args))
 }
 
@@ -92,3 +92,23 @@ pub async fn effect_counts(db: &sea_orm::DatabaseConnection, table: &str) -> Has
     })
     .collect()
 }
+
+/// Runs the test body `$name(redis: &dyn TestRedis)` twice: `$name::on_one_server` on a
+/// single `redis-server`, `$name::on_a_cluster` on a Redis Cluster of three masters and three
+/// replicas.
+macro_rules! on_one_server_and_a_cluster {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn on_one_server() {
+                super::$name(&common::testing::RedisServer::start()).await
+            }
+
+            #[tokio::test]
+            async fn on_a_cluster() {
+                super::$name(&common::testing::RedisCluster::start()).await
+            }
+        }
+    };
+}
+pub(crate) use on_one_server_and_a_cluster;

@@ -7,10 +7,10 @@ use common::connection::Conn;
 use common::{
     Keys,
     runtime::trim,
-    testing::{RedisServer, unique_prefix, xlen},
+    testing::{TestRedis, unique_prefix, xlen},
 };
 
-use crate::support::{pending, publish_n, stream_entries};
+use crate::support::{on_one_server_and_a_cluster, pending, publish_n, stream_entries};
 
 async fn create_group(conn: &mut Conn, stream_key: &str, group: &str) {
     let _: () = redis::cmd("XGROUP")
@@ -59,9 +59,8 @@ async fn ids_of(conn: &mut Conn, stream_key: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn safe_trim_keeps_every_entry_some_group_has_not_acked() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(safe_trim_keeps_every_entry_some_group_has_not_acked);
+async fn safe_trim_keeps_every_entry_some_group_has_not_acked(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("events");
@@ -110,9 +109,8 @@ async fn safe_trim_keeps_every_entry_some_group_has_not_acked() {
     assert_eq!(ids_of(&mut conn, &key).await, ids[6..].to_vec());
 }
 
-#[tokio::test]
-async fn retention_floor_keeps_recent_entries_even_when_all_groups_acked() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(retention_floor_keeps_recent_entries_even_when_all_groups_acked);
+async fn retention_floor_keeps_recent_entries_even_when_all_groups_acked(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("events");
@@ -137,9 +135,8 @@ async fn retention_floor_keeps_recent_entries_even_when_all_groups_acked() {
     assert_eq!(xlen(&mut conn, &key).await, 0);
 }
 
-#[tokio::test]
-async fn stream_without_groups_is_not_trimmed() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(stream_without_groups_is_not_trimmed);
+async fn stream_without_groups_is_not_trimmed(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("orphans");
