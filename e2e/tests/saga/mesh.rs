@@ -9,12 +9,14 @@ use common::{
     events::{ALL_STREAMS, wiring::WIRING},
     runtime::inspect::group_state,
     testing::{
-        Proc, RedisServer, TestDb, free_port, service_command, unique_prefix, wait_ready,
-        wait_until, workspace_bin,
+        Proc, RedisCluster, RedisServer, TestDb, free_port, service_command, unique_prefix,
+        wait_ready, wait_until, workspace_bin,
     },
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use crate::mesh_redis::MeshRedis;
 
 pub use common::events::wiring::SERVICES;
 pub const ADMIN_EMAIL: &str = "admin@mesh.test";
@@ -30,6 +32,8 @@ pub struct Options {
     pub acl: bool,
     /// Redis with `appendfsync always`, for tests that `kill -9` it.
     pub durable_redis: bool,
+    /// A Redis Cluster (3 masters, 3 replicas) instead of one server.
+    pub cluster: bool,
 }
 
 impl Default for Options {
@@ -39,6 +43,7 @@ impl Default for Options {
             starting_credit_cents: 100_000,
             acl: false,
             durable_redis: false,
+            cluster: false,
         }
     }
 }
@@ -59,7 +64,7 @@ pub struct Node {
 }
 
 pub struct Mesh {
-    pub redis: RedisServer,
+    pub redis: MeshRedis,
     pub keys: Keys,
     pub nodes: BTreeMap<&'static str, Node>,
     pub http: reqwest::Client,
@@ -104,11 +109,16 @@ impl Mesh {
                 redis_passwords.insert((*who).to_owned(), password);
             }
             let acl = common::acl::acl_file(&keys, &redis_passwords).unwrap();
-            RedisServer::start_with_acl(&acl, &redis_passwords[common::acl::OPERATOR])
+            MeshRedis::Server(RedisServer::start_with_acl(
+                &acl,
+                &redis_passwords[common::acl::OPERATOR],
+            ))
+        } else if options.cluster {
+            MeshRedis::Cluster(RedisCluster::start())
         } else if options.durable_redis {
-            RedisServer::start_durable()
+            MeshRedis::Server(RedisServer::start_durable())
         } else {
-            RedisServer::start()
+            MeshRedis::Server(RedisServer::start())
         };
         let data = tempfile::Builder::new()
             .prefix("mesh-e2e-")
