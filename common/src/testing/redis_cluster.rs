@@ -115,18 +115,28 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no master serves slot {slot}"))
     }
 
-    /// The port of a live replica of the master on `master_port`.
+    /// The port of a live replica of the master on `master_port`, as soon as the nodes know one
+    /// (right after a failover the old master is announced as a replica a moment later).
     pub fn replica_of(&self, master_port: u16) -> u16 {
-        let nodes = self.nodes();
-        let master = nodes
-            .iter()
-            .find(|n| n.port == master_port)
-            .expect("master");
-        nodes
-            .iter()
-            .find(|n| !n.failed && n.master_id.as_deref() == Some(&master.id))
-            .map(|n| n.port)
-            .expect("a replica")
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let nodes = self.nodes();
+            let master = nodes
+                .iter()
+                .find(|n| n.port == master_port)
+                .expect("master");
+            let replica = nodes
+                .iter()
+                .find(|n| !n.failed && n.master_id.as_deref() == Some(&master.id));
+            if let Some(replica) = replica {
+                return replica.port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no replica of {master_port}: {nodes:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// `kill -9` of the node on `port`.
@@ -140,10 +150,39 @@ impl RedisCluster {
     }
 
     /// Promotes the replica on `port` to master of its master's slots (a manual failover: the
-    /// old master stops taking writes, the replica catches up, then takes over).
-    pub fn failover(&self, replica_port: u16) {
+    /// old master stops taking writes, the replica catches up, then takes over). Only a replica
+    /// whose link to its master is up can take over, so it waits for that first (a node that
+    /// was master a moment ago may still be syncing with its new master).
+    pub async fn failover(&self, replica_port: u16) {
+        wait_blocking(Duration::from_secs(20), move || {
+            cli(replica_port, &["INFO", "replication"])
+                .is_some_and(|info| info.contains("master_link_status:up"))
+        })
+        .await;
         let reply = cli(replica_port, &["CLUSTER", "FAILOVER"]).unwrap_or_default();
         assert_eq!(reply.trim(), "OK", "CLUSTER FAILOVER on {replica_port}");
+    }
+
+    /// Hands the slot of `key` over to a replica of its master (`CLUSTER FAILOVER`, asked again
+    /// if a round did not take), and waits until every node is ok with the replica serving it.
+    /// Returns the old and the new master's ports.
+    pub async fn fail_over_slot_of(&self, key: &str) -> (u16, u16) {
+        let master = self.master_of(key);
+        let replica = self.replica_of(master);
+        for _ in 0..3 {
+            self.failover(replica).await;
+            let taken = tokio::time::timeout(Duration::from_secs(10), async {
+                while self.master_of(key) != replica {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await;
+            if taken.is_ok() {
+                self.wait_ok(Duration::from_secs(20)).await;
+                return (master, replica);
+            }
+        }
+        panic!("the replica {replica} did not take over the slot of {key} from {master}");
     }
 
     /// Waits until every live node says `cluster_state:ok` (after a failover: the promoted
@@ -176,6 +215,19 @@ impl TestRedis for RedisCluster {
             .collect();
         format!("redis+cluster://{}", seeds.join(","))
     }
+}
+
+/// Polls `done` (which may block: it runs `redis-cli`) until it holds, at most `timeout`.
+async fn wait_blocking(timeout: Duration, done: impl Fn() -> bool + Send + 'static) {
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + timeout;
+        while !done() {
+            assert!(Instant::now() < deadline, "not done after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .expect("waiting on the cluster");
 }
 
 fn wait_ok_on(ports: &[u16], timeout: Duration) {

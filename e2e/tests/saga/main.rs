@@ -4,6 +4,7 @@
 
 mod chaos;
 mod chaos_check;
+mod failover;
 mod least_privilege;
 mod mesh;
 mod mesh_redis;
