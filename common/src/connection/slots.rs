@@ -49,7 +49,7 @@ fn command_slot(cmd: &Cmd) -> Option<u16> {
             }
             args.next()
         }
-        b"PING" | b"INFO" | b"SCAN" | b"TIME" | b"SCRIPT" | b"CLUSTER" => None,
+        b"PING" | b"INFO" | b"SCAN" | b"TIME" | b"SCRIPT" | b"CLUSTER" | b"WAIT" => None,
         _ => args.next(),
     };
     match key? {
@@ -59,24 +59,30 @@ fn command_slot(cmd: &Cmd) -> Option<u16> {
 }
 
 /// Runs a plain pipeline on a cluster: its commands grouped by slot, one pipeline per slot (sent
-/// concurrently, each to its master), the replies put back in the commands' order.
+/// concurrently, each to its master), the replies put back in the commands' order. A command
+/// without a key goes with the command before it (so `WAIT` after an `XADD` waits for that
+/// node's replicas).
 pub(super) async fn query_split(
     conn: &mut ClusterConnection,
     pipeline: &Pipeline,
 ) -> RedisResult<Vec<Value>> {
     let mut groups: Vec<(Option<u16>, Vec<usize>, Pipeline)> = Vec::new();
+    let mut previous: Option<usize> = None;
     for (index, cmd) in pipeline.cmd_iter().enumerate() {
         let slot = command_slot(cmd);
-        let group = match groups
-            .iter()
-            .position(|(s, _, _)| *s == slot && slot.is_some())
-        {
+        let found = match slot {
+            Some(_) => groups.iter().position(|(s, _, _)| *s == slot),
+            // A keyless command (`WAIT`) goes to the node of the command before it.
+            None => previous,
+        };
+        let group = match found {
             Some(group) => group,
             None => {
                 groups.push((slot, Vec::new(), redis::pipe()));
                 groups.len() - 1
             }
         };
+        previous = Some(group);
         let (_, indices, pipe) = &mut groups[group];
         indices.push(index);
         pipe.add_command(cmd.clone());
@@ -124,5 +130,6 @@ mod tests {
         eval.arg("abc").arg(1).arg("k");
         assert_eq!(command_slot(&eval), Some(key_slot(b"k")));
         assert_eq!(command_slot(&redis::cmd("PING")), None);
+        assert_eq!(command_slot(redis::cmd("WAIT").arg(1).arg(100)), None);
     }
 }

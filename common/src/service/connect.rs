@@ -60,7 +60,8 @@ impl Service {
         let redis_target = RedisTarget::open(args.redis_url.as_str()).context("REDIS_URL")?;
         let redis = redis_io::command_connection(&redis_target).context("redis connection")?;
         let keys = Keys::new(args.stream_prefix.clone());
-        let publisher = Publisher::new(redis.clone(), keys.clone());
+        let publisher =
+            Publisher::new(redis.clone(), keys.clone()).waiting_for(args.redis_wait_replicas);
         let relay = OutboxRelay::new(db.clone(), publisher.clone());
         let revocations = Revocations::default();
         // Before any worker makes its metric handles: without a recorder they are no-ops.

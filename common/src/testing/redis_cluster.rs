@@ -6,6 +6,7 @@
 
 use std::{
     process::{Command, Stdio},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -47,7 +48,8 @@ impl TestRedis for RedisServer {
 
 /// A Redis Cluster owned by one test; its nodes are killed when it is dropped.
 pub struct RedisCluster {
-    nodes: Vec<RedisServer>,
+    /// Behind a lock so a test can kill and restart nodes while it shares the cluster.
+    nodes: Mutex<Vec<RedisServer>>,
 }
 
 /// One line of `CLUSTER NODES`.
@@ -81,14 +83,16 @@ impl RedisCluster {
             .status()
             .unwrap_or_else(|e| panic!("cannot run {cli} (install redis-tools): {e}"));
         assert!(status.success(), "redis-cli --cluster create failed");
-        let cluster = Self { nodes };
+        let cluster = Self {
+            nodes: Mutex::new(nodes),
+        };
         cluster.wait_ok_blocking(Duration::from_secs(30));
         cluster
     }
 
     /// The ports of the nodes that run.
     pub fn live_ports(&self) -> Vec<u16> {
-        self.nodes
+        self.lock()
             .iter()
             .filter(|n| n.is_running())
             .map(|n| n.port())
@@ -107,12 +111,18 @@ impl RedisCluster {
 
     /// The port of the master that serves `key`'s slot now.
     pub fn master_of(&self, key: &str) -> u16 {
+        self.serving(key)
+            .unwrap_or_else(|| panic!("no master serves the slot of {key}"))
+    }
+
+    /// The port of the live master that serves `key`'s slot, if one does (not while its
+    /// master is failed and no replica has taken over yet).
+    pub fn serving(&self, key: &str) -> Option<u16> {
         let slot = key_slot(key.as_bytes());
         self.nodes()
             .into_iter()
             .find(|n| n.master && !n.failed && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
             .map(|n| n.port)
-            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
     }
 
     /// The port of a live replica of the master on `master_port`, as soon as the nodes know one
@@ -140,13 +150,41 @@ impl RedisCluster {
     }
 
     /// `kill -9` of the node on `port`.
-    pub fn kill9(&mut self, port: u16) {
-        self.node_mut(port).kill9();
+    pub fn kill9(&self, port: u16) {
+        self.with_node(port, RedisServer::kill9);
     }
 
     /// Starts the node on `port` again (it rejoins the cluster, as a replica if it was replaced).
-    pub fn start_again(&mut self, port: u16) {
-        self.node_mut(port).start_again();
+    pub fn start_again(&self, port: u16) {
+        self.with_node(port, RedisServer::start_again);
+    }
+
+    /// `kill -9` of the master of `key`'s slot; waits until its replica has taken over (the
+    /// other masters agree after the 1 s node timeout), starts the killed node again (it comes
+    /// back as a replica of the new master) and waits until every node is ok. Returns the old
+    /// and the new master's ports.
+    pub async fn kill_master_of(&self, key: &str) -> (u16, u16) {
+        let master = self.master_of(key);
+        let replica = self.replica_of(master);
+        self.kill9(master);
+        let taken = tokio::time::timeout(Duration::from_secs(20), async {
+            while self.serving(key) != Some(replica) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(
+            taken.is_ok(),
+            "{replica} did not take over from the killed {master}"
+        );
+        self.start_again(master);
+        wait_blocking(Duration::from_secs(20), move || {
+            cli(master, &["INFO", "replication"])
+                .is_some_and(|info| info.contains("master_link_status:up"))
+        })
+        .await;
+        self.wait_ok(Duration::from_secs(20)).await;
+        (master, replica)
     }
 
     /// Promotes the replica on `port` to master of its master's slots (a manual failover: the
@@ -181,6 +219,7 @@ impl RedisCluster {
                 self.wait_ok(Duration::from_secs(20)).await;
                 return (master, replica);
             }
+            eprintln!("CLUSTER FAILOVER on {replica} did not take within 10 s; asking again");
         }
         panic!("the replica {replica} did not take over the slot of {key} from {master}");
     }
@@ -198,18 +237,24 @@ impl RedisCluster {
         wait_ok_on(&self.live_ports(), timeout);
     }
 
-    fn node_mut(&mut self, port: u16) -> &mut RedisServer {
-        self.nodes
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RedisServer>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_node(&self, port: u16, f: impl FnOnce(&mut RedisServer)) {
+        let mut nodes = self.lock();
+        let node = nodes
             .iter_mut()
             .find(|n| n.port() == port)
-            .unwrap_or_else(|| panic!("no node on port {port}"))
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        f(node);
     }
 }
 
 impl TestRedis for RedisCluster {
     fn url(&self) -> String {
         let seeds: Vec<String> = self
-            .nodes
+            .lock()
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
