@@ -10,5 +10,6 @@ mod cli;
 mod dlq;
 mod errors;
 mod inspect;
+mod migrate;
 mod mutate;
 mod tail;
