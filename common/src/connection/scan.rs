@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use redis::RedisResult;
 
-use super::{Conn, RedisTarget};
+use super::{conn::Conn, target::RedisTarget};
 
 /// Keys per `SCAN` call.
 const COUNT: usize = 1000;

@@ -13,7 +13,7 @@ use redis::{
     cluster::ClusterClientBuilder,
 };
 
-use super::Conn;
+use super::conn::Conn;
 
 /// The scheme that selects a Redis Cluster.
 pub const CLUSTER_SCHEME: &str = "redis+cluster://";

@@ -105,7 +105,10 @@ pub async fn read_events<T: Event>(conn: &mut Conn, keys: &Keys) -> Vec<(Envelop
 }
 
 /// The number of entries on every dead-letter stream of `keys`'s prefix.
-pub async fn dead_letter_total(redis: &dyn super::TestRedis, keys: &crate::Keys) -> u64 {
+pub async fn dead_letter_total(
+    redis: &dyn super::redis_cluster::TestRedis,
+    keys: &crate::Keys,
+) -> u64 {
     let mut conn = redis.connection();
     let origins = crate::runtime::dead_letter::origins(&redis.target(), &mut conn, keys)
         .await

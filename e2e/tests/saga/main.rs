@@ -260,7 +260,7 @@ impl Mesh {
 /// 20 % fee; returns its id.
 async fn ship_two_mugs(mesh: &Mesh, shopper: &Shopper, mug: &str) -> String {
     let (status, order) = mesh
-        .place(&shopper, json!([{"product_id": mug, "quantity": 2}]), None)
+        .place(shopper, json!([{"product_id": mug, "quantity": 2}]), None)
         .await;
     assert_eq!(status, 201, "{order}");
     assert_eq!(order["status"], "pending");
@@ -268,7 +268,7 @@ async fn ship_two_mugs(mesh: &Mesh, shopper: &Shopper, mug: &str) -> String {
     assert_eq!(order["fee_cents"], 400);
     assert_eq!(order["total_cents"], 2_400);
     let id = order["id"].as_str().unwrap().to_owned();
-    let shipped = mesh.wait_status(&shopper, &id, "shipped").await;
+    let shipped = mesh.wait_status(shopper, &id, "shipped").await;
     let history = shipped["history"].as_array().unwrap();
     let statuses: Vec<&str> = history
         .iter()
