@@ -93,22 +93,4 @@ pub async fn effect_counts(db: &sea_orm::DatabaseConnection, table: &str) -> Has
     .collect()
 }
 
-/// Runs the test body `$name(redis: &dyn TestRedis)` twice: `$name::on_one_server` on a
-/// single `redis-server`, `$name::on_a_cluster` on a Redis Cluster of three masters and three
-/// replicas.
-macro_rules! on_one_server_and_a_cluster {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn on_one_server() {
-                super::$name(&common::testing::RedisServer::start()).await
-            }
-
-            #[tokio::test]
-            async fn on_a_cluster() {
-                super::$name(&common::testing::RedisCluster::start()).await
-            }
-        }
-    };
-}
-pub(crate) use on_one_server_and_a_cluster;
+pub(crate) use common::on_one_server_and_a_cluster;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{
     Keys,
     runtime::{HandleError, Handler, Message, WorkerConfig, WorkerStats},
-    testing::{RedisServer, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{TestRedis, unique_prefix, wait_drained, wait_until, xlen},
 };
 
 use serde_json::Value;
@@ -33,9 +33,8 @@ impl Handler for RejectsOne {
     }
 }
 
-#[tokio::test]
-async fn dlq_replay_is_processed_once_by_the_failed_group_only() {
-    let redis = RedisServer::start();
+common::on_one_server_and_a_cluster!(dlq_replay_is_processed_once_by_the_failed_group_only);
+async fn dlq_replay_is_processed_once_by_the_failed_group_only(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("invoices");

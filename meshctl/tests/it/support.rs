@@ -7,7 +7,7 @@ use std::{process::Stdio, time::Duration};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 
 use common::connection::Conn;
-use common::{Keys, testing::RedisServer};
+use common::{Keys, testing::TestRedis};
 use serde_json::Value;
 
 /// What one run of meshctl printed and returned.
@@ -83,7 +83,7 @@ pub struct Live {
 
 impl Live {
     /// Starts `meshctl --json <args>` against this test's server and prefix.
-    pub fn spawn(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Self {
+    pub fn spawn(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Self {
         let url = redis.url();
         let mut all = vec!["--redis-url", &url, "--prefix", keys.prefix(), "--json"];
         all.extend_from_slice(args);
@@ -124,12 +124,12 @@ impl Live {
 }
 
 /// Runs meshctl against this test's server and prefix.
-pub async fn run(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Out {
+pub async fn run(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Out {
     run_url(&redis.url(), keys.prefix(), args).await
 }
 
 /// Runs meshctl with `--json` and parses its output.
-pub async fn json(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Value {
+pub async fn json(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     run(redis, keys, &all).await.json()
