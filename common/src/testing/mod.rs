@@ -15,13 +15,15 @@
 //! - `postgres`: a private PostgreSQL cluster a test stops and starts again (a database outage);
 //! - `process`: service binaries as real processes;
 //! - `otlp`: a real OTLP/HTTP trace receiver, decoding what services export;
-//! - `wait`: polling until a condition holds.
+//! - `wait`: polling until a condition holds;
+//! - `macros`: `on_one_server_and_a_cluster!`, one test body run on a server and on a cluster.
 
 mod app;
 mod database;
 mod events;
 mod http;
 mod lists;
+mod macros;
 mod metrics;
 mod otlp;
 mod postgres;
