@@ -166,6 +166,9 @@ impl RedisCluster {
     pub async fn kill_master_of(&self, key: &str) -> (u16, u16) {
         let master = self.master_of(key);
         let replica = self.replica_of(master);
+        // A replica that has not finished its first sync cannot be promoted (its data is too
+        // old): the slot would stay down. Kill the master only once its replica is in sync.
+        wait_link_up(replica).await;
         self.kill9(master);
         let taken = tokio::time::timeout(Duration::from_secs(20), async {
             while self.serving(key) != Some(replica) {
@@ -175,14 +178,11 @@ impl RedisCluster {
         .await;
         assert!(
             taken.is_ok(),
-            "{replica} did not take over from the killed {master}"
+            "{replica} did not take over from the killed {master}: {:#?}",
+            self.nodes()
         );
         self.start_again(master);
-        wait_blocking(Duration::from_secs(20), move || {
-            cli(master, &["INFO", "replication"])
-                .is_some_and(|info| info.contains("master_link_status:up"))
-        })
-        .await;
+        wait_link_up(master).await;
         self.wait_ok(Duration::from_secs(20)).await;
         (master, replica)
     }
@@ -192,11 +192,7 @@ impl RedisCluster {
     /// whose link to its master is up can take over, so it waits for that first (a node that
     /// was master a moment ago may still be syncing with its new master).
     pub async fn failover(&self, replica_port: u16) {
-        wait_blocking(Duration::from_secs(20), move || {
-            cli(replica_port, &["INFO", "replication"])
-                .is_some_and(|info| info.contains("master_link_status:up"))
-        })
-        .await;
+        wait_link_up(replica_port).await;
         let reply = cli(replica_port, &["CLUSTER", "FAILOVER"]).unwrap_or_default();
         assert_eq!(reply.trim(), "OK", "CLUSTER FAILOVER on {replica_port}");
     }
@@ -260,6 +256,15 @@ impl TestRedis for RedisCluster {
             .collect();
         format!("redis+cluster://{}", seeds.join(","))
     }
+}
+
+/// Waits until the replica on `port` is in sync with its master (`master_link_status:up`).
+async fn wait_link_up(port: u16) {
+    wait_blocking(Duration::from_secs(20), move || {
+        cli(port, &["INFO", "replication"])
+            .is_some_and(|info| info.contains("master_link_status:up"))
+    })
+    .await;
 }
 
 /// Polls `done` (which may block: it runs `redis-cli`) until it holds, at most `timeout`.
