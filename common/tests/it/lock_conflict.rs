@@ -129,7 +129,7 @@ async fn replicas_whose_batches_deadlock_apply_every_event_once_and_dead_letter_
         worker.stop().await;
     }
     assert_eq!(dead_lettered, 0, "a lock conflict is not a poison message");
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert_eq!(xlen(&mut conn, &keys.dead_letter("transfers")).await, 0);
     assert!(
         pending(&mut conn, &keys.stream("transfers"), "g")
             .await

@@ -168,7 +168,7 @@ impl Tracker {
 
 /// Reads the order-shipped (and failure) streams from their current end, until `stop`.
 async fn follow(
-    mut conn: redis::aio::MultiplexedConnection,
+    mut conn: common::connection::Conn,
     prefix: String,
     tracker: Arc<Tracker>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -450,8 +450,8 @@ async fn main() -> Result<()> {
     let shoppers = Arc::new(shoppers);
     let products = Arc::new(products);
 
-    let client = redis::Client::open(args.redis_url.as_str())?;
-    let conn = client.get_multiplexed_async_connection().await?;
+    let client = common::connection::RedisTarget::open(args.redis_url.as_str())?;
+    let conn = client.connect(Duration::from_secs(10)).await?;
     let tracker = Arc::new(Tracker::default());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let follower = tokio::spawn(follow(
