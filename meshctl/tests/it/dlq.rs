@@ -302,7 +302,7 @@ async fn dlq_replay_is_processed_once_by_the_failed_group_only(redis: &dyn TestR
     assert_eq!(purged["ids"], serde_json::json!([dl_id]));
     assert_eq!(
         purged["results"],
-        serde_json::json!([{"id": dl_id, "outcome": "purged", "new_id": null}])
+        serde_json::json!([{"id": dl_id, "stream": "invoices", "outcome": "purged", "new_id": null}])
     );
     assert_eq!(
         (purged["purged"].as_u64(), purged["missing"].as_u64()),
