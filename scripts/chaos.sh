@@ -15,6 +15,9 @@
 #   MESH_CHAOS_SHOPPERS=16        shoppers placing orders concurrently
 #   MESH_CHAOS_SEED=<n>           replay a schedule (printed by every run)
 #   MESH_CHAOS_SETTLE_TARGET_MS=5000   longest time from the last POST to the last order settled
+#   MESH_CHAOS_RATE=<n>           orders/s from all shoppers together (default: unpaced; pace
+#                                 it below the mesh's capacity to measure recovery, not backlog)
+#   MESH_CHAOS_NO_FAULTS=1        the same load with no fault: the settle time's baseline
 #   MESH_CHAOS_PROFILE=release    cargo profile of the binaries (debug: no optimised build)
 #   TEST_DATABASE_URL=postgres://…  run on PostgreSQL: the run starts a private cluster
 #                                 (initdb/pg_ctl, as the postgres user when root) and stops

@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::{
     events::wiring::{SERVICES, WIRING, consumed_by, produced_by},
-    keys::{DEAD_LETTER_STREAM, Keys},
+    keys::{Keys, glob_escape},
 };
 
 /// The user `meshctl` connects as.
@@ -32,9 +32,9 @@ pub enum AclError {
 }
 
 /// Commands every service user may run: reading and writing data, streams, scripts,
-/// transactions and its connection, minus everything `@dangerous` or `@admin`.
-const SERVICE_COMMANDS: &str =
-    "-@all +@read +@write +@stream +@scripting +@transaction +@connection -@dangerous -@admin";
+/// transactions and its connection, minus everything `@dangerous` or `@admin`; and, on a Redis
+/// Cluster, `CLUSTER SLOTS`, with which the client learns which node serves which slot.
+const SERVICE_COMMANDS: &str = "-@all +@read +@write +@stream +@scripting +@transaction +@connection -@dangerous -@admin +cluster|slots";
 
 /// The ACL file for the mesh under `keys`'s prefix. `passwords` maps each service of
 /// [`SERVICES`] and [`OPERATOR`] to its password.
@@ -77,10 +77,13 @@ pub fn key_patterns(keys: &Keys, service: &str) -> Vec<String> {
             patterns.push(format!("%R~{p}{}", w.stream));
         }
     }
-    patterns.push(format!("~{p}{DEAD_LETTER_STREAM}"));
-    // Which dead letters were replayed: the metrics count only the others.
-    patterns.push(format!("%R~{p}{DEAD_LETTER_STREAM}:replayed"));
-    patterns.push(format!("~{p}idem:{service}:*"));
+    // The dead-letter streams of the streams it consumes (its worker dead-letters there, its
+    // metrics count them), and which of them were replayed: the metrics count only the others.
+    for s in consumed_by(service) {
+        patterns.push(format!("~{}", glob_escape(&keys.dead_letter(s))));
+        patterns.push(format!("%R~{}", glob_escape(&keys.dead_letter_replayed(s))));
+    }
+    patterns.push(format!("~{}:*", glob_escape(&keys.idempotency(service))));
     patterns.push(format!("~{p}stats:{service}:*"));
     match service {
         "user" => patterns.push(format!("~{p}auth:*")),
@@ -111,17 +114,6 @@ fn hash(password: &str) -> String {
 }
 
 /// A prefix taken literally in a Redis glob pattern.
-fn glob_escape(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len());
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +141,11 @@ mod tests {
         assert!(payment.contains("~p:order-placed "), "{payment}");
         assert!(payment.contains("%R~p:token-revoked "), "{payment}");
         assert!(!payment.contains("order-shipped"), "{payment}");
+        assert!(
+            payment.contains("~p:dead-letter:{p:order-placed} "),
+            "{payment}"
+        );
+        assert!(payment.contains("~p:idem:{p:payment}:* "), "{payment}");
     }
 
     #[test]

@@ -18,9 +18,17 @@ pub enum LogFormat {
 /// Settings every service of the mesh understands.
 #[derive(Debug, Clone, Args)]
 pub struct MeshArgs {
-    /// Redis server holding the streams.
+    /// Redis holding the streams: `redis://[user:password@]host:port` for one server,
+    /// `redis+cluster://[user:password@]host:port,host:port,…` for a Redis Cluster
+    /// (docs/redis-cluster.md).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+
+    /// Replicas that must hold an event before the outbox relay counts it published (`WAIT`
+    /// after the `XADD`s of each slot; 0: don't wait). With 1 on a cluster with a replica per
+    /// master, a `kill -9` of a master loses no published event (docs/redis-cluster.md).
+    #[arg(long, env = "MESH_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
 
     /// Database of this service: `sqlite://…` or `postgres://…`. Default: a SQLite file named
     /// after the service in `MESH_DATA_DIR`.
@@ -282,6 +290,7 @@ impl Default for MeshArgs {
             data_dir: PathBuf::from("./data"),
             listen: None,
             stream_prefix: String::new(),
+            redis_wait_replicas: 0,
             log_format: LogFormat::Pretty,
             metrics_refresh: DEFAULT_METRICS_REFRESH,
             http: HttpArgs::default(),

@@ -18,6 +18,7 @@ pub mod acl;
 pub mod auth;
 pub mod backoff;
 pub mod config;
+pub mod connection;
 pub mod db;
 pub mod envelope;
 pub mod events;

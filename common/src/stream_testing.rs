@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -15,11 +15,11 @@ use crate::{
     runtime::{
         HandleError, Handler, Message, Publisher, Worker, WorkerConfig, WorkerStats, redis_io,
     },
-    testing::RedisServer,
+    testing::TestRedis,
 };
 
 /// Publishes `n` envelopes of type `stream` with payload `{"n": i}`; returns their event ids in order.
-pub async fn publish_n(redis: &RedisServer, keys: &Keys, stream: &str, n: usize) -> Vec<String> {
+pub async fn publish_n(redis: &dyn TestRedis, keys: &Keys, stream: &str, n: usize) -> Vec<String> {
     let publisher = Publisher::new(redis.connection(), keys.clone());
     let mut ids = Vec::with_capacity(n);
     let mut chunk = Vec::new();
@@ -64,7 +64,7 @@ impl Handler for Recorder {
 
 /// Pending entries of a group: (id, consumer, idle ms, deliveries).
 pub async fn pending(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream_key: &str,
     group: &str,
 ) -> Vec<(String, String, u64, u64)> {
@@ -89,8 +89,8 @@ pub struct InProcessWorker {
 
 impl InProcessWorker {
     /// Starts `handler` as a worker of `cfg` on `redis`.
-    pub fn start<H: Handler>(redis: &RedisServer, cfg: WorkerConfig, handler: H) -> Self {
-        let worker = Worker::new(redis.client(), cfg, handler);
+    pub fn start<H: Handler>(redis: &dyn TestRedis, cfg: WorkerConfig, handler: H) -> Self {
+        let worker = Worker::new(redis.target(), cfg, handler);
         let stats = worker.stats();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(worker.run(shutdown.clone()));
@@ -113,7 +113,7 @@ impl InProcessWorker {
 
 /// Every entry of a stream (`XRANGE - +`): id and fields as text.
 pub async fn stream_entries(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream_key: &str,
 ) -> Vec<(String, HashMap<String, String>)> {
     let v: redis::Value = redis::cmd("XRANGE")

@@ -17,7 +17,7 @@ use std::{
 };
 
 use common::Keys;
-use redis::aio::ConnectionManager;
+use common::connection::Conn;
 
 /// How long a cached page lives (also the bound on staleness if a version bump was lost).
 pub const TTL: Duration = Duration::from_secs(30);
@@ -25,7 +25,7 @@ pub const TTL: Duration = Duration::from_secs(30);
 /// Cached pages of `GET /products`, under the mesh prefix.
 #[derive(Clone)]
 pub struct ProductCache {
-    redis: ConnectionManager,
+    redis: Conn,
     prefix: String,
     /// A version bump failed and must be made before the cache is read again.
     bump_owed: Arc<AtomicBool>,
@@ -36,7 +36,7 @@ pub struct ProductCache {
 pub struct Version(i64);
 
 impl ProductCache {
-    pub fn new(redis: ConnectionManager, keys: &Keys) -> Self {
+    pub fn new(redis: Conn, keys: &Keys) -> Self {
         Self {
             redis,
             prefix: format!("{}inventory:products:", keys.prefix()),

@@ -76,7 +76,10 @@ impl Handler for Counting {
 
 /// `mesh-bench consume`: runs the worker until `expect` entries are handled and the group is
 /// drained, then prints `rate= elapsed_ms= acked= peak_rss_kb= cpu_us_per_msg=`.
-pub async fn consume(client: redis::Client, args: &ConsumeArgs) -> anyhow::Result<()> {
+pub async fn consume(
+    client: common::connection::RedisTarget,
+    args: &ConsumeArgs,
+) -> anyhow::Result<()> {
     let keys = Keys::new(args.prefix.as_str());
     let db = match &args.database_url {
         Some(url) => {

@@ -3,11 +3,11 @@
 use std::time::Instant;
 
 use common::{Envelope, Keys, runtime::Publisher};
-use redis::{Value, aio::ConnectionManager};
+use redis::Value;
 
 /// Publishes `n` envelopes on `stream` (pipelined `XADD`, 1,000 per round trip); returns msgs/s.
 pub async fn fill(
-    conn: &ConnectionManager,
+    conn: &common::connection::Conn,
     keys: &Keys,
     stream: &str,
     n: usize,
@@ -32,7 +32,7 @@ pub async fn fill(
 
 /// Creates `group` at the start of `key` (`MKSTREAM`).
 pub async fn create_group(
-    conn: &mut ConnectionManager,
+    conn: &mut common::connection::Conn,
     key: &str,
     group: &str,
 ) -> anyhow::Result<()> {

@@ -84,7 +84,7 @@ struct RawArgs {
 
 /// Runs one subcommand.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = redis::Client::open(cli.redis_url.as_str())?;
+    let client = common::connection::RedisTarget::open(cli.redis_url.as_str())?;
     match cli.command {
         Cmd::Run(args) => suite::run(&cli.redis_url, cli.threads, client, &args).await,
         Cmd::Fill(args) => {

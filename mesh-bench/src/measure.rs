@@ -1,10 +1,10 @@
 //! What the benchmark measures besides time: CPU of Redis and of this process, peak RSS, and the
 //! median it summarises rounds with.
 
-use redis::aio::ConnectionManager;
+use common::connection::Conn;
 
 /// Seconds of CPU (user + system) the Redis server has used.
-pub async fn redis_cpu(conn: &mut ConnectionManager) -> anyhow::Result<f64> {
+pub async fn redis_cpu(conn: &mut Conn) -> anyhow::Result<f64> {
     let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
     let get = |name: &str| {
         info.lines()

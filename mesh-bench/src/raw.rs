@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use common::{Keys, runtime::redis_io};
-use redis::{Value, aio::ConnectionManager};
+use redis::Value;
 
 use crate::{fill::create_group, measure};
 
@@ -106,7 +106,7 @@ impl RawWork {
 
 /// The raw baseline: the same Redis work per entry as the runtime, pipelined, nothing else.
 pub async fn raw_baseline(
-    client: &redis::Client,
+    client: &common::connection::RedisTarget,
     keys: &Keys,
     stream: &str,
     group: &str,
@@ -177,8 +177,8 @@ pub async fn raw_baseline(
 /// message).
 #[allow(clippy::too_many_arguments)]
 pub async fn timed_raw(
-    client: &redis::Client,
-    info_conn: &mut ConnectionManager,
+    client: &common::connection::RedisTarget,
+    info_conn: &mut common::connection::Conn,
     keys: &Keys,
     stream: &str,
     group: &str,

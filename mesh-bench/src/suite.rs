@@ -5,8 +5,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
+use common::connection::Conn;
 use common::{Keys, runtime::redis_io};
-use redis::aio::ConnectionManager;
 
 use crate::{
     consume::{ConsumeArgs, consumer_process, field},
@@ -43,9 +43,9 @@ const DEPTHS: [usize; 3] = [2, 3, 4];
 struct Bench<'a> {
     redis_url: &'a str,
     threads: usize,
-    client: redis::Client,
+    client: common::connection::RedisTarget,
     /// Asks Redis for its CPU time between the parts.
-    info_conn: ConnectionManager,
+    info_conn: Conn,
     keys: Keys,
     args: &'a RunArgs,
 }
@@ -62,7 +62,7 @@ struct Round {
 pub async fn run(
     redis_url: &str,
     threads: usize,
-    client: redis::Client,
+    client: common::connection::RedisTarget,
     args: &RunArgs,
 ) -> anyhow::Result<()> {
     let keys = Keys::new(format!(
@@ -224,7 +224,7 @@ impl Bench<'_> {
     }
 
     /// The runtime with a SQL effect (inbox record + one row per event) on a SQLite file.
-    async fn sql(&self, conn: &ConnectionManager) -> anyhow::Result<()> {
+    async fn sql(&self, conn: &Conn) -> anyhow::Result<()> {
         let sql_entries = self.args.sql_entries;
         let sql_stream = "bench-sql";
         fill(conn, &self.keys, sql_stream, sql_entries).await?;
@@ -290,7 +290,7 @@ fn summarise(rounds: &[Round], reference: &[f64; 2]) {
 }
 
 /// Leaves nothing behind in the benchmark's Redis.
-async fn delete_keys(mut conn: ConnectionManager, keys: &Keys) -> anyhow::Result<()> {
+async fn delete_keys(mut conn: Conn, keys: &Keys) -> anyhow::Result<()> {
     let pattern = format!("{}*", keys.prefix());
     let doomed: Vec<String> = redis::cmd("KEYS")
         .arg(&pattern)

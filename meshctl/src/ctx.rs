@@ -4,11 +4,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use common::connection::{Conn, RedisTarget};
 use common::{Keys, runtime::redis_io};
-use redis::{
-    Value,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis::Value;
 
 /// Exit codes. `check` uses 0/1/2 like a monitoring probe; errors use the `sysexits` numbers so a
 /// script can tell them from `check`'s verdicts.
@@ -104,7 +102,9 @@ fn is_unreachable(e: &redis::RedisError) -> bool {
 /// connection is shared): the console gives each request its own.
 #[derive(Clone)]
 pub struct Ctx {
-    pub conn: ConnectionManager,
+    pub conn: Conn,
+    /// Where Redis is: commands that visit every node (`SCAN`) connect to each master.
+    pub target: RedisTarget,
     pub keys: Keys,
     pub json: bool,
     /// Global flags to repeat in a command meshctl suggests (see `main::repeat_args`).
@@ -114,22 +114,18 @@ pub struct Ctx {
 impl Ctx {
     /// Connects eagerly (a CLI should fail fast, not retry in the background) and pings.
     pub async fn connect(url: &str, prefix: &str, json: bool) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)
+        common::keys::check_prefix(prefix).map_err(|e| bad_input(format!("--prefix: {e}")))?;
+        let target = RedisTarget::open(url)
             .map_err(|e| bad_input(format!("bad --redis-url `{}`: {e}", mask_password(url))))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            // Longer than the 1 s `BLOCK` of `tail --follow`.
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(200));
         let shown = mask_password(url);
         let unreachable = |e: redis::RedisError| {
             anyhow::Error::from(CliError::Unreachable(format!(
                 "cannot reach Redis at {shown}: {e}"
             )))
         };
-        let mut conn = ConnectionManager::new_with_config(client, config)
+        // Longer than the 1 s `BLOCK` of `tail --follow`.
+        let mut conn = target
+            .connect(Duration::from_secs(10))
             .await
             .map_err(unreachable)?;
         let _: String = redis::cmd("PING")
@@ -138,6 +134,7 @@ impl Ctx {
             .map_err(unreachable)?;
         Ok(Self {
             conn,
+            target,
             keys: Keys::new(prefix),
             json,
             repeat_args: Vec::new(),

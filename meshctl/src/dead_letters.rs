@@ -1,15 +1,18 @@
-//! The dead-letter stream as meshctl reads it: every entry with its fields and whether it was
-//! replayed, and the counts of those not replayed yet per origin stream and group (`streams`,
+//! The dead-letter streams (one per origin stream) as meshctl reads them, as one list: every
+//! entry with its fields and whether it was replayed, and the counts of those not replayed yet per origin stream and group (`streams`,
 //! `groups`, `check` and `top` show them; `dlq` selects from the entries).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Context as _;
-use common::runtime::{dead_letter::fields, redis_io};
+use common::runtime::{
+    dead_letter::{self, fields},
+    redis_io,
+};
 use redis::Value;
 use serde::Serialize;
 
-use crate::{ctx::Ctx, fmt};
+use crate::{ctx::Ctx, fmt, position::id_key};
 
 /// A dead-letter entry.
 #[derive(Debug, Clone, Serialize)]
@@ -29,15 +32,28 @@ pub struct DeadLetter {
     pub fields: BTreeMap<String, String>,
 }
 
-/// Every dead-letter entry, oldest first.
+/// Every dead-letter entry of every origin stream's dead-letter stream (on every master of a
+/// cluster), as one list, oldest first.
 pub async fn load(ctx: &mut Ctx) -> anyhow::Result<Vec<DeadLetter>> {
-    let key = ctx.keys.dead_letter();
+    let origins = dead_letter::origins(&ctx.target, &mut ctx.conn, &ctx.keys)
+        .await
+        .context("SCAN for dead-letter streams")?;
+    let mut out = Vec::new();
+    for origin in origins {
+        load_origin(ctx, &origin, &mut out).await?;
+    }
+    out.sort_by_key(|d| (id_key(&d.id), d.origin_stream.clone()));
+    Ok(out)
+}
+
+/// The entries of the dead-letter stream of `origin`, added to `out`.
+async fn load_origin(ctx: &mut Ctx, origin: &str, out: &mut Vec<DeadLetter>) -> anyhow::Result<()> {
+    let key = ctx.keys.dead_letter(origin);
     let replayed: HashSet<String> = redis::cmd("SMEMBERS")
-        .arg(ctx.keys.dead_letter_replayed())
+        .arg(ctx.keys.dead_letter_replayed(origin))
         .query_async(&mut ctx.conn)
         .await
         .context("SMEMBERS")?;
-    let mut out = Vec::new();
     let mut start = "-".to_owned();
     loop {
         let page: Value = redis::cmd("XRANGE")
@@ -65,7 +81,8 @@ pub async fn load(ctx: &mut Ctx) -> anyhow::Result<Vec<DeadLetter>> {
                     .get(fields::FAILED_AT)
                     .cloned()
                     .or(fmt::id_time(&e.id)),
-                origin_stream: get(fields::ORIGIN_STREAM),
+                // The stream it is in says where it came from.
+                origin_stream: origin.to_owned(),
                 origin_id: get(fields::ORIGIN_ID),
                 group: get(fields::GROUP),
                 consumer: get(fields::CONSUMER),
@@ -79,7 +96,7 @@ pub async fn load(ctx: &mut Ctx) -> anyhow::Result<Vec<DeadLetter>> {
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Dead letters not replayed yet, per origin stream and group.

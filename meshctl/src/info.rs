@@ -4,15 +4,17 @@
 use std::collections::{BTreeSet, HashMap};
 
 use anyhow::Context as _;
+use common::connection::Conn;
 use common::{
+    connection::scan_keys,
     events::ALL_STREAMS,
-    keys::DEAD_LETTER_STREAM,
+    keys::{DEAD_LETTER_STREAM, glob_escape},
     runtime::{
         inspect::{self, LagSource},
         redis_io,
     },
 };
-use redis::{Value, aio::ConnectionManager};
+use redis::Value;
 use serde::Serialize;
 
 use crate::{ctx::Ctx, dead_letters, fmt};
@@ -72,51 +74,26 @@ pub struct GroupInfo {
 pub async fn mesh_streams(ctx: &mut Ctx) -> anyhow::Result<Vec<String>> {
     let mut names: Vec<String> = ALL_STREAMS.iter().map(|s| (*s).to_owned()).collect();
     let pattern = format!("{}*", glob_escape(ctx.keys.prefix()));
+    let keys = scan_keys(&ctx.target, &mut ctx.conn, &pattern, "stream")
+        .await
+        .context("SCAN")?;
     let mut found = BTreeSet::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .arg("TYPE")
-            .arg("stream")
-            .query_async(&mut ctx.conn)
-            .await
-            .context("SCAN")?;
-        for key in keys {
-            if let Some(name) = ctx.keys.stream_name(&key)
-                && name != DEAD_LETTER_STREAM
-                && !ALL_STREAMS.contains(&name)
-            {
-                found.insert(name.to_owned());
-            }
+    for key in keys {
+        if let Some(name) = ctx.keys.stream_name(&key)
+            && ctx.keys.dead_letter_origin(&key).is_none()
+            && name != DEAD_LETTER_STREAM
+            && !ALL_STREAMS.contains(&name)
+        {
+            found.insert(name.to_owned());
         }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
     }
     names.extend(found);
     Ok(names)
 }
 
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// `XINFO STREAM` as a map; `None` when the key does not exist.
 async fn xinfo_stream(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     key: &str,
 ) -> anyhow::Result<Option<HashMap<String, Value>>> {
     let exists: bool = redis::cmd("EXISTS").arg(key).query_async(conn).await?;
@@ -244,7 +221,7 @@ pub async fn groups_of(
 /// present up to `last`). Without it: 1 when an entry after `last` is known to be deleted (XDEL
 /// records it; trimming only shows as a first entry beyond the group's next one).
 async fn missed_entries(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream: &StreamInfo,
     last: &str,
     entries_read: Option<i64>,
@@ -275,11 +252,7 @@ async fn missed_entries(
 }
 
 /// Entries after `after` (see [`inspect::count_after`]).
-pub async fn count_after(
-    conn: &mut ConnectionManager,
-    key: &str,
-    after: &str,
-) -> anyhow::Result<u64> {
+pub async fn count_after(conn: &mut Conn, key: &str, after: &str) -> anyhow::Result<u64> {
     inspect::count_after(conn, key, after)
         .await
         .context("XRANGE")
@@ -287,7 +260,7 @@ pub async fn count_after(
 
 /// Entries between `start` and `end` (see [`inspect::count_range`]).
 pub async fn count_range(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     key: &str,
     start: &str,
     end: &str,

@@ -28,7 +28,7 @@ pub const GRACE: Duration = Duration::from_secs(24 * 3600);
 /// the work is tried again at the next tick.
 pub async fn run(
     db: sea_orm::DatabaseConnection,
-    mut redis: redis::aio::ConnectionManager,
+    mut redis: common::connection::Conn,
     keys: Keys,
     token_ttl: Duration,
     every: Duration,

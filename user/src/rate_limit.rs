@@ -19,8 +19,8 @@ use std::{
     sync::{Arc, LazyLock},
 };
 
+use common::connection::Conn;
 use common::{keys::Keys, problem::ApiError};
-use redis::aio::ConnectionManager;
 use sha2::{Digest as _, Sha256};
 
 /// Hash of the e-mail for key names: they show up in monitoring; addresses should not.
@@ -48,7 +48,7 @@ fn address_key(ip: IpAddr) -> String {
 /// Counts one password reset request of `email` and says whether it may be mailed: at most
 /// `max` per `window_secs`, so the endpoint cannot be used to flood someone's inbox.
 pub async fn allow_password_reset(
-    redis: &ConnectionManager,
+    redis: &Conn,
     keys: &Keys,
     email: &str,
     max: u64,
@@ -137,13 +137,13 @@ pub struct Limits {
 /// back ([`login_succeeded`](Self::login_succeeded)).
 #[derive(Clone)]
 pub struct Limiter {
-    redis: ConnectionManager,
+    redis: Conn,
     keys: Keys,
     limits: Arc<Limits>,
 }
 
 impl Limiter {
-    pub fn new(redis: ConnectionManager, keys: Keys, limits: Limits) -> Self {
+    pub fn new(redis: Conn, keys: Keys, limits: Limits) -> Self {
         let at_least_one = |n: u64| n.max(1);
         let limits = Limits {
             login_per_pair: at_least_one(limits.login_per_pair),

@@ -23,7 +23,7 @@ use std::{
     time::Duration,
 };
 
-use redis::Client;
+use crate::connection::RedisTarget;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -129,7 +129,7 @@ impl Revocations {
 /// start, then blocks for new entries. Redis errors are retried with backoff; what was read
 /// stays in force meanwhile. Entries that are not valid revocations are skipped (logged).
 pub async fn follow(
-    client: Client,
+    target: RedisTarget,
     keys: Keys,
     revocations: Revocations,
     shutdown: CancellationToken,
@@ -139,7 +139,7 @@ pub async fn follow(
     let mut backoff = Backoff::reconnect();
     let errors = LogLimiter::new(Duration::from_secs(30));
     // A connection of its own: a blocking XREAD would hold up commands queued behind it.
-    let mut conn = match redis_io::managed(&client, BLOCK + Duration::from_secs(5)) {
+    let mut conn = match redis_io::managed(&target, BLOCK + Duration::from_secs(5)) {
         Ok(conn) => conn,
         Err(error) => {
             tracing::error!(%error, "cannot set up the revocations connection");
@@ -207,7 +207,7 @@ fn apply_entry(revocations: &Revocations, entry: &redis_io::RawEntry) {
 /// longest access token lifetime (plus a margin for clock skew). The user service, which
 /// publishes them, runs this once a minute.
 pub async fn trim_stream(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut crate::connection::Conn,
     keys: &Keys,
     token_ttl: Duration,
 ) -> redis::RedisResult<u64> {

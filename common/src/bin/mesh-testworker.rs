@@ -85,7 +85,7 @@ struct TestHandler {
     cli: Cli,
     keys: Keys,
     consumer: String,
-    redis: redis::aio::ConnectionManager,
+    redis: common::connection::Conn,
     db: Option<DatabaseConnection>,
     notifier: Option<outbox::OutboxNotifier>,
     commits: AtomicU64,
@@ -178,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
     common::shutdown::cancel_on_signals(shutdown.clone());
 
     let keys = Keys::new(cli.prefix.clone());
-    let client = redis::Client::open(cli.redis_url.as_str())?;
+    let client = common::connection::RedisTarget::open(cli.redis_url.as_str())?;
     let redis = redis_io::command_connection(&client)?;
     let db = match &cli.database_url {
         Some(url) => {

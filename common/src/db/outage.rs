@@ -57,6 +57,38 @@ pub fn is_outage_db(error: &DbErr) -> bool {
     }
 }
 
+/// `true` if `error`, or any error in its chain of causes, is a lock conflict between
+/// transactions: PostgreSQL's `deadlock_detected` (40P01), `serialization_failure` (40001) or
+/// `lock_not_available` (55P03). Replicas of a service meet them when their transactions lock the
+/// same rows (a shopper's wallet, a product's stock) in different orders. Like an outage, a
+/// conflict says nothing about the entry: the runtime retries it without counting the delivery,
+/// and a batch that meets one is rolled back whole and its entries applied one by one
+/// (`runtime::batch`), each in a transaction of its own that holds its locks only briefly.
+pub fn is_lock_conflict(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(postgres_sqlstate)
+        .any(|code| matches!(code.as_str(), "40P01" | "40001" | "55P03"))
+}
+
+/// The SQLSTATE of this one error (not its causes), if it is a PostgreSQL error.
+fn postgres_sqlstate(error: &(dyn StdError + 'static)) -> Option<String> {
+    let sqlx = match error.downcast_ref::<DbErr>() {
+        Some(DbErr::Conn(RuntimeErr::SqlxError(sqlx)))
+        | Some(DbErr::Exec(RuntimeErr::SqlxError(sqlx)))
+        | Some(DbErr::Query(RuntimeErr::SqlxError(sqlx))) => sqlx.as_ref(),
+        Some(_) => return None,
+        None => error.downcast_ref::<sqlx::Error>()?,
+    };
+    let sqlx::Error::Database(db) = sqlx else {
+        return None;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return None;
+    }
+    db.code().map(|code| code.into_owned())
+}
+
 /// The text `write.rs` and `connect` put before a [`DbErr::Custom`] that is an outage.
 pub(crate) const OUTAGE_PREFIX: &str = "database unavailable: ";
 

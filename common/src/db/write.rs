@@ -139,6 +139,20 @@ impl BatchTxn {
     }
 }
 
+impl BatchTxn {
+    /// Rolls the whole batch back (releasing every lock it holds); what its handlers deferred
+    /// with [`after_commit`] is dropped, as nothing changed.
+    pub async fn roll_back(self) -> Result<(), DbErr> {
+        let Self { scope, _turn } = self;
+        match Arc::try_unwrap(scope.txn) {
+            Ok(txn) => txn.rollback().await,
+            // A handler kept its transaction past its own end: dropping ours rolls back once
+            // the last holder lets go.
+            Err(_) => Ok(()),
+        }
+    }
+}
+
 /// Runs `work` with every [`begin`] in it (on this task) joining `batch` as a savepoint.
 pub async fn in_batch_transaction<F: std::future::Future>(batch: &BatchTxn, work: F) -> F::Output {
     BATCH.scope(batch.scope.clone(), work).await

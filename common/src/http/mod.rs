@@ -20,6 +20,7 @@ pub use server::serve;
 
 use std::time::Duration;
 
+use crate::connection::Conn;
 use axum::{
     Json, Router,
     extract::{Request, State},
@@ -28,7 +29,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
@@ -51,7 +51,7 @@ pub fn correlation_id(headers: &HeaderMap) -> String {
 #[derive(Clone)]
 pub struct Readiness {
     pub service: &'static str,
-    pub redis: ConnectionManager,
+    pub redis: Conn,
     pub db: Option<DatabaseConnection>,
 }
 

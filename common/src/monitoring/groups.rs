@@ -7,7 +7,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use redis::{RedisResult, aio::ConnectionManager};
+use crate::connection::Conn;
+use redis::RedisResult;
 
 use super::{dead_letters::DeadLetterTally, exposition::Family};
 use crate::{
@@ -25,7 +26,7 @@ pub const DEAD_LETTERS: &str = "mesh_dead_letter_entries";
 /// pending age, consumers, dead letters. A stream or group that does not exist yet has no
 /// samples (the worker creates both when it starts).
 pub(crate) async fn collect(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     pairs: &BTreeSet<(String, String)>,
     tally: &mut DeadLetterTally,

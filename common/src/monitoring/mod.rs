@@ -22,7 +22,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +48,7 @@ pub struct Monitor {
 }
 
 struct Inner {
-    redis: ConnectionManager,
+    redis: Conn,
     db: Option<DatabaseConnection>,
     keys: Keys,
     every: Duration,
@@ -73,12 +73,7 @@ impl Monitor {
     /// A monitor reading Redis through `redis` (a connection of its own: a refresh may walk a
     /// stream) and, if given, the outbox of `db`; refreshed every `every` (at least
     /// [`MIN_REFRESH`]) once [`run`](Self::run).
-    pub fn new(
-        redis: ConnectionManager,
-        db: Option<DatabaseConnection>,
-        keys: Keys,
-        every: Duration,
-    ) -> Self {
+    pub fn new(redis: Conn, db: Option<DatabaseConnection>, keys: Keys, every: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 redis,

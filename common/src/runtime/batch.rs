@@ -19,7 +19,7 @@ use std::sync::{
 
 use sea_orm::DatabaseConnection;
 
-use crate::db::{self, BatchTxn, relay::OutboxNotifier};
+use crate::db::{self, BatchTxn, outage, relay::OutboxNotifier};
 
 use super::{
     event_span,
@@ -94,30 +94,49 @@ impl<T> BatchQueue<T> {
 pub const MAX_PER_TRANSACTION: usize = 16;
 
 /// Runs `handler` on every message inside one transaction, each in its event's span; returns each
-/// message's outcome, or
-/// `None` if the batch transaction could not begin (the caller then handles them one by one).
+/// message's outcome, or why they are to be handled one by one instead (the transaction could not
+/// begin, or met a lock conflict and was rolled back).
 pub(crate) async fn handle_in_one_transaction<H: Handler>(
     batch: &BatchTransactions,
     handler: &H,
     meters: &WorkerMeters,
     messages: &[(&Message, &tracing::Span)],
-) -> Option<Vec<Result<(), HandleError>>> {
+) -> Result<Vec<Result<(), HandleError>>, Unbatched> {
     let txn = match BatchTxn::begin(&batch.db).await {
         Ok(txn) => txn,
         Err(error) => {
             tracing::warn!(%error, "cannot begin a batch transaction; handling one by one");
-            return None;
+            return Err(Unbatched::BeginFailed);
         }
     };
     let mut outcomes = db::in_batch_transaction(&txn, async {
         let mut outcomes = Vec::with_capacity(messages.len());
         for (message, span) in messages {
             let handling = meters.time(message, handle_catching_panics(handler, message));
-            outcomes.push(event_span::within(span, handling).await);
+            let outcome = event_span::within(span, handling).await;
+            let conflict = is_lock_conflict(&outcome);
+            outcomes.push(outcome);
+            if conflict {
+                break;
+            }
         }
         outcomes
     })
     .await;
+    // A lock conflict (another replica's transaction holds rows this batch needs, and this one
+    // holds rows it needs): release every lock at once and apply the entries one by one, each
+    // in a short transaction of its own. Retrying the batch as a batch could meet the same
+    // cycle again and again.
+    if outcomes.iter().any(is_lock_conflict) {
+        if let Err(error) = txn.roll_back().await {
+            tracing::debug!(%error, "rolling back a batch after a lock conflict");
+        }
+        tracing::debug!(
+            entries = messages.len(),
+            "lock conflict in a batch transaction; handling its entries one by one"
+        );
+        return Err(Unbatched::LockConflict);
+    }
     match txn.commit().await {
         Ok(()) => batch.notifier.notify(),
         Err(error) => {
@@ -134,5 +153,19 @@ pub(crate) async fn handle_in_one_transaction<H: Handler>(
             }
         }
     }
-    Some(outcomes)
+    Ok(outcomes)
+}
+
+/// Why a batch's entries are to be handled one by one, each in its own transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unbatched {
+    /// The batch transaction could not begin.
+    BeginFailed,
+    /// A handler met a lock conflict; the batch was rolled back.
+    LockConflict,
+}
+
+/// `true` if a handler failed on a lock conflict between transactions (`outage::is_lock_conflict`).
+fn is_lock_conflict(outcome: &Result<(), HandleError>) -> bool {
+    matches!(outcome, Err(HandleError::Retry(error)) if outage::is_lock_conflict(error))
 }

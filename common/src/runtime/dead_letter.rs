@@ -1,8 +1,10 @@
-//! The dead-letter stream: what a group could not process, with where it came from and why, and
-//! the replay that sends it back to that group only.
+//! The dead-letter streams, one per origin stream and in its slot (`crate::keys`): what a group
+//! could not process, with where it came from and why, and the replay that sends it back to
+//! that group only.
 
+use crate::connection::{Conn, RedisTarget, scan_keys};
 use chrono::{SecondsFormat, Utc};
-use redis::{RedisResult, Script, aio::ConnectionManager};
+use redis::{RedisResult, Script};
 
 use crate::{envelope::REPLAY_FOR_GROUP_FIELD, keys::Keys};
 
@@ -42,13 +44,13 @@ pub struct Failure<'a> {
 /// Writes the entry to the dead-letter stream and acknowledges it at the origin, atomically
 /// (`MULTI`): a crash can neither lose it nor dead-letter it twice.
 pub async fn dead_letter(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     original: &[(String, Vec<u8>)],
     failure: &Failure<'_>,
 ) -> RedisResult<String> {
     let mut xadd = redis::cmd("XADD");
-    xadd.arg(keys.dead_letter()).arg("*");
+    xadd.arg(keys.dead_letter(failure.origin_stream)).arg("*");
     // Original fields first, without a replay marker of an earlier replay.
     for (name, value) in original {
         if name != REPLAY_FOR_GROUP_FIELD && !fields::ALL.contains(&name.as_str()) {
@@ -94,42 +96,43 @@ pub enum Replay {
 }
 
 /// Re-adds a dead-letter entry's original fields to its origin stream, marked so that only the
-/// failed group processes it. Atomic and at most once per dead-letter entry.
+/// failed group processes it. Atomic and at most once per dead-letter entry. `KEYS`: the
+/// dead-letter stream, its replayed set, the origin stream (one slot).
 const REPLAY_SCRIPT: &str = r#"
 local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #entry == 0 then return {'missing'} end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {'replayed-before'} end
 local f = entry[1][2]
-local origin, group
+local group
 local out = {}
 for i = 1, #f, 2 do
   local k, v = f[i], f[i + 1]
-  if k == 'dlq_origin_stream' then origin = v
-  elseif k == 'dlq_group' then group = v
+  if k == 'dlq_group' then group = v
   elseif string.sub(k, 1, 4) ~= 'dlq_' and k ~= 'replay_for_group' then
     out[#out + 1] = k
     out[#out + 1] = v
   end
 end
-if not origin or not group then return {'missing'} end
+if not group then return {'missing'} end
 out[#out + 1] = 'replay_for_group'
 out[#out + 1] = group
-local id = redis.call('XADD', ARGV[2] .. origin, '*', unpack(out))
+local id = redis.call('XADD', KEYS[3], '*', unpack(out))
 redis.call('SADD', KEYS[2], ARGV[1])
 return {'ok', id}
 "#;
 
-/// Replays one dead-letter entry (see [`Replay`]).
+/// Replays one entry of the dead-letter stream of `origin` (unprefixed; see [`Replay`]).
 pub async fn replay(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
+    origin: &str,
     dead_letter_id: &str,
 ) -> RedisResult<Replay> {
     let reply: Vec<String> = Script::new(REPLAY_SCRIPT)
-        .key(keys.dead_letter())
-        .key(keys.dead_letter_replayed())
+        .key(keys.dead_letter(origin))
+        .key(keys.dead_letter_replayed(origin))
+        .key(keys.stream(origin))
         .arg(dead_letter_id)
-        .arg(keys.prefix())
         .invoke_async(conn)
         .await?;
     Ok(match reply.first().map(String::as_str) {
@@ -139,4 +142,17 @@ pub async fn replay(
         Some("replayed-before") => Replay::AlreadyReplayed,
         _ => Replay::NotFound,
     })
+}
+
+/// The origin streams (unprefixed) that have a dead-letter stream, on every master, sorted.
+pub async fn origins(
+    target: &RedisTarget,
+    conn: &mut Conn,
+    keys: &Keys,
+) -> RedisResult<Vec<String>> {
+    let found = scan_keys(target, conn, &keys.dead_letter_pattern(), "stream").await?;
+    Ok(found
+        .iter()
+        .filter_map(|key| keys.dead_letter_origin(key).map(str::to_owned))
+        .collect())
 }

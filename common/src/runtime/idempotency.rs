@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use redis::{Pipeline, RedisResult, aio::ConnectionManager};
+use crate::connection::Conn;
+use redis::{Pipeline, RedisResult};
 use uuid::Uuid;
 
 /// The idempotency records of one group.
@@ -37,11 +38,7 @@ impl IdempotencySet {
     }
 
     /// Which of `event_ids` were recorded (one round trip, two `SMISMEMBER`s).
-    pub async fn contains(
-        &self,
-        conn: &mut ConnectionManager,
-        event_ids: &[Uuid],
-    ) -> RedisResult<Vec<bool>> {
+    pub async fn contains(&self, conn: &mut Conn, event_ids: &[Uuid]) -> RedisResult<Vec<bool>> {
         if event_ids.is_empty() {
             return Ok(Vec::new());
         }

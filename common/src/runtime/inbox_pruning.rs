@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +32,7 @@ use super::redis_io::parse_id;
 /// and simply tried again at the next.
 pub async fn run(
     db: DatabaseConnection,
-    redis: ConnectionManager,
+    redis: Conn,
     keys: Keys,
     retention: Duration,
     every: Duration,
@@ -55,7 +55,7 @@ pub async fn run(
 /// `retention` ago and before the group's oldest pending entry was added. Returns how many.
 pub async fn prune(
     db: &DatabaseConnection,
-    redis: &mut ConnectionManager,
+    redis: &mut Conn,
     keys: &Keys,
     retention: Duration,
 ) -> anyhow::Result<u64> {
@@ -76,7 +76,7 @@ pub async fn prune(
 /// it has nothing pending. A stream without the group (or without the key) has nothing pending;
 /// any other error fails the whole round.
 async fn oldest_pending_ms(
-    redis: &mut ConnectionManager,
+    redis: &mut Conn,
     keys: &Keys,
     group: &str,
 ) -> anyhow::Result<Option<i64>> {

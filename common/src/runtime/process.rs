@@ -116,12 +116,22 @@ async fn apply_in_transactions<H: Handler>(
             .iter()
             .map(|item| (&item.message, &item.span))
             .collect();
-        let Some(outcomes) =
-            batch::handle_in_one_transaction(batch, &shared.handler, &shared.meters, &messages)
-                .await
-        else {
-            chunk.extend(ready);
-            return chunk;
+        let outcomes = match batch::handle_in_one_transaction(
+            batch,
+            &shared.handler,
+            &shared.meters,
+            &messages,
+        )
+        .await
+        {
+            Ok(outcomes) => outcomes,
+            Err(unbatched) => {
+                if unbatched == batch::Unbatched::LockConflict {
+                    WorkerStats::add(&shared.stats.batch_lock_conflicts, 1);
+                }
+                chunk.extend(ready);
+                return chunk;
+            }
         };
         WorkerStats::add(&shared.stats.batch_transactions, 1);
         for (item, outcome) in chunk.iter().zip(outcomes) {

@@ -4,8 +4,9 @@
 
 use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
+use crate::connection::Conn;
 use futures::{FutureExt as _, future::BoxFuture};
-use redis::{RedisError, Value, aio::ConnectionManager};
+use redis::{RedisError, Value};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
@@ -23,25 +24,38 @@ use super::{
 };
 use crate::backoff::{Backoff, sleep_or_cancel};
 
-/// Creates the groups (retrying until Redis answers), then reads until `shutdown`. Returns with
-/// no read in flight: the entries of the last one are dispatched like any others.
+/// The streams one reader reads, and its connection: its response timeout outlasts a `BLOCK`.
+/// On a Redis Cluster one `XREADGROUP` may only name streams of one slot, and blocks that slot's
+/// master: there is a reader per slot, each with a connection of its own (`worker.rs`).
+pub(crate) struct ReadSlot {
+    pub keys: Vec<String>,
+    pub conn: Conn,
+}
+
+/// Creates the groups (retrying until Redis answers), then reads until `shutdown`, one reader
+/// per [`ReadSlot`]. Returns with no read in flight: the entries of the last one are dispatched
+/// like any others. The first reader also takes over the entries of dead consumers.
 pub(crate) async fn run<H: Handler>(
     shared: &Arc<Shared<H>>,
-    conn: &ConnectionManager,
+    slots: Vec<ReadSlot>,
     shutdown: &CancellationToken,
 ) {
     ensure_groups_until_ok(shared, shutdown).await;
-    let mut reader = Reader {
-        shared,
-        conn,
-        shutdown,
-        keys: shared.stream_keys(),
-        backoff: Backoff::reconnect(),
-        reclaim_every: claims::reclaim_interval(shared.cfg.processing_timeout),
-        next_reclaim: Instant::now(),
-        own_pending_due: true,
-    };
-    reader.read_loop().await;
+    let readers = slots.into_iter().enumerate().map(|(index, slot)| {
+        let mut reader = Reader {
+            shared,
+            conn: slot.conn,
+            shutdown,
+            keys: slot.keys,
+            backoff: Backoff::reconnect(),
+            reclaims: index == 0,
+            reclaim_every: claims::reclaim_interval(shared.cfg.processing_timeout),
+            next_reclaim: Instant::now(),
+            own_pending_due: true,
+        };
+        async move { reader.read_loop().await }
+    });
+    futures::future::join_all(readers).await;
 }
 
 /// A read sent to Redis and not yet answered, with the permit it holds and its `COUNT`.
@@ -55,11 +69,13 @@ struct InFlightRead {
 struct Reader<'a, H> {
     shared: &'a Arc<Shared<H>>,
     /// The read connection: its response timeout outlasts a `BLOCK`.
-    conn: &'a ConnectionManager,
+    conn: Conn,
     shutdown: &'a CancellationToken,
-    /// The prefixed stream keys, in the worker's order.
+    /// The prefixed stream keys it reads, in the worker's order.
     keys: Vec<String>,
     backoff: Backoff,
+    /// Whether this reader takes over the entries of dead consumers (one reader of a worker).
+    reclaims: bool,
     reclaim_every: Duration,
     next_reclaim: Instant,
     /// Re-read our own pending list before the next read: at start, and after Redis errors
@@ -97,7 +113,7 @@ impl<H: Handler> Reader<'_, H> {
                         claims::reread_own_pending(self.shared, permit).await;
                         continue;
                     }
-                    if Instant::now() >= self.next_reclaim {
+                    if self.reclaims && Instant::now() >= self.next_reclaim {
                         claims::reclaim_abandoned(self.shared, permit).await;
                         self.next_reclaim = Instant::now() + self.reclaim_every;
                         continue;
@@ -160,7 +176,9 @@ impl<H: Handler> Reader<'_, H> {
         }
         let held = permit.num_permits();
         let mut ahead = None;
-        if received >= count && !self.shutdown.is_cancelled() && Instant::now() < self.next_reclaim
+        if received >= count
+            && !self.shutdown.is_cancelled()
+            && (!self.reclaims || Instant::now() < self.next_reclaim)
         {
             ahead = self.read_ahead(received, held).await;
         }

@@ -5,27 +5,20 @@ use std::{collections::HashMap, time::Duration};
 
 use crate::envelope::Fields;
 
-use redis::{
-    Client, RedisError, RedisResult, Value,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis::{RedisError, Value};
+
+use crate::connection::{Conn, RedisTarget};
 
 /// Opens a managed (auto-reconnecting, multiplexed) connection whose commands time out after
 /// `response_timeout`. The first connection attempt is lazy, so a service starts while Redis is
 /// down and reports not-ready until it comes back.
-pub fn managed(client: &Client, response_timeout: Duration) -> RedisResult<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(response_timeout))
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(3)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(2));
-    ConnectionManager::new_lazy_with_config(client.clone(), config)
+pub fn managed(target: &RedisTarget, response_timeout: Duration) -> redis::RedisResult<Conn> {
+    target.managed(response_timeout)
 }
 
 /// A command connection: short response timeout, never used for blocking commands.
-pub fn command_connection(client: &Client) -> RedisResult<ConnectionManager> {
-    managed(client, Duration::from_secs(5))
+pub fn command_connection(target: &RedisTarget) -> redis::RedisResult<Conn> {
+    target.command_connection()
 }
 
 /// The server error code (`NOGROUP`, `BUSYGROUP`, …) of an error, if it is one.

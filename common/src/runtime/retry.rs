@@ -65,7 +65,9 @@ pub(crate) async fn retry_or_dead_letter<H>(
     item: &Ready,
     error: anyhow::Error,
 ) -> Option<Retry> {
-    let outage = outage::is_outage(&error);
+    // A lock conflict between replicas' transactions is not the entry's fault either: retried
+    // like an outage, without counting the delivery.
+    let outage = outage::is_outage(&error) || outage::is_lock_conflict(&error);
     let pending = pending_deliveries(shared, item.key, &item.message.id).await;
     let error_text = format!("{error:#}");
     let deliveries = match pending {
@@ -108,7 +110,7 @@ pub(crate) async fn retry_or_dead_letter<H>(
                 failures_in_a_row = streak,
                 retry_in_ms = delay.as_millis() as u64,
                 error = %error_text,
-                "database unavailable; entries stay pending and are retried without counting"
+                "database unavailable or a lock conflict; entries stay pending and are retried without counting"
             );
         }
         delay

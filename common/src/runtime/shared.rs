@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -28,7 +28,7 @@ use crate::backoff::LogLimiter;
 pub(crate) struct Shared<H> {
     pub cfg: WorkerConfig,
     pub handler: H,
-    pub cmd: ConnectionManager,
+    pub cmd: Conn,
     pub stats: Arc<WorkerStats>,
     /// Prometheus metrics (no-ops without an installed recorder).
     pub meters: WorkerMeters,
@@ -59,7 +59,7 @@ impl<H> Shared<H> {
     pub fn new(
         cfg: WorkerConfig,
         handler: H,
-        cmd: ConnectionManager,
+        cmd: Conn,
         stats: Arc<WorkerStats>,
         ack_tx: mpsc::UnboundedSender<Vec<Ack>>,
         stopping: CancellationToken,

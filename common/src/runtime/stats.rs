@@ -38,6 +38,9 @@ pub struct WorkerStats {
     pub reads_ahead: AtomicU64,
     /// Transactions of transactional batches (each applied one or more entries).
     pub batch_transactions: AtomicU64,
+    /// Transactional batches rolled back because a handler met a lock conflict with another
+    /// replica's transaction (their entries were then applied one by one).
+    pub batch_lock_conflicts: AtomicU64,
 }
 
 impl WorkerStats {

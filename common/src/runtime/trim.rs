@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use redis::{RedisResult, Value, aio::ConnectionManager};
+use crate::connection::Conn;
+use redis::{RedisResult, Value};
 
 use super::redis_io;
 
@@ -21,11 +22,7 @@ pub struct TrimPlan {
 }
 
 /// Computes the trim point of `stream_key` without changing anything.
-pub async fn plan(
-    conn: &mut ConnectionManager,
-    stream_key: &str,
-    retention: Duration,
-) -> RedisResult<TrimPlan> {
+pub async fn plan(conn: &mut Conn, stream_key: &str, retention: Duration) -> RedisResult<TrimPlan> {
     let groups: Vec<Value> = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(stream_key)
@@ -109,11 +106,7 @@ pub async fn plan(
     })
 }
 
-async fn count_below(
-    conn: &mut ConnectionManager,
-    stream_key: &str,
-    point: &str,
-) -> RedisResult<u64> {
+async fn count_below(conn: &mut Conn, stream_key: &str, point: &str) -> RedisResult<u64> {
     let mut n = 0u64;
     let mut start = "-".to_owned();
     loop {
@@ -136,7 +129,7 @@ async fn count_below(
 
 /// Trims `stream_key` to the safe point; returns the plan it applied and how many entries went.
 pub async fn trim(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream_key: &str,
     retention: Duration,
 ) -> RedisResult<(TrimPlan, u64)> {

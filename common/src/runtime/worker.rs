@@ -5,29 +5,35 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::connection::{RedisTarget, key_slot};
 use anyhow::Context as _;
-use redis::Client;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use super::config::{WorkerConfig, consumer_name};
 use super::{
-    acker, entry::Ack, handler::Handler, maintenance, reader, redis_io, shared::Shared,
+    acker,
+    entry::Ack,
+    handler::Handler,
+    maintenance,
+    reader::{self, ReadSlot},
+    redis_io,
+    shared::Shared,
     stats::WorkerStats,
 };
 
 /// A consumer-group worker for one handler.
 pub struct Worker<H: Handler> {
-    client: Client,
+    target: RedisTarget,
     cfg: WorkerConfig,
     handler: H,
     stats: Arc<WorkerStats>,
 }
 
 impl<H: Handler> Worker<H> {
-    pub fn new(client: Client, cfg: WorkerConfig, handler: H) -> Self {
+    pub fn new(target: RedisTarget, cfg: WorkerConfig, handler: H) -> Self {
         Self {
-            client,
+            target,
             cfg,
             handler,
             stats: Arc::default(),
@@ -57,10 +63,12 @@ impl<H: Handler> Worker<H> {
             !self.cfg.streams.is_empty(),
             "a worker needs at least one stream"
         );
-        let read_timeout = self.cfg.block + Duration::from_secs(10);
-        let read_conn =
-            redis_io::managed(&self.client, read_timeout).context("redis read connection")?;
-        let cmd = redis_io::command_connection(&self.client).context("redis connection")?;
+        for name in self.cfg.streams.iter().chain([&self.cfg.group]) {
+            crate::keys::check_name(name)?;
+        }
+        crate::keys::check_prefix(self.cfg.keys.prefix())?;
+        let read_slots = read_slots(&self.target, &self.cfg).context("redis read connection")?;
+        let cmd = redis_io::command_connection(&self.target).context("redis connection")?;
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(
             self.cfg,
@@ -78,7 +86,7 @@ impl<H: Handler> Worker<H> {
         );
 
         let beside = Beside::start(&shared, ack_rx);
-        reader::run(&shared, &read_conn, &shutdown).await;
+        reader::run(&shared, read_slots, &shutdown).await;
         finish_handlers(&shared).await;
         beside.stop().await;
         // Bounded: a Redis that is away must not hold the exit up.
@@ -92,6 +100,36 @@ impl<H: Handler> Worker<H> {
         tracing::info!(group = %shared.cfg.group, consumer = %shared.cfg.consumer, "worker stopped");
         Ok(())
     }
+}
+
+/// The readers' streams and connections: one reader for all streams on a single server; on a
+/// cluster one per hash slot (an `XREADGROUP` names streams of one slot only), each with its own
+/// connection, since a blocking read holds up what is queued behind it on its node.
+fn read_slots(target: &RedisTarget, cfg: &WorkerConfig) -> redis::RedisResult<Vec<ReadSlot>> {
+    let read_timeout = cfg.block + Duration::from_secs(10);
+    let keys: Vec<String> = cfg.streams.iter().map(|s| cfg.keys.stream(s)).collect();
+    let groups: Vec<Vec<String>> = if target.is_cluster() {
+        let mut by_slot: Vec<(u16, Vec<String>)> = Vec::new();
+        for key in keys {
+            let slot = key_slot(key.as_bytes());
+            match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, keys)) => keys.push(key),
+                None => by_slot.push((slot, vec![key])),
+            }
+        }
+        by_slot.into_iter().map(|(_, keys)| keys).collect()
+    } else {
+        vec![keys]
+    };
+    groups
+        .into_iter()
+        .map(|keys| {
+            Ok(ReadSlot {
+                keys,
+                conn: redis_io::managed(target, read_timeout)?,
+            })
+        })
+        .collect()
 }
 
 /// Shutdown: no more reads. In-flight handlers finish within the grace period (their claims are

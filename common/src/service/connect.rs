@@ -1,8 +1,8 @@
 //! [`Service`]: the connections and settings of one running service, and the workers made from
 //! them with the command-line tuning.
 
+use crate::connection::{Conn, RedisTarget};
 use anyhow::Context as _;
-use redis::{Client, aio::ConnectionManager};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 
@@ -24,8 +24,8 @@ pub struct Service {
     pub args: MeshArgs,
     pub keys: Keys,
     pub db: DatabaseConnection,
-    pub redis_client: Client,
-    pub redis: ConnectionManager,
+    pub redis_target: RedisTarget,
+    pub redis: Conn,
     pub publisher: Publisher,
     pub relay: OutboxRelay,
     /// The access tokens this process refuses, followed from the `token-revoked` stream by a
@@ -55,17 +55,19 @@ impl Service {
         args: MeshArgs,
     ) -> anyhow::Result<Self> {
         args.worker.validate()?;
+        crate::keys::check_prefix(&args.stream_prefix).context("MESH_STREAM_PREFIX")?;
         let db = connect_and_migrate::<M>(name, &args).await?;
-        let redis_client = Client::open(args.redis_url.as_str()).context("REDIS_URL")?;
-        let redis = redis_io::command_connection(&redis_client).context("redis connection")?;
+        let redis_target = RedisTarget::open(args.redis_url.as_str()).context("REDIS_URL")?;
+        let redis = redis_io::command_connection(&redis_target).context("redis connection")?;
         let keys = Keys::new(args.stream_prefix.clone());
-        let publisher = Publisher::new(redis.clone(), keys.clone());
+        let publisher =
+            Publisher::new(redis.clone(), keys.clone()).waiting_for(args.redis_wait_replicas);
         let relay = OutboxRelay::new(db.clone(), publisher.clone());
         let revocations = Revocations::default();
         // Before any worker makes its metric handles: without a recorder they are no-ops.
         recorder::handle();
         let monitor = Monitor::new(
-            redis_io::command_connection(&redis_client).context("redis connection")?,
+            redis_io::command_connection(&redis_target).context("redis connection")?,
             Some(db.clone()),
             keys.clone(),
             args.metrics_refresh,
@@ -75,7 +77,7 @@ impl Service {
             args,
             keys,
             db,
-            redis_client,
+            redis_target,
             redis,
             publisher,
             relay,
@@ -94,7 +96,7 @@ impl Service {
     /// entries of a batch, each in a transaction of its own.
     pub fn worker<H: Handler>(&self, streams: &[&str], handler: H) -> Worker<H> {
         Worker::new(
-            self.redis_client.clone(),
+            self.redis_target.clone(),
             self.worker_config(streams),
             handler,
         )
@@ -111,6 +113,6 @@ impl Service {
             self.db.clone(),
             self.relay.notifier(),
         );
-        Worker::new(self.redis_client.clone(), config, handler)
+        Worker::new(self.redis_target.clone(), config, handler)
     }
 }

@@ -78,7 +78,7 @@ impl Service {
             (
                 "token revocations",
                 Box::pin(ok(crate::auth::revocations::follow(
-                    self.redis_client.clone(),
+                    self.redis_target.clone(),
                     self.keys.clone(),
                     self.revocations.clone(),
                     shutdown.clone(),

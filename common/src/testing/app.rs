@@ -8,7 +8,7 @@
 
 use std::{future::Future, time::Duration};
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use sea_orm::DatabaseConnection;
 use tempfile::TempDir;
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -105,7 +105,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub keys: Keys,
     /// The test's own connection to the service's Redis server.
-    pub redis: ConnectionManager,
+    pub redis: Conn,
     /// Stopped and started again by the tests of a Redis outage.
     pub redis_server: RedisServer,
     /// The test's own connection to the service's database (migrated by the service).

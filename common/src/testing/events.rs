@@ -5,11 +5,11 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use sea_orm::DatabaseConnection;
 
 use super::app::TestApp;
-use super::streams::{read_events, wait_drained, xlen};
+use super::streams::{dead_letter_total, read_events, wait_drained, xlen};
 use super::wait::wait_until;
 use crate::{Envelope, Keys, db::outbox, events::Event, runtime::Publisher};
 
@@ -31,7 +31,7 @@ pub async fn wait_outbox_empty(db: &DatabaseConnection) {
 /// `db` is empty; twice, as a service may consume what it publishes itself (its own
 /// `refund-order`s).
 pub async fn wait_idle(
-    conn: &ConnectionManager,
+    conn: &Conn,
     db: &DatabaseConnection,
     keys: &Keys,
     group: &str,
@@ -106,8 +106,8 @@ impl TestApp {
         .await;
     }
 
-    /// The number of entries on the dead-letter stream.
+    /// The number of entries on the dead-letter streams.
     pub async fn dead_letters(&self) -> u64 {
-        xlen(&mut self.redis.clone(), &self.keys.dead_letter()).await
+        dead_letter_total(&self.redis_server, &self.keys).await
     }
 }

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{Client, aio::ConnectionManager};
+use crate::connection::{Conn, RedisTarget};
 use tempfile::TempDir;
 
 use crate::runtime::redis_io;
@@ -24,6 +24,8 @@ pub struct RedisServer {
     /// `appendfsync`: `everysec`, or `always` for a server that a test kills with `kill -9`
     /// and must lose no acknowledged write ([`Self::start_durable`]).
     fsync: &'static str,
+    /// A node of a Redis Cluster (`redis_cluster.rs`): `--cluster-enabled yes`.
+    cluster_node: bool,
 }
 
 /// A free TCP port on 127.0.0.1 (bind to 0, read, release).
@@ -57,6 +59,7 @@ impl RedisServer {
             child: None,
             operator_password: None,
             fsync,
+            cluster_node: false,
         };
         server.spawn();
         server
@@ -78,6 +81,26 @@ impl RedisServer {
             child: None,
             operator_password: Some(operator_password.to_owned()),
             fsync: "everysec",
+            cluster_node: false,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts a node for a Redis Cluster (not yet part of one): its cluster state in
+    /// `nodes.conf` in its directory, a node that does not answer for 1 s taken as failed.
+    pub(crate) fn start_cluster_node() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mesh-redis-cluster-")
+            .tempdir()
+            .expect("temp dir for redis");
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            child: None,
+            operator_password: None,
+            fsync: "always",
+            cluster_node: true,
         };
         server.spawn();
         server
@@ -94,6 +117,12 @@ impl RedisServer {
             .args(["--appendonly", "yes", "--appendfsync", self.fsync])
             .args(["--save", ""])
             .args(["--daemonize", "no", "--protected-mode", "no"]);
+        if self.cluster_node {
+            command
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args(["--cluster-node-timeout", "1000"]);
+        }
         if self.operator_password.is_some() {
             command
                 .arg("--aclfile")
@@ -139,13 +168,14 @@ impl RedisServer {
         self.dir.path()
     }
 
-    pub fn client(&self) -> Client {
-        Client::open(self.url()).expect("redis url")
+    /// Where this server is, for workers and connections.
+    pub fn target(&self) -> RedisTarget {
+        RedisTarget::open(&self.url()).expect("redis url")
     }
 
     /// A fresh managed connection.
-    pub fn connection(&self) -> ConnectionManager {
-        redis_io::command_connection(&self.client()).expect("redis connection")
+    pub fn connection(&self) -> Conn {
+        redis_io::command_connection(&self.target()).expect("redis connection")
     }
 
     pub fn is_running(&self) -> bool {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 
 use super::wait::wait_until;
 use crate::{Envelope, Keys, events::Event, runtime::redis_io};
@@ -11,12 +11,7 @@ use crate::{Envelope, Keys, events::Event, runtime::redis_io};
 pub use crate::runtime::inspect::{GroupState, group_state};
 
 /// Waits until `group` has read everything on `stream_key` and nothing is pending.
-pub async fn wait_drained(
-    conn: &mut ConnectionManager,
-    stream_key: &str,
-    group: &str,
-    timeout: Duration,
-) {
+pub async fn wait_drained(conn: &mut Conn, stream_key: &str, group: &str, timeout: Duration) {
     let what = format!("group {group} drained on {stream_key}");
     wait_until(timeout, &what, || {
         let mut conn = conn.clone();
@@ -40,7 +35,7 @@ pub async fn wait_drained(
 /// consumer then), and its `/readyz` may answer a moment before its first read. Tests that assert
 /// replicas shared the work wait for every replica's reader to block before publishing: each
 /// `XADD` then wakes a waiting reader, so every replica gets entries.
-pub async fn wait_blocked_readers(conn: &mut ConnectionManager, n: usize, timeout: Duration) {
+pub async fn wait_blocked_readers(conn: &mut Conn, n: usize, timeout: Duration) {
     let what = format!("{n} readers blocked in XREADGROUP");
     wait_until(timeout, &what, || {
         let mut conn = conn.clone();
@@ -67,7 +62,7 @@ pub async fn wait_blocked_readers(conn: &mut ConnectionManager, n: usize, timeou
 }
 
 /// The number of consumers `group` has on `stream_key` (`XINFO CONSUMERS`).
-pub async fn consumer_count(conn: &mut ConnectionManager, stream_key: &str, group: &str) -> usize {
+pub async fn consumer_count(conn: &mut Conn, stream_key: &str, group: &str) -> usize {
     let consumers: Vec<redis::Value> = redis::cmd("XINFO")
         .arg("CONSUMERS")
         .arg(stream_key)
@@ -79,7 +74,7 @@ pub async fn consumer_count(conn: &mut ConnectionManager, stream_key: &str, grou
 }
 
 /// Length of a stream.
-pub async fn xlen(conn: &mut ConnectionManager, stream_key: &str) -> u64 {
+pub async fn xlen(conn: &mut Conn, stream_key: &str) -> u64 {
     redis::cmd("XLEN")
         .arg(stream_key)
         .query_async(conn)
@@ -89,10 +84,7 @@ pub async fn xlen(conn: &mut ConnectionManager, stream_key: &str) -> u64 {
 
 /// Every event on stream `T::TYPE`, oldest first, decoded; panics on an entry that is not a valid
 /// `T` (a test reading a stream expects only what the services write).
-pub async fn read_events<T: Event>(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-) -> Vec<(Envelope, T)> {
+pub async fn read_events<T: Event>(conn: &mut Conn, keys: &Keys) -> Vec<(Envelope, T)> {
     let key = keys.stream(T::TYPE);
     let reply: redis::Value = redis::cmd("XRANGE")
         .arg(&key)
@@ -110,4 +102,20 @@ pub async fn read_events<T: Event>(
             (envelope, payload)
         })
         .collect()
+}
+
+/// The number of entries on every dead-letter stream of `keys`'s prefix.
+pub async fn dead_letter_total(
+    redis: &dyn super::redis_cluster::TestRedis,
+    keys: &crate::Keys,
+) -> u64 {
+    let mut conn = redis.connection();
+    let origins = crate::runtime::dead_letter::origins(&redis.target(), &mut conn, keys)
+        .await
+        .expect("SCAN for dead-letter streams");
+    let mut total = 0;
+    for origin in origins {
+        total += xlen(&mut conn, &keys.dead_letter(&origin)).await;
+    }
+    total
 }

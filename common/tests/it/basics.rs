@@ -20,7 +20,7 @@ async fn worker_handles_every_entry_once_and_acks_it() {
     let recorder = Recorder::default();
     let mut cfg = WorkerConfig::new(keys.clone(), "g1", &["smoke"]);
     cfg.batch = 64;
-    let worker = Worker::new(redis.client(), cfg, recorder.clone());
+    let worker = Worker::new(redis.target(), cfg, recorder.clone());
     let stats = worker.stats();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(worker.run(shutdown.clone()));

@@ -5,19 +5,19 @@
 
 use std::{collections::HashMap, os::unix::process::ExitStatusExt, time::Duration};
 
+use common::connection::Conn;
 use common::{
     Envelope, Keys,
     db::{self, inbox, outbox},
     runtime::{Publisher, redis_io},
-    testing::{RedisServer, TestDb, group_state, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{TestDb, TestRedis, group_state, unique_prefix, wait_drained, wait_until, xlen},
 };
-use redis::aio::ConnectionManager;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
     QueryFilter, Statement,
 };
 
-use crate::support::{effect_counts, pending, publish_n, testworker};
+use crate::support::{effect_counts, on_one_server_and_a_cluster, pending, publish_n, testworker};
 
 const SIGABRT: i32 = 6;
 
@@ -49,7 +49,7 @@ async fn inbox_rows(db: &DatabaseConnection, group: &str) -> u64 {
 }
 
 /// Every entry of a stream, parsed as envelopes, with their entry ids.
-async fn envelopes(conn: &mut ConnectionManager, stream_key: &str) -> Vec<(String, Envelope)> {
+async fn envelopes(conn: &mut Conn, stream_key: &str) -> Vec<(String, Envelope)> {
     let v: redis::Value = redis::cmd("XRANGE")
         .arg(stream_key)
         .arg("-")
@@ -67,7 +67,7 @@ async fn envelopes(conn: &mut ConnectionManager, stream_key: &str) -> Vec<(Strin
 }
 
 /// The event id of each entry, by entry id.
-async fn event_ids(conn: &mut ConnectionManager, stream_key: &str) -> HashMap<String, String> {
+async fn event_ids(conn: &mut Conn, stream_key: &str) -> HashMap<String, String> {
     envelopes(conn, stream_key)
         .await
         .into_iter()
@@ -82,10 +82,9 @@ fn assert_each_once(effects: &HashMap<String, i64>, ids: &[String]) {
     }
 }
 
-#[tokio::test]
-async fn entries_of_a_killed_consumer_are_reclaimed_and_applied_once() {
+on_one_server_and_a_cluster!(entries_of_a_killed_consumer_are_reclaimed_and_applied_once);
+async fn entries_of_a_killed_consumer_are_reclaimed_and_applied_once(redis: &dyn TestRedis) {
     const N: usize = 1_000;
-    let redis = RedisServer::start();
     let keys = Keys::new(unique_prefix());
     let stream_key = keys.stream("crash");
     let testdb = TestDb::new().await;
@@ -185,10 +184,9 @@ async fn entries_of_a_killed_consumer_are_reclaimed_and_applied_once() {
     b.stop_cleanly(Duration::from_secs(10)).await;
 }
 
-#[tokio::test]
-async fn crash_between_commit_and_ack_does_not_apply_an_event_twice() {
+on_one_server_and_a_cluster!(crash_between_commit_and_ack_does_not_apply_an_event_twice);
+async fn crash_between_commit_and_ack_does_not_apply_an_event_twice(redis: &dyn TestRedis) {
     const N: usize = 50;
-    let redis = RedisServer::start();
     let keys = Keys::new(unique_prefix());
     let stream_key = keys.stream("commit-crash");
     let testdb = TestDb::new().await;
@@ -261,9 +259,12 @@ async fn crash_between_commit_and_ack_does_not_apply_an_event_twice() {
     b.stop_cleanly(Duration::from_secs(10)).await;
 }
 
-#[tokio::test]
-async fn crash_between_commit_and_publish_keeps_the_follow_up_and_duplicates_are_absorbed() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(
+    crash_between_commit_and_publish_keeps_the_follow_up_and_duplicates_are_absorbed
+);
+async fn crash_between_commit_and_publish_keeps_the_follow_up_and_duplicates_are_absorbed(
+    redis: &dyn TestRedis,
+) {
     let keys = Keys::new(unique_prefix());
     let work_key = keys.stream("work");
     let done_key = keys.stream("effect-done");
@@ -373,10 +374,13 @@ async fn crash_between_commit_and_publish_keeps_the_follow_up_and_duplicates_are
     assert_eq!(xlen(&mut conn, &done_key).await, 2);
 }
 
-#[tokio::test]
-async fn a_crash_in_the_middle_of_a_batch_transaction_applies_nothing_of_it_and_loses_nothing() {
+on_one_server_and_a_cluster!(
+    a_crash_in_the_middle_of_a_batch_transaction_applies_nothing_of_it_and_loses_nothing
+);
+async fn a_crash_in_the_middle_of_a_batch_transaction_applies_nothing_of_it_and_loses_nothing(
+    redis: &dyn TestRedis,
+) {
     const N: usize = 60;
-    let redis = RedisServer::start();
     let keys = Keys::new(unique_prefix());
     let stream_key = keys.stream("batch-crash");
     let testdb = TestDb::new().await;
@@ -431,14 +435,15 @@ async fn a_crash_in_the_middle_of_a_batch_transaction_applies_nothing_of_it_and_
     b.stop_cleanly(Duration::from_secs(10)).await;
 }
 
+on_one_server_and_a_cluster!(a_restarted_consumer_with_a_stable_name_handles_what_it_held_at_once);
 /// A consumer with a stable name (`MESH_CONSUMER_NAME`), killed while it holds entries and
 /// started again under the same name, handles them at once from its own pending list — not
 /// after the processing timeout (a minute here), when another consumer would reclaim them — and
 /// each effect is applied once (SQL effects with the inbox).
-#[tokio::test]
-async fn a_restarted_consumer_with_a_stable_name_handles_what_it_held_at_once() {
+async fn a_restarted_consumer_with_a_stable_name_handles_what_it_held_at_once(
+    redis: &dyn TestRedis,
+) {
     const N: usize = 50;
-    let redis = RedisServer::start();
     let keys = Keys::new(unique_prefix());
     let stream_key = keys.stream("held");
     let testdb = TestDb::new().await;

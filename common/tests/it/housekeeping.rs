@@ -8,12 +8,12 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use common::connection::Conn;
 use common::{
     Keys,
     runtime::{HandleError, Handler, Message, WorkerConfig, WorkerStats, redis_io},
     testing::{RedisServer, unique_prefix, wait_drained, wait_until, xlen},
 };
-use redis::aio::ConnectionManager;
 use tokio::sync::Semaphore;
 
 use crate::support::{
@@ -21,11 +21,7 @@ use crate::support::{
 };
 
 /// Consumers of a group (`XINFO CONSUMERS`): name → (pending, idle ms).
-async fn consumers(
-    conn: &mut ConnectionManager,
-    stream_key: &str,
-    group: &str,
-) -> HashMap<String, (i64, i64)> {
+async fn consumers(conn: &mut Conn, stream_key: &str, group: &str) -> HashMap<String, (i64, i64)> {
     let reply: Vec<redis::Value> = redis::cmd("XINFO")
         .arg("CONSUMERS")
         .arg(stream_key)
@@ -47,7 +43,7 @@ async fn consumers(
 
 /// Waits until Redis has served `runs` more calls of `command` (e.g. `xinfo|consumers`) than now:
 /// each housekeeping run makes one per stream, and the test itself makes none meanwhile.
-async fn wait_calls(conn: &ConnectionManager, command: &str, runs: u64) {
+async fn wait_calls(conn: &Conn, command: &str, runs: u64) {
     let (before, _) = command_calls(&mut conn.clone(), command).await;
     let what = format!("{runs} more {command} calls (housekeeping runs)");
     wait_until(Duration::from_secs(20), &what, || {
@@ -57,7 +53,7 @@ async fn wait_calls(conn: &ConnectionManager, command: &str, runs: u64) {
     .await;
 }
 
-async fn xgroup(conn: &mut ConnectionManager, args: &[&str]) {
+async fn xgroup(conn: &mut Conn, args: &[&str]) {
     let _: redis::Value = redis::cmd("XGROUP")
         .arg(args)
         .query_async(conn)
@@ -67,7 +63,7 @@ async fn xgroup(conn: &mut ConnectionManager, args: &[&str]) {
 
 /// `XREADGROUP` of up to `count` new entries as `consumer`, not acknowledged; returns their ids.
 async fn read_unacked(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream_key: &str,
     group: &str,
     consumer: &str,
@@ -91,7 +87,7 @@ async fn read_unacked(
         .collect()
 }
 
-async fn xack(conn: &mut ConnectionManager, stream_key: &str, group: &str, ids: &[String]) {
+async fn xack(conn: &mut Conn, stream_key: &str, group: &str, ids: &[String]) {
     let acked: usize = redis::cmd("XACK")
         .arg(stream_key)
         .arg(group)
@@ -263,7 +259,7 @@ async fn periodic_safe_trim_shortens_a_consumed_stream_and_keeps_every_unacked_e
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    let remaining = |conn: &ConnectionManager| {
+    let remaining = |conn: &Conn| {
         let mut conn = conn.clone();
         let stream_key = stream_key.clone();
         async move {

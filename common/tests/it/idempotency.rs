@@ -4,21 +4,17 @@
 
 use std::time::Duration;
 
+use common::connection::Conn;
 use common::{
     Envelope, Keys,
     runtime::{Publisher, WorkerConfig, WorkerStats},
     testing::{RedisServer, unique_prefix, wait_drained, wait_until},
 };
-use redis::aio::ConnectionManager;
 
 use crate::support::{InProcessWorker, Recorder, pending};
 
 /// The group's generation keys (`<prefix>idem:<group>:<n>`) as (generation, key), oldest first.
-async fn generation_keys(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    group: &str,
-) -> Vec<(i64, String)> {
+async fn generation_keys(conn: &mut Conn, keys: &Keys, group: &str) -> Vec<(i64, String)> {
     let base = keys.idempotency(group);
     let found: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{base}:*"))
@@ -33,11 +29,11 @@ async fn generation_keys(
     found
 }
 
-async fn int(conn: &mut ConnectionManager, cmd: &str, key: &str) -> i64 {
+async fn int(conn: &mut Conn, cmd: &str, key: &str) -> i64 {
     redis::cmd(cmd).arg(key).query_async(conn).await.unwrap()
 }
 
-async fn members(conn: &mut ConnectionManager, key: &str) -> Vec<String> {
+async fn members(conn: &mut Conn, key: &str) -> Vec<String> {
     redis::cmd("SMEMBERS")
         .arg(key)
         .query_async(conn)
@@ -46,7 +42,7 @@ async fn members(conn: &mut ConnectionManager, key: &str) -> Vec<String> {
 }
 
 /// Redis's clock in ms (`TIME`): expiries are judged by it.
-async fn redis_now_ms(conn: &mut ConnectionManager) -> i64 {
+async fn redis_now_ms(conn: &mut Conn) -> i64 {
     let (s, us): (i64, i64) = redis::cmd("TIME").query_async(conn).await.unwrap();
     s * 1000 + us / 1000
 }

@@ -11,6 +11,7 @@ mod crash;
 mod housekeeping;
 mod http_server;
 mod idempotency;
+mod lock_conflict;
 mod metrics;
 mod outbox;
 mod poison;

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
+use common::connection::Conn;
 use common::{
     Envelope, Keys,
     db::{self, migration::RuntimeMigrator, outbox},
     runtime::Publisher,
     testing::{RedisServer, TestDb, unique_prefix, xlen},
 };
-use redis::aio::ConnectionManager;
 
 async fn enqueue_n(db: &sea_orm::DatabaseConnection, n: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(n);
@@ -33,7 +33,7 @@ async fn enqueue_n(db: &sea_orm::DatabaseConnection, n: usize) -> Vec<String> {
     ids
 }
 
-async fn published_ids(conn: &mut ConnectionManager, key: &str) -> Vec<String> {
+async fn published_ids(conn: &mut Conn, key: &str) -> Vec<String> {
     crate::support::stream_entries(conn, key)
         .await
         .into_iter()

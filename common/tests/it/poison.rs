@@ -92,7 +92,7 @@ async fn poison_entries_are_dead_lettered_at_once_and_good_ones_handled() {
         assert!(!counts.contains_key(event_id), "handler called for {what}");
     }
 
-    let dead = stream_entries(&mut conn, &keys.dead_letter()).await;
+    let dead = stream_entries(&mut conn, &keys.dead_letter("shipments")).await;
     assert_eq!(dead.len(), 3);
     for (_, dl) in &dead {
         let (what, event_id) = poison

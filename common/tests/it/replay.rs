@@ -10,10 +10,12 @@ use common::{
         HandleError, Handler, Message, WorkerConfig, WorkerStats,
         dead_letter::{self, Replay, fields},
     },
-    testing::{RedisServer, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{TestRedis, unique_prefix, wait_drained, wait_until, xlen},
 };
 
-use crate::support::{InProcessWorker, Recorder, pending, publish_n, stream_entries};
+use crate::support::{
+    InProcessWorker, Recorder, on_one_server_and_a_cluster, pending, publish_n, stream_entries,
+};
 
 /// Records every event, but rejects one event permanently (the bug being fixed later).
 #[derive(Clone)]
@@ -33,9 +35,8 @@ impl Handler for RejectsOne {
     }
 }
 
-#[tokio::test]
-async fn replay_is_processed_by_the_failed_group_only_and_only_once() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(replay_is_processed_by_the_failed_group_only_and_only_once);
+async fn replay_is_processed_by_the_failed_group_only_and_only_once(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let stream_key = keys.stream("invoices");
@@ -66,7 +67,7 @@ async fn replay_is_processed_by_the_failed_group_only_and_only_once() {
     assert_eq!(WorkerStats::get(&b.stats.dead_lettered), 1);
     b.stop().await;
 
-    let dead = stream_entries(&mut conn, &keys.dead_letter()).await;
+    let dead = stream_entries(&mut conn, &keys.dead_letter("invoices")).await;
     assert_eq!(dead.len(), 1);
     let (dl_id, dl) = &dead[0];
     assert_eq!(dl[fields::GROUP], "accounting");
@@ -80,7 +81,9 @@ async fn replay_is_processed_by_the_failed_group_only_and_only_once() {
         WorkerConfig::new(keys.clone(), "accounting", &["invoices"]),
         fixed.clone(),
     );
-    let replayed = dead_letter::replay(&mut conn, &keys, dl_id).await.unwrap();
+    let replayed = dead_letter::replay(&mut conn, &keys, "invoices", dl_id)
+        .await
+        .unwrap();
     let Replay::Replayed { new_id } = replayed else {
         panic!("first replay: {replayed:?}");
     };
@@ -110,10 +113,12 @@ async fn replay_is_processed_by_the_failed_group_only_and_only_once() {
     wait_drained(&mut conn, &stream_key, "archive", Duration::from_secs(20)).await;
 
     // Replaying the same dead-letter entry again does nothing.
-    let again = dead_letter::replay(&mut conn, &keys, dl_id).await.unwrap();
+    let again = dead_letter::replay(&mut conn, &keys, "invoices", dl_id)
+        .await
+        .unwrap();
     assert_eq!(again, Replay::AlreadyReplayed);
     assert_eq!(xlen(&mut conn, &stream_key).await, 4);
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 1);
+    assert_eq!(xlen(&mut conn, &keys.dead_letter("invoices")).await, 1);
 
     let (a_stats, b_stats) = (a.stats.clone(), b_fixed.stats.clone());
     a.stop().await;

@@ -9,22 +9,24 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::connection::Conn;
 use common::{
     Envelope, Keys,
     runtime::{
         HandleError, Handler, Message, Publisher, WorkerConfig, WorkerStats, dead_letter::fields,
     },
-    testing::{RedisServer, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{RedisServer, TestRedis, unique_prefix, wait_drained, wait_until, xlen},
 };
-use redis::aio::ConnectionManager;
 
-use crate::support::{InProcessWorker, command_calls, pending, publish_n, stream_entries};
+use crate::support::{
+    InProcessWorker, command_calls, on_one_server_and_a_cluster, pending, publish_n, stream_entries,
+};
 
 /// Always fails with a retryable error; records when each attempt started and the delivery count
 /// Redis reported for the entry at that moment.
 #[derive(Clone)]
 struct AlwaysRetry {
-    conn: ConnectionManager,
+    conn: Conn,
     stream_key: String,
     group: String,
     attempts: Arc<Mutex<Vec<(Instant, u64)>>>,
@@ -45,9 +47,8 @@ impl Handler for AlwaysRetry {
     }
 }
 
-#[tokio::test]
-async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(failing_entry_is_retried_with_growing_backoff_then_dead_lettered);
+async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let stream_key = keys.stream("payments");
@@ -81,7 +82,7 @@ async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered() {
 
     wait_until(Duration::from_secs(20), "entry dead-lettered", || {
         let mut conn = conn.clone();
-        let key = keys.dead_letter();
+        let key = keys.dead_letter("payments");
         async move { xlen(&mut conn, &key).await == 1 }
     })
     .await;
@@ -114,7 +115,7 @@ async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered() {
     );
 
     // The dead-letter entry: the original envelope plus where, who, how often, why and when.
-    let dead = stream_entries(&mut conn, &keys.dead_letter()).await;
+    let dead = stream_entries(&mut conn, &keys.dead_letter("payments")).await;
     assert_eq!(dead.len(), 1);
     let (_, dl) = &dead[0];
     for (name, value) in envelope.to_fields() {
@@ -172,9 +173,8 @@ impl Handler for FailsTwice {
     }
 }
 
-#[tokio::test]
-async fn entry_that_fails_twice_then_succeeds_has_its_effect_once() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(entry_that_fails_twice_then_succeeds_has_its_effect_once);
+async fn entry_that_fails_twice_then_succeeds_has_its_effect_once(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let ids = publish_n(&redis, &keys, "flaky", 5).await;
@@ -206,7 +206,7 @@ async fn entry_that_fails_twice_then_succeeds_has_its_effect_once() {
         assert_eq!(attempts.get(id), Some(&3), "attempts of {id}");
         assert_eq!(effects.get(id), Some(&1), "effects of {id}");
     }
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert_eq!(common::testing::dead_letter_total(&redis, &keys).await, 0);
     assert!(
         pending(&mut conn, &keys.stream("flaky"), "g")
             .await
@@ -221,7 +221,7 @@ async fn entry_that_fails_twice_then_succeeds_has_its_effect_once() {
 /// might meanwhile), then fails with a retryable error.
 #[derive(Clone)]
 struct AckedThenFails {
-    conn: ConnectionManager,
+    conn: Conn,
     stream_key: String,
     group: String,
     calls: Arc<Mutex<u64>>,
@@ -290,6 +290,6 @@ async fn failure_of_an_entry_acknowledged_meanwhile_is_neither_retried_nor_dead_
     assert_eq!(WorkerStats::get(&stats.retried), 0);
     assert_eq!(WorkerStats::get(&stats.dead_lettered), 0);
     assert_eq!(WorkerStats::get(&stats.handled), 0);
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert_eq!(common::testing::dead_letter_total(&redis, &keys).await, 0);
     assert!(pending(&mut conn, &stream_key, "g").await.is_empty());
 }

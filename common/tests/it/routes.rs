@@ -13,7 +13,7 @@ use common::{
     events::{Event, OrderPlaced, ProductChanged, UserRegistered},
     runtime::{
         BatchTransactions, HandleError, Publisher, Routes, WorkerConfig, WorkerStats,
-        dead_letter::fields,
+        dead_letter::{self, fields},
     },
     testing::{RedisServer, TestDb, unique_prefix, wait_drained},
 };
@@ -115,8 +115,14 @@ async fn publish_data<E: Event>(publisher: &Publisher, data: serde_json::Value) 
 /// The dead letters (all of `GROUP`, delivered once): event id, origin stream, last error.
 async fn dead_letters(redis: &RedisServer, keys: &Keys) -> Vec<(String, String, String)> {
     let mut conn = redis.connection();
-    stream_entries(&mut conn, &keys.dead_letter())
+    let mut entries = Vec::new();
+    for origin in dead_letter::origins(&redis.target(), &mut conn, keys)
         .await
+        .unwrap()
+    {
+        entries.extend(stream_entries(&mut conn, &keys.dead_letter(&origin)).await);
+    }
+    entries
         .into_iter()
         .map(|(_, f)| {
             assert_eq!(f[fields::GROUP], GROUP);

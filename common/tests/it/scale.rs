@@ -88,7 +88,7 @@ async fn every_group_on_a_stream_gets_every_entry() {
     for group in ["billing", "shipping"] {
         let recorder = Recorder::default();
         let cfg = WorkerConfig::new(keys.clone(), group, &["fanout"]);
-        let worker = Worker::new(redis.client(), cfg, recorder.clone());
+        let worker = Worker::new(redis.target(), cfg, recorder.clone());
         running.push(tokio::spawn(worker.run(shutdown.clone())));
         recorders.push((group, recorder));
     }

@@ -7,16 +7,16 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
+use common::connection::Conn;
 use common::{
     Keys,
-    testing::{Proc, RedisServer},
+    testing::{Proc, TestRedis},
 };
-use redis::aio::ConnectionManager;
 
 pub use common::stream_testing::{InProcessWorker, Recorder, pending, publish_n, stream_entries};
 
 /// Spawns `mesh-testworker` with the given arguments (plus the server and prefix).
-pub fn spawn_testworker(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Child {
+pub fn spawn_testworker(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_mesh-testworker"))
         .args(["--redis-url", &redis.url(), "--prefix", keys.prefix()])
         .args(args)
@@ -28,7 +28,7 @@ pub fn spawn_testworker(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Chil
 }
 
 /// `HGETALL <prefix>effects` as event id → count.
-pub async fn redis_effects(conn: &mut ConnectionManager, keys: &Keys) -> HashMap<String, i64> {
+pub async fn redis_effects(conn: &mut Conn, keys: &Keys) -> HashMap<String, i64> {
     redis::cmd("HGETALL")
         .arg(format!("{}effects", keys.prefix()))
         .query_async(conn)
@@ -37,12 +37,12 @@ pub async fn redis_effects(conn: &mut ConnectionManager, keys: &Keys) -> HashMap
 }
 
 /// `spawn_testworker`, guarded by [`Proc`].
-pub fn testworker(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Proc {
+pub fn testworker(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Proc {
     Proc(spawn_testworker(redis, keys, args))
 }
 
 /// An integer counter key under the test's prefix (`GET <prefix><name>`), 0 when missing.
-pub async fn counter(conn: &mut ConnectionManager, keys: &Keys, name: &str) -> i64 {
+pub async fn counter(conn: &mut Conn, keys: &Keys, name: &str) -> i64 {
     let v: Option<i64> = redis::cmd("GET")
         .arg(format!("{}{name}", keys.prefix()))
         .query_async(conn)
@@ -53,7 +53,7 @@ pub async fn counter(conn: &mut ConnectionManager, keys: &Keys, name: &str) -> i
 
 /// `calls` and `failed_calls` of one command (lower case, e.g. `xautoclaim`) from
 /// `INFO commandstats`, since the server started.
-pub async fn command_calls(conn: &mut ConnectionManager, command: &str) -> (u64, u64) {
+pub async fn command_calls(conn: &mut Conn, command: &str) -> (u64, u64) {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
@@ -92,3 +92,5 @@ pub async fn effect_counts(db: &sea_orm::DatabaseConnection, table: &str) -> Has
     })
     .collect()
 }
+
+pub(crate) use common::on_one_server_and_a_cluster;

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
+use common::connection::Conn;
 use common::{
     Keys,
     runtime::trim,
-    testing::{RedisServer, unique_prefix, xlen},
+    testing::{TestRedis, unique_prefix, xlen},
 };
-use redis::aio::ConnectionManager;
 
-use crate::support::{pending, publish_n, stream_entries};
+use crate::support::{on_one_server_and_a_cluster, pending, publish_n, stream_entries};
 
-async fn create_group(conn: &mut ConnectionManager, stream_key: &str, group: &str) {
+async fn create_group(conn: &mut Conn, stream_key: &str, group: &str) {
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream_key)
@@ -24,7 +24,7 @@ async fn create_group(conn: &mut ConnectionManager, stream_key: &str, group: &st
 }
 
 /// Reads up to `count` new entries as `group`/`consumer`, without acking; returns how many.
-async fn read(conn: &mut ConnectionManager, stream_key: &str, group: &str, count: usize) -> usize {
+async fn read(conn: &mut Conn, stream_key: &str, group: &str, count: usize) -> usize {
     let v: redis::Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg(group)
@@ -40,7 +40,7 @@ async fn read(conn: &mut ConnectionManager, stream_key: &str, group: &str, count
     common::runtime::redis_io::parse_read_reply(v).len()
 }
 
-async fn ack(conn: &mut ConnectionManager, stream_key: &str, group: &str, ids: &[String]) {
+async fn ack(conn: &mut Conn, stream_key: &str, group: &str, ids: &[String]) {
     let acked: usize = redis::cmd("XACK")
         .arg(stream_key)
         .arg(group)
@@ -51,7 +51,7 @@ async fn ack(conn: &mut ConnectionManager, stream_key: &str, group: &str, ids: &
     assert_eq!(acked, ids.len());
 }
 
-async fn ids_of(conn: &mut ConnectionManager, stream_key: &str) -> Vec<String> {
+async fn ids_of(conn: &mut Conn, stream_key: &str) -> Vec<String> {
     stream_entries(conn, stream_key)
         .await
         .into_iter()
@@ -59,9 +59,8 @@ async fn ids_of(conn: &mut ConnectionManager, stream_key: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn safe_trim_keeps_every_entry_some_group_has_not_acked() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(safe_trim_keeps_every_entry_some_group_has_not_acked);
+async fn safe_trim_keeps_every_entry_some_group_has_not_acked(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("events");
@@ -110,9 +109,8 @@ async fn safe_trim_keeps_every_entry_some_group_has_not_acked() {
     assert_eq!(ids_of(&mut conn, &key).await, ids[6..].to_vec());
 }
 
-#[tokio::test]
-async fn retention_floor_keeps_recent_entries_even_when_all_groups_acked() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(retention_floor_keeps_recent_entries_even_when_all_groups_acked);
+async fn retention_floor_keeps_recent_entries_even_when_all_groups_acked(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("events");
@@ -137,9 +135,8 @@ async fn retention_floor_keeps_recent_entries_even_when_all_groups_acked() {
     assert_eq!(xlen(&mut conn, &key).await, 0);
 }
 
-#[tokio::test]
-async fn stream_without_groups_is_not_trimmed() {
-    let redis = RedisServer::start();
+on_one_server_and_a_cluster!(stream_without_groups_is_not_trimmed);
+async fn stream_without_groups_is_not_trimmed(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("orphans");

@@ -2,25 +2,22 @@
 //! (`common::acl`), each service connected as its own user; the saga, its compensations and the
 //! revocations all work; and each user is refused what it was not given.
 
-use redis::aio::ConnectionManager;
+use common::connection::Conn;
 use reqwest::Method;
 use serde_json::json;
 
 use crate::mesh::{Mesh, Options};
 
 /// A connection as `user` (no retries, so a refusal is an error at once).
-async fn connect_as(
-    mesh: &Mesh,
-    user: &str,
-    password: &str,
-) -> redis::RedisResult<ConnectionManager> {
+async fn connect_as(mesh: &Mesh, user: &str, password: &str) -> redis::RedisResult<Conn> {
     redis::Client::open(mesh.redis.url_as(user, password))?
         .get_connection_manager()
         .await
+        .map(Conn::Single)
 }
 
 /// The error code of `cmd` run as `conn`'s user, `None` when it was allowed.
-async fn refusal(conn: &mut ConnectionManager, cmd: &mut redis::Cmd) -> Option<String> {
+async fn refusal(conn: &mut Conn, cmd: &mut redis::Cmd) -> Option<String> {
     match cmd.query_async::<redis::Value>(conn).await {
         Ok(_) => None,
         Err(e) => Some(e.code().unwrap_or("other").to_owned()),

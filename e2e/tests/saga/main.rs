@@ -4,8 +4,10 @@
 
 mod chaos;
 mod chaos_check;
+mod failover;
 mod least_privilege;
 mod mesh;
+mod mesh_redis;
 mod traces;
 
 use std::{collections::HashMap, time::Duration};
@@ -254,19 +256,11 @@ impl Mesh {
     }
 }
 
-#[tokio::test]
-async fn the_saga_ships_paid_orders_and_compensates_every_failure() {
-    let mesh = Mesh::start(Options::default()).await;
-    let shopper = mesh.shopper().await;
-    let poor = mesh.shopper().await;
-    let mug = mesh.product("mug", 1_000, 10).await;
-    let rare = mesh.product("rare", 500, 1).await;
-    let gold = mesh.product("gold", 200_000, 5).await;
-    mesh.wait_catalog(&shopper, &gold).await;
-
-    // Happy path: placed → paid → reserved → shipped, priced with the 20 % fee.
+/// The happy path: an order of two mugs is placed → paid → reserved → shipped, priced with the
+/// 20 % fee; returns its id.
+async fn ship_two_mugs(mesh: &Mesh, shopper: &Shopper, mug: &str) -> String {
     let (status, order) = mesh
-        .place(&shopper, json!([{"product_id": mug, "quantity": 2}]), None)
+        .place(shopper, json!([{"product_id": mug, "quantity": 2}]), None)
         .await;
     assert_eq!(status, 201, "{order}");
     assert_eq!(order["status"], "pending");
@@ -274,7 +268,7 @@ async fn the_saga_ships_paid_orders_and_compensates_every_failure() {
     assert_eq!(order["fee_cents"], 400);
     assert_eq!(order["total_cents"], 2_400);
     let id = order["id"].as_str().unwrap().to_owned();
-    let shipped = mesh.wait_status(&shopper, &id, "shipped").await;
+    let shipped = mesh.wait_status(shopper, &id, "shipped").await;
     let history = shipped["history"].as_array().unwrap();
     let statuses: Vec<&str> = history
         .iter()
@@ -292,6 +286,34 @@ async fn the_saga_ships_paid_orders_and_compensates_every_failure() {
                 .any(|h| h["reason"].as_str().unwrap_or("").starts_with("paid:")),
         "history {history:#?}"
     );
+    id
+}
+
+#[tokio::test]
+async fn the_happy_path_ships_a_paid_order_on_a_redis_cluster() {
+    let mesh = Mesh::start(Options {
+        cluster: true,
+        ..Options::default()
+    })
+    .await;
+    let shopper = mesh.shopper().await;
+    let mug = mesh.product("mug", 1_000, 10).await;
+    mesh.wait_catalog(&shopper, &mug).await;
+    ship_two_mugs(&mesh, &shopper, &mug).await;
+    mesh.assert_conserved(&[(&shopper, 0)], &[(&mug, 10)]).await;
+}
+
+#[tokio::test]
+async fn the_saga_ships_paid_orders_and_compensates_every_failure() {
+    let mesh = Mesh::start(Options::default()).await;
+    let shopper = mesh.shopper().await;
+    let poor = mesh.shopper().await;
+    let mug = mesh.product("mug", 1_000, 10).await;
+    let rare = mesh.product("rare", 500, 1).await;
+    let gold = mesh.product("gold", 200_000, 5).await;
+    mesh.wait_catalog(&shopper, &gold).await;
+
+    let id = ship_two_mugs(&mesh, &shopper, &mug).await;
     // A shipped order cannot be cancelled.
     let (status, _) = mesh
         .call(

@@ -7,14 +7,16 @@ use std::{collections::BTreeMap, process::Stdio, time::Duration};
 use common::{
     Keys,
     events::{ALL_STREAMS, wiring::WIRING},
-    runtime::inspect::group_state,
+    runtime::inspect::{group_lag, group_state},
     testing::{
-        Proc, RedisServer, TestDb, free_port, service_command, unique_prefix, wait_ready,
-        wait_until, workspace_bin, xlen,
+        Proc, RedisCluster, RedisServer, TestDb, free_port, service_command, unique_prefix,
+        wait_ready, wait_until, workspace_bin,
     },
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use crate::mesh_redis::MeshRedis;
 
 pub use common::events::wiring::SERVICES;
 pub const ADMIN_EMAIL: &str = "admin@mesh.test";
@@ -30,6 +32,8 @@ pub struct Options {
     pub acl: bool,
     /// Redis with `appendfsync always`, for tests that `kill -9` it.
     pub durable_redis: bool,
+    /// A Redis Cluster (3 masters, 3 replicas) instead of one server.
+    pub cluster: bool,
 }
 
 impl Default for Options {
@@ -39,6 +43,7 @@ impl Default for Options {
             starting_credit_cents: 100_000,
             acl: false,
             durable_redis: false,
+            cluster: false,
         }
     }
 }
@@ -69,7 +74,7 @@ struct Replica {
 const REPLICA_CONSUMER: &str = "{host}-2";
 
 pub struct Mesh {
-    pub redis: RedisServer,
+    pub redis: MeshRedis,
     pub keys: Keys,
     pub nodes: BTreeMap<&'static str, Node>,
     /// Second processes of some services ([`Mesh::add_replica`]).
@@ -116,11 +121,16 @@ impl Mesh {
                 redis_passwords.insert((*who).to_owned(), password);
             }
             let acl = common::acl::acl_file(&keys, &redis_passwords).unwrap();
-            RedisServer::start_with_acl(&acl, &redis_passwords[common::acl::OPERATOR])
+            MeshRedis::Server(RedisServer::start_with_acl(
+                &acl,
+                &redis_passwords[common::acl::OPERATOR],
+            ))
+        } else if options.cluster {
+            MeshRedis::Cluster(RedisCluster::start())
         } else if options.durable_redis {
-            RedisServer::start_durable()
+            MeshRedis::Server(RedisServer::start_durable())
         } else {
-            RedisServer::start()
+            MeshRedis::Server(RedisServer::start())
         };
         let data = tempfile::Builder::new()
             .prefix("mesh-e2e-")
@@ -440,7 +450,13 @@ impl Mesh {
         let mut quiet_rounds = 0;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while quiet_rounds < 2 {
-            assert!(std::time::Instant::now() < deadline, "mesh never settled");
+            if std::time::Instant::now() >= deadline {
+                panic!(
+                    "mesh never settled: {} unsent, groups not drained: {:?}",
+                    self.unsent().await,
+                    self.undrained().await
+                );
+            }
             if self.unsent().await == 0 && self.groups_drained().await {
                 quiet_rounds += 1;
             } else {
@@ -452,44 +468,41 @@ impl Mesh {
     }
 
     async fn groups_drained(&self) -> bool {
+        self.undrained().await.is_empty()
+    }
+
+    /// The (group, stream, state) of every group with something pending or unread.
+    async fn undrained(&self) -> Vec<String> {
         let mut conn = self.redis.connection();
+        let mut left = Vec::new();
         for (group, stream) in groups() {
-            let drained = group_state(&mut conn, &self.keys.stream(stream), group)
-                .await
-                .is_some_and(|g| g.is_drained());
-            if !drained {
-                return false;
+            let key = self.keys.stream(stream);
+            let state = group_state(&mut conn, &key, group).await;
+            let lag = match &state {
+                Some(state) => group_lag(&mut conn, &key, state).await.ok(),
+                None => None,
+            };
+            if !(state.as_ref().is_some_and(|s| s.pending == 0) && lag.is_some_and(|(n, _)| n == 0))
+            {
+                left.push(format!("{group} on {stream}: {state:?}, lag {lag:?}"));
             }
         }
-        true
+        left
     }
 
     /// Nothing pending in any group of any stream, and the dead-letter stream empty.
     pub async fn assert_drained(&self) {
-        let mut conn = self.redis.connection();
-        for (group, stream) in groups() {
+        for (_, stream) in groups() {
             assert!(ALL_STREAMS.contains(&stream));
-            let key = self.keys.stream(stream);
-            let mut c = conn.clone();
-            wait_until(
-                Duration::from_secs(30),
-                &format!("{group} drained on {stream}"),
-                || {
-                    let (mut c, key) = (c.clone(), key.clone());
-                    async move {
-                        group_state(&mut c, &key, group)
-                            .await
-                            .is_some_and(|g| g.is_drained())
-                    }
-                },
-            )
-            .await;
-            let _ = &mut c;
         }
+        wait_until(Duration::from_secs(30), "every group drained", || async {
+            self.undrained().await.is_empty()
+        })
+        .await;
         assert_eq!(
-            xlen(&mut conn, &self.keys.dead_letter()).await,
+            common::testing::dead_letter_total(&self.redis, &self.keys).await,
             0,
-            "dead-letter stream must be empty"
+            "dead-letter streams must be empty"
         );
     }
 }

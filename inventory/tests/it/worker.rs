@@ -265,11 +265,8 @@ async fn orders_with_impossible_lines_are_dead_lettered_untouched() {
         let (envelope, _) = paid_order(lines);
         app.publish(&envelope).await;
     }
-    let dead = app.keys.dead_letter();
-    wait_until(Duration::from_secs(20), "all dead-lettered", || {
-        let mut conn = app.redis.clone();
-        let dead = dead.clone();
-        async move { xlen(&mut conn, &dead).await == 5 }
+    wait_until(Duration::from_secs(20), "all dead-lettered", || async {
+        app.dead_letters().await == 5
     })
     .await;
     app.settle().await;
@@ -323,8 +320,5 @@ async fn a_database_failure_is_retried_never_turned_into_a_refund() {
     assert_eq!(app.product(product.id).await.unwrap().stock, 8);
     assert_eq!(reservations(&app, order.order_id).await.len(), 1);
     assert!(app.events::<RefundOrder>().await.is_empty());
-    assert_eq!(
-        xlen(&mut app.redis.clone(), &app.keys.dead_letter()).await,
-        0
-    );
+    assert_eq!(app.dead_letters().await, 0);
 }

@@ -8,7 +8,12 @@ use clap::Args;
 use common::runtime::dead_letter::{self, Replay};
 use serde::Serialize;
 
-use crate::{ctx::Ctx, dead_letters::DeadLetter, fmt, position::id_key};
+use crate::{
+    ctx::Ctx,
+    dead_letters::{self, DeadLetter},
+    fmt,
+    position::id_key,
+};
 
 use super::{
     list::print_list,
@@ -45,6 +50,8 @@ impl Kind {
 #[derive(Debug, Serialize)]
 pub struct Outcome {
     pub id: String,
+    /// The origin stream of the dead letter (none when it was missing).
+    pub stream: Option<String>,
     /// `replayed`, `skipped` (replayed before), `missing`, `purged`.
     pub outcome: &'static str,
     /// Id of the re-added entry on the origin stream.
@@ -61,41 +68,60 @@ pub struct Applied {
     pub missing: u64,
 }
 
-/// Replays or purges exactly `ids`, in order, and nothing else: an id no longer in the
-/// dead-letter stream is reported `missing`, one replayed before `skipped`.
+/// Replays or purges exactly `ids`, in order, and nothing else: an id no longer in any
+/// dead-letter stream is reported `missing`, one replayed before `skipped`. Ids are unique per
+/// origin stream only: an id found in the dead-letter streams of two origins acts on both.
 pub async fn apply(ctx: &mut Ctx, kind: Kind, ids: &[String]) -> anyhow::Result<Applied> {
+    let all = dead_letters::load(ctx).await?;
     let mut done = Applied::default();
     for id in ids {
-        let (outcome, new_id) = match kind {
-            Kind::Replay => match replay_one(ctx, id).await? {
-                Replay::Replayed { new_id } => {
-                    done.replayed += 1;
-                    ("replayed", Some(new_id))
+        let origins: Vec<String> = all
+            .iter()
+            .filter(|d| d.id == *id)
+            .map(|d| d.origin_stream.clone())
+            .collect();
+        if origins.is_empty() {
+            done.missing += 1;
+            done.results.push(Outcome {
+                id: id.clone(),
+                stream: None,
+                outcome: "missing",
+                new_id: None,
+            });
+        }
+        for origin in origins {
+            let (outcome, new_id) = match kind {
+                Kind::Replay => match replay_one(ctx, &origin, id).await? {
+                    Replay::Replayed { new_id } => {
+                        done.replayed += 1;
+                        ("replayed", Some(new_id))
+                    }
+                    Replay::AlreadyReplayed => {
+                        done.skipped += 1;
+                        ("skipped", None)
+                    }
+                    Replay::NotFound => {
+                        done.missing += 1;
+                        ("missing", None)
+                    }
+                },
+                Kind::Purge => {
+                    if purge_one(ctx, &origin, id).await? {
+                        done.purged += 1;
+                        ("purged", None)
+                    } else {
+                        done.missing += 1;
+                        ("missing", None)
+                    }
                 }
-                Replay::AlreadyReplayed => {
-                    done.skipped += 1;
-                    ("skipped", None)
-                }
-                Replay::NotFound => {
-                    done.missing += 1;
-                    ("missing", None)
-                }
-            },
-            Kind::Purge => {
-                if purge_one(ctx, id).await? {
-                    done.purged += 1;
-                    ("purged", None)
-                } else {
-                    done.missing += 1;
-                    ("missing", None)
-                }
-            }
-        };
-        done.results.push(Outcome {
-            id: id.clone(),
-            outcome,
-            new_id,
-        });
+            };
+            done.results.push(Outcome {
+                id: id.clone(),
+                stream: Some(origin),
+                outcome,
+                new_id,
+            });
+        }
     }
     Ok(done)
 }
@@ -180,11 +206,17 @@ pub async fn act(ctx: &mut Ctx, a: &Action, kind: Kind) -> anyhow::Result<()> {
     if ctx.json {
         return fmt::print_json(&report);
     }
-    for (r, d) in report.results.iter().zip(&report.selected) {
+    for r in &report.results {
+        let group = report
+            .selected
+            .iter()
+            .find(|d| d.id == r.id && Some(&d.origin_stream) == r.stream.as_ref())
+            .map_or("?", |d| d.group.as_str());
         match (r.outcome, &r.new_id) {
             ("replayed", Some(new_id)) => println!(
-                "replayed {} as {new_id} on {} for group {}",
-                r.id, d.origin_stream, d.group
+                "replayed {} as {new_id} on {} for group {group}",
+                r.id,
+                r.stream.as_deref().unwrap_or("?")
             ),
             ("skipped", _) => println!("skipped {}: replayed before", r.id),
             ("missing", _) => println!("missing {}: no longer in the dead-letter stream", r.id),
@@ -229,22 +261,24 @@ fn pinned(a: &Action, action: &str, ids: &[String], since: &str, until: &str) ->
     args
 }
 
-/// Replays one entry to its failed group (at most once: `Replay` says whether it was skipped).
-pub async fn replay_one(ctx: &mut Ctx, id: &str) -> anyhow::Result<Replay> {
-    dead_letter::replay(&mut ctx.conn, &ctx.keys, id)
+/// Replays one entry of `origin`'s dead-letter stream to its failed group (at most once:
+/// `Replay` says whether it was skipped).
+pub async fn replay_one(ctx: &mut Ctx, origin: &str, id: &str) -> anyhow::Result<Replay> {
+    dead_letter::replay(&mut ctx.conn, &ctx.keys, origin, id)
         .await
         .with_context(|| format!("replay {id}"))
 }
 
-/// Deletes one dead-letter entry and its replayed mark, atomically; false when it was gone.
-async fn purge_one(ctx: &mut Ctx, id: &str) -> anyhow::Result<bool> {
+/// Deletes one entry of `origin`'s dead-letter stream and its replayed mark, atomically (one
+/// slot); false when it was gone.
+async fn purge_one(ctx: &mut Ctx, origin: &str, id: &str) -> anyhow::Result<bool> {
     let (deleted, _): (u64, u64) = redis::pipe()
         .atomic()
         .cmd("XDEL")
-        .arg(ctx.keys.dead_letter())
+        .arg(ctx.keys.dead_letter(origin))
         .arg(id)
         .cmd("SREM")
-        .arg(ctx.keys.dead_letter_replayed())
+        .arg(ctx.keys.dead_letter_replayed(origin))
         .arg(id)
         .query_async(&mut ctx.conn)
         .await

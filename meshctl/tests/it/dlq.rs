@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{
     Keys,
     runtime::{HandleError, Handler, Message, WorkerConfig, WorkerStats},
-    testing::{RedisServer, unique_prefix, wait_drained, wait_until, xlen},
+    testing::{TestRedis, unique_prefix, wait_drained, wait_until, xlen},
 };
 
 use serde_json::Value;
@@ -33,9 +33,8 @@ impl Handler for RejectsOne {
     }
 }
 
-#[tokio::test]
-async fn dlq_replay_is_processed_once_by_the_failed_group_only() {
-    let redis = RedisServer::start();
+common::on_one_server_and_a_cluster!(dlq_replay_is_processed_once_by_the_failed_group_only);
+async fn dlq_replay_is_processed_once_by_the_failed_group_only(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("invoices");
@@ -296,22 +295,22 @@ async fn dlq_replay_is_processed_once_by_the_failed_group_only() {
         preview["pinned_args"],
         serde_json::json!(["dlq", "purge", dl_id, "--yes"])
     );
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 2);
+    assert_eq!(xlen(&mut conn, &keys.dead_letter("invoices")).await, 2);
     let purged = json(&redis, &keys, &["dlq", "purge", &dl_id, "--yes"]).await;
     assert_eq!(purged["action"], "purge");
     assert_eq!(purged["dry_run"], false);
     assert_eq!(purged["ids"], serde_json::json!([dl_id]));
     assert_eq!(
         purged["results"],
-        serde_json::json!([{"id": dl_id, "outcome": "purged", "new_id": null}])
+        serde_json::json!([{"id": dl_id, "stream": "invoices", "outcome": "purged", "new_id": null}])
     );
     assert_eq!(
         (purged["purged"].as_u64(), purged["missing"].as_u64()),
         (Some(1), Some(0))
     );
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 1);
+    assert_eq!(xlen(&mut conn, &keys.dead_letter("invoices")).await, 1);
     let marked: bool = redis::cmd("SISMEMBER")
-        .arg(keys.dead_letter_replayed())
+        .arg(keys.dead_letter_replayed("invoices"))
         .arg(&dl_id)
         .query_async(&mut conn)
         .await
@@ -345,5 +344,5 @@ async fn dlq_replay_is_processed_once_by_the_failed_group_only() {
         out.stdout.lines().collect::<Vec<_>>(),
         [format!("purged {late_dl}").as_str(), "purged 1"]
     );
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert_eq!(xlen(&mut conn, &keys.dead_letter("invoices")).await, 0);
 }

@@ -15,7 +15,7 @@ use common::{
     Keys,
     runtime::{HandleError, Handler, Message, WorkerConfig},
     stream_testing::{InProcessWorker, Recorder, publish_n},
-    testing::{RedisServer, group_state, unique_prefix, wait_drained, wait_until},
+    testing::{RedisServer, TestRedis, group_state, unique_prefix, wait_drained, wait_until},
 };
 use serde_json::Value;
 
@@ -34,10 +34,11 @@ impl Handler for Stall {
     }
 }
 
-#[tokio::test]
-async fn inspection_commands_report_groups_consumers_pending_and_entries() {
+common::on_one_server_and_a_cluster!(
+    inspection_commands_report_groups_consumers_pending_and_entries
+);
+async fn inspection_commands_report_groups_consumers_pending_and_entries(redis: &dyn TestRedis) {
     let started = Instant::now();
-    let redis = RedisServer::start();
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("orders");
@@ -322,12 +323,22 @@ async fn inspection_commands_report_groups_consumers_pending_and_entries() {
 /// Clock slack for idle times measured by Redis against the test's own clock (ms).
 const SLACK_MS: i64 = 100;
 
-async fn redis_version(conn: &mut redis::aio::ConnectionManager) -> (u32, u32) {
-    let info: String = redis::cmd("INFO")
+/// The Redis version (of every node, on a cluster: the lowest).
+async fn redis_version(conn: &mut common::connection::Conn) -> (u32, u32) {
+    // On a cluster `INFO` is sent to every node: a map of the nodes' replies.
+    let info: String = match redis::cmd("INFO")
         .arg("server")
         .query_async(conn)
         .await
-        .unwrap();
+        .unwrap()
+    {
+        redis::Value::Map(nodes) => nodes
+            .into_iter()
+            .map(|(_, v)| redis::from_redis_value::<String>(v).unwrap())
+            .min()
+            .unwrap(),
+        one => redis::from_redis_value(one).unwrap(),
+    };
     let v = info
         .lines()
         .find_map(|l| l.strip_prefix("redis_version:"))

@@ -15,5 +15,6 @@ mod console_http;
 mod dlq;
 mod errors;
 mod inspect;
+mod migrate;
 mod mutate;
 mod tail;

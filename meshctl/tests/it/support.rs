@@ -6,8 +6,8 @@ use std::{process::Stdio, time::Duration};
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 
-use common::{Keys, testing::RedisServer};
-use redis::aio::ConnectionManager;
+use common::connection::Conn;
+use common::{Keys, testing::TestRedis};
 use serde_json::Value;
 
 /// What one run of meshctl printed and returned.
@@ -83,7 +83,7 @@ pub struct Live {
 
 impl Live {
     /// Starts `meshctl --json <args>` against this test's server and prefix.
-    pub fn spawn(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Self {
+    pub fn spawn(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Self {
         let url = redis.url();
         let mut all = vec!["--redis-url", &url, "--prefix", keys.prefix(), "--json"];
         all.extend_from_slice(args);
@@ -124,19 +124,19 @@ impl Live {
 }
 
 /// Runs meshctl against this test's server and prefix.
-pub async fn run(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Out {
+pub async fn run(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Out {
     run_url(&redis.url(), keys.prefix(), args).await
 }
 
 /// Runs meshctl with `--json` and parses its output.
-pub async fn json(redis: &RedisServer, keys: &Keys, args: &[&str]) -> Value {
+pub async fn json(redis: &dyn TestRedis, keys: &Keys, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     run(redis, keys, &all).await.json()
 }
 
 /// The ids of a stream's entries, oldest first.
-pub async fn ids_of(conn: &mut ConnectionManager, stream_key: &str) -> Vec<String> {
+pub async fn ids_of(conn: &mut Conn, stream_key: &str) -> Vec<String> {
     common::stream_testing::stream_entries(conn, stream_key)
         .await
         .into_iter()
@@ -145,12 +145,7 @@ pub async fn ids_of(conn: &mut ConnectionManager, stream_key: &str) -> Vec<Strin
 }
 
 /// Creates `group` at `0` and reads `count` entries as `<group>-1` without acking them.
-pub async fn read_without_ack(
-    conn: &mut ConnectionManager,
-    stream_key: &str,
-    group: &str,
-    count: usize,
-) {
+pub async fn read_without_ack(conn: &mut Conn, stream_key: &str, group: &str, count: usize) {
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream_key)

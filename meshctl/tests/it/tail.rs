@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{
     Keys,
-    testing::{RedisServer, unique_prefix},
+    testing::{RedisServer, TestRedis, unique_prefix},
 };
 use serde_json::Value;
 
@@ -132,7 +132,7 @@ async fn tail_follow_from_end_or_an_id_prints_only_what_follows_and_matches() {
 
 /// `tail` without `--follow` on the stream of `inspect` (5 entries, `ids`): positions, `-n` and
 /// filters.
-pub async fn tail_filters(redis: &RedisServer, keys: &Keys, ids: &[String]) {
+pub async fn tail_filters(redis: &dyn TestRedis, keys: &Keys, ids: &[String]) {
     let tail = |args: Vec<String>| async move {
         let mut all = vec!["--json".to_owned(), "tail".to_owned(), "orders".to_owned()];
         all.extend(args);

@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use common::connection::Conn;
 use common::{
     Envelope, Keys,
     events::{Event, OrderCompleted, OrderPlaced, PaymentFailed, UserRegistered},
@@ -20,7 +21,6 @@ use common::{
     },
 };
 use payment::entity::{payment as payment_row, wallet};
-use redis::aio::ConnectionManager;
 use sea_orm::EntityTrait;
 use uuid::Uuid;
 
@@ -54,7 +54,7 @@ async fn wait_replica_ready(port: u16) {
 }
 
 async fn distinct_orders<T: Event>(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     order_of: impl Fn(&T) -> Uuid,
 ) -> HashSet<Uuid> {
@@ -167,7 +167,7 @@ async fn a_replica_killed_mid_charge_loses_nothing_and_charges_nothing_twice() {
     let failed = distinct_orders::<PaymentFailed>(&mut conn, &keys, |e| e.order_id).await;
     assert_eq!((completed.len(), failed.len()), (200, 40));
     assert!(completed.is_disjoint(&failed));
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert_eq!(common::testing::dead_letter_total(&redis, &keys).await, 0);
 
     // The survivors stop cleanly on SIGTERM (exit 0), as under `docker compose stop`.
     for mut replica in [survivor, replacement] {

@@ -18,12 +18,12 @@ use axum::{
     extract::{ConnectInfo, FromRef, FromRequestParts},
     http::request::Parts,
 };
+use common::connection::Conn;
 use common::keys::Keys;
 use common::{
     auth::{JwtSigner, JwtVerifier},
     db::outbox::OutboxNotifier,
 };
-use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 
 use crate::{password::Hashing, rate_limit::Limiter, revoke::Revoker};
@@ -32,7 +32,7 @@ use crate::{password::Hashing, rate_limit::Limiter, revoke::Revoker};
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
-    pub redis: ConnectionManager,
+    pub redis: Conn,
     pub keys: Keys,
     pub signer: JwtSigner,
     pub verifier: JwtVerifier,

@@ -162,7 +162,7 @@ async fn another_service_verifies_through_the_jwks_url_and_follows_the_revocatio
     let revocations = common::auth::Revocations::default();
     let stop = tokio_util::sync::CancellationToken::new();
     let follower = tokio::spawn(common::auth::revocations::follow(
-        app.redis_server.client(),
+        app.redis_server.target(),
         common::Keys::new(app.keys.prefix().to_owned()),
         revocations.clone(),
         stop.clone(),

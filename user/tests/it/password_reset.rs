@@ -248,7 +248,7 @@ async fn a_forged_reset_event_never_mails_the_link_to_another_address() {
         .await
         .unwrap();
 
-    let dead_letter = format!("{}dead-letter", app.keys.prefix());
+    let dead_letter = app.keys.dead_letter("password-reset-requested");
     wait_until(
         Duration::from_secs(15),
         "forged event dead-lettered",

@@ -128,7 +128,7 @@ async fn two_replicas_ship_every_order_exactly_once() {
             .all(|(_, p)| shipment_ids.contains(&p.shipment_id))
     );
     assert_eq!(xlen(&mut conn, &keys.stream(RefundOrder::TYPE)).await, 0);
-    assert_eq!(xlen(&mut conn, &keys.dead_letter()).await, 0);
+    assert_eq!(common::testing::dead_letter_total(&redis, &keys).await, 0);
 
     for mut replica in replicas {
         replica.stop_cleanly(Duration::from_secs(30)).await;

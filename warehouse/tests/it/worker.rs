@@ -244,7 +244,7 @@ async fn a_malformed_stock_reserved_is_dead_lettered_untouched() {
     )
     .unwrap();
     app.deliver(&bad).await;
-    let dead = common::testing::xlen(&mut app.redis.clone(), &app.keys.dead_letter()).await;
+    let dead = app.dead_letters().await;
     assert_eq!(dead, 1, "dead-lettered");
     assert!(app.all_shipments().await.is_empty());
     assert!(app.events::<OrderShipped>().await.is_empty());

@@ -55,13 +55,14 @@ async fn gauges_report_lag_pending_dead_letters_and_outbox_backlog_as_of_the_las
         .unwrap();
     let shipped = read_as(&mut conn, &orders, "shipping", "s1", 1).await;
     fail(&mut conn, &keys, "orders", "shipping", &shipped[0]).await;
-    let dead: Vec<String> = common::stream_testing::stream_entries(&mut conn, &keys.dead_letter())
-        .await
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let dead: Vec<String> =
+        common::stream_testing::stream_entries(&mut conn, &keys.dead_letter("orders"))
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
     assert_eq!(dead.len(), 3);
-    let replay = dead_letter::replay(&mut conn, &keys, &dead[0])
+    let replay = dead_letter::replay(&mut conn, &keys, "orders", &dead[0])
         .await
         .unwrap();
     assert!(matches!(replay, dead_letter::Replay::Replayed { .. }));
@@ -221,7 +222,7 @@ async fn gauges_report_lag_pending_dead_letters_and_outbox_backlog_as_of_the_las
     // Scrapes do not query Redis: new entries and a purge show only after the next refresh.
     xadd_at(&mut conn, &orders, "*", 7).await;
     let _: i64 = redis::cmd("XDEL")
-        .arg(keys.dead_letter())
+        .arg(keys.dead_letter("orders"))
         .arg(&dead[1])
         .query_async(&mut conn)
         .await

@@ -10,6 +10,7 @@ mod recorded;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use common::connection::Conn;
 use common::{
     Envelope, Keys,
     config::HttpArgs,
@@ -18,7 +19,6 @@ use common::{
     runtime::dead_letter::{self, Failure},
     testing::RedisServer,
 };
-use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +56,7 @@ pub async fn serve_with(
     base
 }
 
-pub async fn xadd_at(conn: &mut ConnectionManager, key: &str, id: &str, n: usize) {
+pub async fn xadd_at(conn: &mut Conn, key: &str, id: &str, n: usize) {
     let envelope = Envelope::new(
         "order-placed",
         "test",
@@ -75,7 +75,7 @@ pub async fn xadd_at(conn: &mut ConnectionManager, key: &str, id: &str, n: usize
 
 /// `XREADGROUP … COUNT n` as `consumer`; returns the ids read (and so pending).
 pub async fn read_as(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     key: &str,
     group: &str,
     consumer: &str,
@@ -99,7 +99,7 @@ pub async fn read_as(
         .collect()
 }
 
-pub async fn fail(conn: &mut ConnectionManager, keys: &Keys, stream: &str, group: &str, id: &str) {
+pub async fn fail(conn: &mut Conn, keys: &Keys, stream: &str, group: &str, id: &str) {
     let failure = Failure {
         origin_stream: stream,
         origin_id: id,
