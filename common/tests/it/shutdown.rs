@@ -110,7 +110,7 @@ async fn sigterm_finishes_in_flight_handlers_acks_them_and_exits_zero() {
 
 /// The names of `group`'s consumers on `stream_key`.
 async fn consumers(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut common::connection::Conn,
     stream_key: &str,
     group: &str,
 ) -> Vec<String> {
