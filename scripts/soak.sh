@@ -94,7 +94,11 @@ for _ in $(seq 30); do
   ((pending == 0)) && break
   sleep 1
 done
-dead=$(redis-cli -p "$redis_port" XLEN "${MESH_STREAM_PREFIX}dead-letter")
+# Every origin stream has its own dead-letter stream (`<prefix>dead-letter:{<prefix><stream>}`).
+dead=0
+for key in $(redis-cli -p "$redis_port" --scan --pattern "${MESH_STREAM_PREFIX}dead-letter:*"); do
+  dead=$((dead + $(redis-cli -p "$redis_port" XLEN "$key")))
+done
 echo "at the end: $pending entries pending, $dead dead letters" | tee -a "$out/soak.txt"
 ((pending == 0 && dead == 0)) || verdict=1
 
