@@ -49,20 +49,7 @@ impl RedisServer {
     }
 
     fn start_with_fsync(fsync: &'static str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("mesh-redis-")
-            .tempdir()
-            .expect("temp dir for redis");
-        let mut server = Self {
-            port: free_port(),
-            dir,
-            child: None,
-            operator_password: None,
-            fsync,
-            cluster_node: false,
-        };
-        server.spawn();
-        server
+        Self::launch("mesh-redis-", fsync, None, false, |_| {})
     }
 
     /// Starts a server whose users are those of `acl` (an ACL file, `common::acl`), with the
@@ -70,37 +57,41 @@ impl RedisServer {
     /// `operator_password`; [`Self::url_as`] as anyone. `stop` is a kill here: the operator may
     /// not `SHUTDOWN`.
     pub fn start_with_acl(acl: &str, operator_password: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("mesh-redis-")
-            .tempdir()
-            .expect("temp dir for redis");
-        std::fs::write(dir.path().join("users.acl"), acl).expect("write the ACL file");
-        let mut server = Self {
-            port: free_port(),
-            dir,
-            child: None,
-            operator_password: Some(operator_password.to_owned()),
-            fsync: "everysec",
-            cluster_node: false,
-        };
-        server.spawn();
-        server
+        Self::launch(
+            "mesh-redis-",
+            "everysec",
+            Some(operator_password.to_owned()),
+            false,
+            |dir| std::fs::write(dir.join("users.acl"), acl).expect("write the ACL file"),
+        )
     }
 
     /// Starts a node for a Redis Cluster (not yet part of one): its cluster state in
     /// `nodes.conf` in its directory, a node that does not answer for 1 s taken as failed.
     pub(crate) fn start_cluster_node() -> Self {
+        Self::launch("mesh-redis-cluster-", "always", None, true, |_| {})
+    }
+
+    /// The one way a server starts: a temp dir (`prepare` writes into it first), a free port.
+    fn launch(
+        prefix: &str,
+        fsync: &'static str,
+        operator_password: Option<String>,
+        cluster_node: bool,
+        prepare: impl FnOnce(&Path),
+    ) -> Self {
         let dir = tempfile::Builder::new()
-            .prefix("mesh-redis-cluster-")
+            .prefix(prefix)
             .tempdir()
             .expect("temp dir for redis");
+        prepare(dir.path());
         let mut server = Self {
             port: free_port(),
             dir,
             child: None,
-            operator_password: None,
-            fsync: "always",
-            cluster_node: true,
+            operator_password,
+            fsync,
+            cluster_node,
         };
         server.spawn();
         server
