@@ -112,6 +112,30 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The next page of stream `key` (`XRANGE key <start> + COUNT count`), moving `start` past
+    /// its last entry; empty once the stream is read to its end. Start with `start = "-"`.
+    pub async fn next_page(
+        &mut self,
+        key: &str,
+        start: &mut String,
+        count: usize,
+    ) -> anyhow::Result<Vec<redis_io::RawEntry>> {
+        let page: Value = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(&*start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XRANGE {key}"))?;
+        let entries = redis_io::parse_entries(key, page);
+        if let Some(last) = entries.last() {
+            *start = format!("({}", last.id);
+        }
+        Ok(entries)
+    }
+
     /// Connects eagerly (a CLI should fail fast, not retry in the background) and pings.
     pub async fn connect(url: &str, prefix: &str, json: bool) -> anyhow::Result<Self> {
         common::keys::check_prefix(prefix).map_err(|e| bad_input(format!("--prefix: {e}")))?;

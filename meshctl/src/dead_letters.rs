@@ -5,11 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Context as _;
-use common::runtime::{
-    dead_letter::{self, fields},
-    redis_io,
-};
-use redis::Value;
+use common::runtime::dead_letter::{self, fields};
 use serde::Serialize;
 
 use crate::{ctx::Ctx, fmt, position::id_key};
@@ -56,18 +52,10 @@ async fn load_origin(ctx: &mut Ctx, origin: &str, out: &mut Vec<DeadLetter>) -> 
         .context("SMEMBERS")?;
     let mut start = "-".to_owned();
     loop {
-        let page: Value = redis::cmd("XRANGE")
-            .arg(&key)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(5000)
-            .query_async(&mut ctx.conn)
-            .await
-            .context("XRANGE dead-letter")?;
-        let entries = redis_io::parse_entries(&key, page);
-        let Some(last) = entries.last() else { break };
-        start = format!("({}", last.id);
+        let entries = ctx.next_page(&key, &mut start, 5000).await?;
+        if entries.is_empty() {
+            break;
+        }
         for e in entries {
             let fields: BTreeMap<String, String> = e
                 .fields

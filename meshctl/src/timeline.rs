@@ -7,9 +7,7 @@
 //! which is what safe trim keeps (the stream retention, 6 h by default). An operator's tool on
 //! demand, not something to poll.
 
-use anyhow::Context as _;
 use common::{envelope, http::MAX_REQUEST_ID_LEN, runtime::redis_io};
-use redis::Value;
 use serde::Serialize;
 
 use crate::{
@@ -70,18 +68,10 @@ pub async fn timeline(ctx: &mut Ctx, correlation_id: &str) -> anyhow::Result<Tim
         let key = ctx.keys.stream(&stream);
         let mut start = "-".to_owned();
         loop {
-            let page: Value = redis::cmd("XRANGE")
-                .arg(&key)
-                .arg(&start)
-                .arg("+")
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async(&mut ctx.conn)
-                .await
-                .with_context(|| format!("XRANGE {key}"))?;
-            let entries = redis_io::parse_entries(&key, page);
-            let Some(last) = entries.last() else { break };
-            start = format!("({}", last.id);
+            let entries = ctx.next_page(&key, &mut start, PAGE).await?;
+            if entries.is_empty() {
+                break;
+            }
             let full = entries.len() == PAGE;
             found.extend(
                 entries

@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use clap::Args;
-use common::runtime::{dead_letter::fields, redis_io};
-use redis::Value;
+use common::runtime::dead_letter::fields;
 use serde::Serialize;
 
 use crate::{
@@ -53,18 +52,10 @@ pub async fn migrate_legacy(ctx: &mut Ctx, m: &Migrate) -> anyhow::Result<()> {
     };
     let mut start = "-".to_owned();
     loop {
-        let page: Value = redis::cmd("XRANGE")
-            .arg(&legacy)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut ctx.conn)
-            .await
-            .context("XRANGE dead-letter")?;
-        let entries = redis_io::parse_entries(&legacy, page);
-        let Some(last) = entries.last() else { break };
-        start = format!("({}", last.id);
+        let entries = ctx.next_page(&legacy, &mut start, 1000).await?;
+        if entries.is_empty() {
+            break;
+        }
         for entry in entries {
             let fields = entry.fields.unwrap_or_default();
             let origin = common::envelope::field(&fields, fields::ORIGIN_STREAM)
