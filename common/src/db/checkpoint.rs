@@ -8,7 +8,11 @@
 //! reached 5 GB in 150 s of orders; `common/tests/it/write.rs` reproduces it in seconds). So once
 //! the WAL passes [`WAL_LIMIT_PAGES`], a `TRUNCATE` checkpoint on a connection of its own waits
 //! a bounded moment ([`TRUNCATE_WAIT`]) for the readers, copies the rest and cuts the file to
-//! zero. Writers wait during that moment only; if readers outlast it, the next tick tries again.
+//! zero. Writers wait during that moment only; if readers outlast it, the next tick tries again
+//! with twice the wait, up to [`TRUNCATE_WAIT_MAX`]: a machine starved of CPU stretches every
+//! reader's snapshot, and a fixed quarter second then never finds them gone (a 45-minute soak
+//! saw the store's WAL held back for a minute, to 119 MB). The longest wait stays well below
+//! the writers' own busy timeout, so a writer held back by it waits and never fails.
 
 use std::time::Duration;
 
@@ -24,8 +28,13 @@ pub const WAL_LIMIT_PAGES: i64 = 16_384;
 /// back to this.
 pub(super) const JOURNAL_SIZE_LIMIT: &str = "67108864";
 
-/// How long a truncating checkpoint waits for readers (and holds writers back): 250 ms.
-const TRUNCATE_WAIT: &str = "PRAGMA busy_timeout = 250";
+/// How long a truncating checkpoint first waits for readers (and holds writers back).
+const TRUNCATE_WAIT: Duration = Duration::from_millis(250);
+
+/// The longest a truncating checkpoint waits, after readers outlasted the shorter waits.
+pub const TRUNCATE_WAIT_MAX: Duration = Duration::from_secs(2);
+const _: () =
+    assert!(TRUNCATE_WAIT_MAX.as_millis() < super::outage::SQLITE_BUSY_TIMEOUT.as_millis());
 
 /// The busy timeout every pooled connection has (`super::connect`:
 /// `outage::SQLITE_BUSY_TIMEOUT`, 5 s), restored after a truncation.
@@ -52,20 +61,24 @@ pub async fn checkpoint_sqlite_with(
         return;
     }
     let mut failures = 0u32;
+    let mut wait = TRUNCATE_WAIT;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
             _ = shutdown.cancelled() => return,
         }
         let outcome = match passive(&db).await {
-            Ok(wal_pages) if wal_pages >= limit_pages => truncate(&db).await.map(|done| {
+            Ok(wal_pages) if wal_pages >= limit_pages => truncate(&db, wait).await.map(|done| {
                 if done {
                     metrics::counter!("mesh_sqlite_wal_truncations_total").increment(1);
+                    wait = TRUNCATE_WAIT;
                 } else {
                     tracing::debug!(
                         wal_pages,
-                        "readers outlasted the truncating checkpoint; next tick"
+                        wait_ms = wait.as_millis() as u64,
+                        "readers outlasted the truncating checkpoint; next tick waits longer"
                     );
+                    wait = (wait * 2).min(TRUNCATE_WAIT_MAX);
                 }
             }),
             Ok(_) => Ok(()),
@@ -95,9 +108,9 @@ async fn passive(db: &DatabaseConnection) -> Result<i64, DbErr> {
     row.try_get_by_index(1)
 }
 
-/// A `TRUNCATE` checkpoint on one pooled connection whose busy timeout is [`TRUNCATE_WAIT`]
-/// meanwhile; `true` when the WAL was truncated.
-async fn truncate(db: &DatabaseConnection) -> Result<bool, DbErr> {
+/// A `TRUNCATE` checkpoint on one pooled connection whose busy timeout is `wait` meanwhile;
+/// `true` when the WAL was truncated.
+async fn truncate(db: &DatabaseConnection, wait: Duration) -> Result<bool, DbErr> {
     use sea_orm::sqlx::{self, Row as _};
     let sql = |e: sqlx::Error| DbErr::Custom(format!("truncating checkpoint: {e}"));
     let mut conn = db
@@ -105,7 +118,9 @@ async fn truncate(db: &DatabaseConnection) -> Result<bool, DbErr> {
         .acquire()
         .await
         .map_err(sql)?;
-    sqlx::query(TRUNCATE_WAIT)
+    // Only an integer goes into this statement.
+    let busy_timeout = format!("PRAGMA busy_timeout = {}", wait.as_millis());
+    sqlx::query(sqlx::AssertSqlSafe(busy_timeout))
         .execute(&mut *conn)
         .await
         .map_err(sql)?;

@@ -11,7 +11,7 @@ pub mod relay;
 mod write;
 
 pub use checkpoint::{
-    CHECKPOINT_EVERY, WAL_LIMIT_PAGES, checkpoint_sqlite, checkpoint_sqlite_with,
+    CHECKPOINT_EVERY, TRUNCATE_WAIT_MAX, WAL_LIMIT_PAGES, checkpoint_sqlite, checkpoint_sqlite_with,
 };
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};

@@ -208,6 +208,74 @@ async fn the_wal_stays_bounded_under_steady_reads_and_writes() {
     );
 }
 
+/// Readers whose snapshots last longer than a truncating checkpoint's first wait — what a
+/// machine starved of CPU does to every reader — must not keep the WAL from starting over: each
+/// miss doubles the wait (up to `db::TRUNCATE_WAIT_MAX`), and a wait longer than the snapshots
+/// finds the readers present at its start gone. Two readers take turns holding 700 ms snapshots,
+/// so one is always open and the oldest ends within 700 ms; a fixed quarter second never truncates.
+#[tokio::test]
+async fn readers_holding_long_snapshots_only_delay_the_wals_truncation() {
+    const LIMIT_PAGES: i64 = 300;
+    const HOLD: std::time::Duration = std::time::Duration::from_millis(700);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slow-readers.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let conn = db::connect(&url).await.unwrap();
+    conn.execute_unprepared("CREATE TABLE pages (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut readers = Vec::new();
+    for turn in 0..2u32 {
+        let (conn, stop) = (conn.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            tokio::time::sleep(HOLD / 2 * turn).await;
+            while !stop.is_cancelled() {
+                let txn = sea_orm::TransactionTrait::begin(&conn).await.unwrap();
+                txn.query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    "SELECT count(*) FROM pages",
+                ))
+                .await
+                .unwrap();
+                tokio::time::sleep(HOLD).await;
+                txn.commit().await.unwrap();
+            }
+        }));
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let checkpoints = tokio::spawn(db::checkpoint_sqlite_with(
+        conn.clone(),
+        LIMIT_PAGES,
+        shutdown.clone(),
+    ));
+    let wal = dir.path().join("slow-readers.db-wal");
+    let (mut previous, mut restarts, mut written) = (0u64, 0u32, 0usize);
+    let started = std::time::Instant::now();
+    // Escalating to a wait past 700 ms takes three missed ticks (~3 s); 15 s leaves room for
+    // several truncations on a slow machine.
+    while started.elapsed() < std::time::Duration::from_secs(15) && restarts < 3 {
+        write_pages(&conn, 10).await;
+        written += 10;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if size < previous {
+            restarts += 1;
+        }
+        previous = size;
+    }
+    stop.cancel();
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    shutdown.cancel();
+    checkpoints.await.unwrap();
+    assert!(
+        restarts >= 2,
+        "the WAL started over {restarts} times in {written} transactions under 700 ms snapshots"
+    );
+}
+
 /// The inbox keeps the runtime's bookkeeping bounded: rows of events applied longer ago than the
 /// idempotency retention are deleted, newer ones stay — and so does every row applied after the
 /// oldest entry its group still has pending, however old: that entry can be delivered again (its

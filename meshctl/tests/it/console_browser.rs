@@ -18,7 +18,7 @@ use common::{
     stream_testing::{InProcessWorker, publish_n},
     testing::{RedisServer, free_port, unique_prefix, wait_drained, wait_until},
 };
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use serde_json::json;
 
 use crate::{
@@ -109,14 +109,32 @@ async fn text_of(browser: &Client, css: &str) -> String {
     element.text().await.expect("text")
 }
 
+/// Clicks what submits a form or follows a link, and waits until the browser has left the page:
+/// without that wait, the next lookup can find its element on the page being left, and reading
+/// it fails as stale (or reads the old page).
 async fn click(browser: &Client, css: &str) {
-    browser
+    let target = browser
         .find(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("no `{css}`: {e}"))
-        .click()
+        .unwrap_or_else(|e| panic!("no `{css}`: {e}"));
+    click_and_leave(browser, target).await;
+}
+
+async fn click_and_leave(browser: &Client, target: Element) {
+    let old_page = browser
+        .find(Locator::Css("html"))
         .await
-        .expect("click");
+        .expect("the page's root");
+    target.click().await.expect("click");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while old_page.tag_name().await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the click did not leave {:?} within 10 s",
+            browser.current_url().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -277,7 +295,7 @@ async fn an_operator_replays_a_dead_letter_in_a_real_browser_and_sees_it_handled
         .find(Locator::Css("#pending tbody tr a"))
         .await
         .expect("a pending entry");
-    entry.click().await.unwrap();
+    click_and_leave(&browser, entry).await;
     assert!(text_of(&browser, "h1").await.starts_with("Entry "));
     assert_eq!(text_of(&browser, "#positions td.state").await, "pending");
     screenshot(&browser, "entry").await;
