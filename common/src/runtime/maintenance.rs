@@ -50,25 +50,86 @@ if #p > 0 then return -1 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 "#;
 
-/// A stopped worker removes its own consumer from its group on every stream where it has nothing
-/// pending (checked atomically), so a replica scaled away leaves no consumer behind. Where it
-/// still holds entries (handlers unfinished at the end of the grace period), the consumer stays:
-/// deleting it would drop those entries; they are claimed by the others, and the consumer is
-/// removed later by `remove_gone_consumers`. Called after the reader and the acker have stopped.
+/// A clean stop's way out of a group, atomically on one stream: the entries we still hold and no
+/// handler of ours is working on (`ARGV[4..]` are those in flight) — entries waiting for a retry
+/// when the stop came — go to the group's most recently active other consumer (`XCLAIM … JUSTID`,
+/// not a delivery), marked idle for the processing timeout (`ARGV[3]`, ms) so that the next
+/// reclaim scan of any live consumer takes them at once; then, holding nothing, we delete our
+/// consumer. With no other consumer, or entries still in flight, we stay: deleting a consumer
+/// drops its pending entries. Returns `{handed over, left (1) or stayed (0)}`.
+const LEAVE: &str = r#"
+local busy = {}
+for i = 4, #ARGV do busy[ARGV[i]] = true end
+local heir, heir_idle = nil, nil
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] ~= ARGV[2] and (heir_idle == nil or f['idle'] < heir_idle) then
+    heir, heir_idle = f['name'], f['idle']
+  end
+end
+local handed, start = 0, '-'
+while heir do
+  local page = redis.call('XPENDING', KEYS[1], ARGV[1], start, '+', 500, ARGV[2])
+  local claim = {'XCLAIM', KEYS[1], ARGV[1], heir, '0'}
+  for _, p in ipairs(page) do
+    if not busy[p[1]] then claim[#claim + 1] = p[1] end
+  end
+  if #claim > 5 then
+    claim[#claim + 1] = 'IDLE'
+    claim[#claim + 1] = ARGV[3]
+    claim[#claim + 1] = 'JUSTID'
+    handed = handed + #redis.call(unpack(claim))
+  end
+  if #page < 500 then break end
+  start = '(' .. page[#page][1]
+end
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then
+  return {handed, 0}
+end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return {handed, 1}
+"#;
+
+/// A stopped worker leaves its groups, so a replica scaled away leaves no consumer behind: on
+/// every stream it hands what it still holds to another consumer and deletes its own (see
+/// [`LEAVE`]). Where a handler is still running past the grace period, or no other consumer is
+/// there to take over, the consumer stays with its entries: a replica started again under the
+/// same name re-reads them, others claim them after the processing timeout, and
+/// `remove_gone_consumers` deletes the consumer once it is empty and long gone. Called after the
+/// reader and the acker have stopped.
 pub(crate) async fn leave_groups<H>(shared: &Shared<H>) {
+    let in_flight: Vec<(String, String)> = {
+        let inflight = shared.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        inflight
+            .iter()
+            .map(|entry| {
+                let (key, id) = shared.entry_of(*entry);
+                (key.to_owned(), id)
+            })
+            .collect()
+    };
+    let idle_ms = shared.cfg.processing_timeout.as_millis() as u64;
+    let script = Script::new(LEAVE);
     for key in shared.stream_keys() {
-        let left: redis::RedisResult<i64> = Script::new(DELETE_IF_EMPTY)
-            .key(&key)
+        let mut invocation = script.key(&key);
+        invocation
             .arg(&shared.cfg.group)
             .arg(&shared.cfg.consumer)
-            .invoke_async(&mut shared.cmd.clone())
-            .await;
+            .arg(idle_ms);
+        for (_, id) in in_flight.iter().filter(|(k, _)| *k == key) {
+            invocation.arg(id);
+        }
+        let left: redis::RedisResult<(u64, u8)> =
+            invocation.invoke_async(&mut shared.cmd.clone()).await;
         let (group, consumer) = (&shared.cfg.group, &shared.cfg.consumer);
         match left {
-            Ok(kept) if kept < 0 => {
-                tracing::info!(stream = %key, %group, %consumer, "consumer kept: it has entries pending")
+            Ok((handed_over, 0)) => {
+                tracing::info!(stream = %key, %group, %consumer, handed_over, "consumer kept: it has entries pending")
             }
-            Ok(_) => tracing::debug!(stream = %key, %group, %consumer, "consumer left its group"),
+            Ok((handed_over, _)) => {
+                tracing::debug!(stream = %key, %group, %consumer, handed_over, "consumer left its group")
+            }
             Err(error) => {
                 tracing::warn!(%error, stream = %key, %group, %consumer, "consumer not removed")
             }

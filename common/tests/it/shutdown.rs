@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use common::{
     Keys,
+    runtime::{HandleError, Handler, Message, WorkerConfig},
+    stream_testing::{InProcessWorker, Recorder},
     testing::{RedisServer, group_state, unique_prefix, wait_drained, wait_until},
 };
 
@@ -177,4 +179,80 @@ async fn a_worker_that_stops_cleanly_leaves_its_group() {
     let held = pending(&mut conn, &stream_key, "g").await;
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].1, "holder");
+}
+
+/// Always fails, retryably: its entries wait for a retry when the worker stops.
+#[derive(Clone, Default)]
+struct AlwaysRetry {
+    attempts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Handler for AlwaysRetry {
+    async fn handle(&self, _message: &Message) -> Result<(), HandleError> {
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(HandleError::retry(anyhow::anyhow!("not now")))
+    }
+}
+
+/// A replica scaled down while entries wait for a retry (its database was slow, a row was
+/// locked by another replica) still leaves its group: it hands those entries to the group's
+/// other consumer, marked idle for the processing timeout, and that consumer's next reclaim
+/// scan handles them — each exactly once, nothing left pending, one consumer per live replica.
+/// Alone in its group, it keeps them instead (deleting its consumer would drop them).
+#[tokio::test]
+async fn a_worker_stopping_with_entries_waiting_for_a_retry_hands_them_over() {
+    let redis = RedisServer::start();
+    let keys = Keys::new(unique_prefix());
+    let stream_key = keys.stream("handover");
+    let mut conn = redis.connection();
+    let ids = publish_n(&redis, &keys, "handover", 5).await;
+    let config = |consumer: &str| {
+        let mut cfg = WorkerConfig::new(keys.clone(), "g", &["handover"]);
+        cfg.consumer = consumer.into();
+        cfg.block = Duration::from_millis(100);
+        // Replicas of one service share it; entries would be reclaimable 30 s after their last
+        // delivery on their own.
+        cfg.processing_timeout = Duration::from_secs(30);
+        // The retries would come long after the stop.
+        cfg.retry_base = Duration::from_secs(60);
+        cfg.retry_max = Duration::from_secs(60);
+        cfg
+    };
+    let failing = AlwaysRetry::default();
+    let all_failed = || async { failing.attempts.load(std::sync::atomic::Ordering::SeqCst) >= 5 };
+
+    // Alone: it stops holding all five, and keeps its consumer.
+    let leaver = InProcessWorker::start(&redis, config("leaver"), failing.clone());
+    wait_until(Duration::from_secs(15), "five failed attempts", all_failed).await;
+    leaver.stop().await;
+    assert_eq!(consumers(&mut conn, &stream_key, "g").await, ["leaver"]);
+    assert_eq!(pending(&mut conn, &stream_key, "g").await.len(), 5);
+
+    // Started again under its name, it re-reads what it held and fails it again; now another
+    // replica is there when it stops.
+    failing
+        .attempts
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let leaver = InProcessWorker::start(&redis, config("leaver"), failing.clone());
+    wait_until(Duration::from_secs(15), "five failed attempts", all_failed).await;
+    let recorder = Recorder::default();
+    let stayer = InProcessWorker::start(&redis, config("stayer"), recorder.clone());
+    wait_until(Duration::from_secs(15), "the stayer joins", || {
+        let mut conn = conn.clone();
+        let stream_key = stream_key.clone();
+        async move { consumers(&mut conn, &stream_key, "g").await.len() == 2 }
+    })
+    .await;
+    leaver.stop().await;
+    assert_eq!(consumers(&mut conn, &stream_key, "g").await, ["stayer"]);
+
+    // Idle for the processing timeout already: the stayer's first reclaim scan (every 10 s at
+    // its 30 s timeout) takes them, long before they would be idle that long on their own.
+    wait_drained(&mut conn, &stream_key, "g", Duration::from_secs(20)).await;
+    let counts = recorder.counts();
+    assert_eq!(counts.len(), ids.len(), "{counts:?}");
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    stayer.stop().await;
+    assert!(consumers(&mut conn, &stream_key, "g").await.is_empty());
 }
