@@ -17,7 +17,7 @@ use common::{
     Envelope, Keys,
     runtime::{HandleError, Handler, Message, Publisher},
     stream_testing::Recorder,
-    testing::RedisServer,
+    testing::TestRedis,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -36,7 +36,7 @@ pub struct Console {
 
 /// `meshctl --redis-url … --prefix … serve --listen 127.0.0.1:0 <extra>` with only `env`.
 pub fn serve_command(
-    redis: &RedisServer,
+    redis: &dyn TestRedis,
     keys: &Keys,
     env: &[(&str, &str)],
     extra: &[&str],
@@ -67,7 +67,7 @@ pub fn serve_command(
 
 impl Console {
     /// Starts the console with [`TOKEN`] and waits for it to listen.
-    pub async fn start(redis: &RedisServer, keys: &Keys) -> Self {
+    pub async fn start(redis: &dyn TestRedis, keys: &Keys) -> Self {
         let mut child = serve_command(redis, keys, &[("MESH_CONSOLE_TOKEN", TOKEN)], &[])
             .spawn()
             .expect("spawn meshctl serve");
@@ -173,7 +173,7 @@ impl Handler for FailsUntilFixed {
 
 /// Publishes one event to `stream` with `correlation_id`; returns its event id.
 pub async fn publish(
-    redis: &RedisServer,
+    redis: &dyn TestRedis,
     keys: &Keys,
     stream: &str,
     correlation_id: &str,

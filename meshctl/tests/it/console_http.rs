@@ -9,7 +9,7 @@ use common::{
     Keys,
     runtime::WorkerConfig,
     stream_testing::{InProcessWorker, Recorder, publish_n},
-    testing::{RedisServer, unique_prefix, wait_drained, wait_until},
+    testing::{RedisServer, TestRedis, unique_prefix, wait_drained, wait_until},
 };
 use serde_json::json;
 
@@ -150,7 +150,7 @@ async fn pages_need_a_session_the_token_and_the_consoles_own_host() {
 }
 
 /// One dead letter on `invoices` (group `accounting`); returns its id.
-async fn one_dead_letter(redis: &RedisServer, keys: &Keys) -> String {
+async fn one_dead_letter(redis: &dyn TestRedis, keys: &Keys) -> String {
     let events = publish_n(redis, keys, "invoices", 2).await;
     let worker = InProcessWorker::start(
         redis,
@@ -230,9 +230,8 @@ async fn a_form_without_the_csrf_token_or_from_another_origin_changes_nothing() 
     assert_eq!(ls.as_array().unwrap().len(), 0, "the purge went through");
 }
 
-#[tokio::test]
-async fn a_confirm_acts_on_exactly_the_ids_its_preview_pinned() {
-    let redis = RedisServer::start();
+common::on_one_server_and_a_cluster!(a_confirm_acts_on_exactly_the_ids_its_preview_pinned);
+async fn a_confirm_acts_on_exactly_the_ids_its_preview_pinned(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let handler = FailsUntilFixed::default();
     let worker = InProcessWorker::start(
@@ -323,9 +322,8 @@ async fn a_confirm_acts_on_exactly_the_ids_its_preview_pinned() {
     worker.stop().await;
 }
 
-#[tokio::test]
-async fn every_page_shows_the_meshs_state_and_the_cli_timeline_agrees() {
-    let redis = RedisServer::start();
+common::on_one_server_and_a_cluster!(every_page_shows_the_meshs_state_and_the_cli_timeline_agrees);
+async fn every_page_shows_the_meshs_state_and_the_cli_timeline_agrees(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let dead = one_dead_letter(&redis, &keys).await;

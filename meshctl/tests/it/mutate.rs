@@ -6,7 +6,7 @@ use std::time::Duration;
 use common::{
     Envelope, Keys,
     runtime::WorkerConfig,
-    testing::{RedisServer, group_state, unique_prefix, wait_drained, xlen},
+    testing::{TestRedis, group_state, unique_prefix, wait_drained, xlen},
 };
 
 use crate::support::{find, ids_of, json, read_without_ack, run};
@@ -19,9 +19,8 @@ fn now_ms() -> u64 {
 /// Asserted on delivery, not on effect: the worker runs with `idempotency = false`, because with
 /// the idempotency set on, a rewound group is *delivered* the entries again but skips (and acks)
 /// events it already processed.
-#[tokio::test]
-async fn group_seek_to_a_time_redelivers_exactly_the_entries_after_it() {
-    let redis = RedisServer::start();
+common::on_one_server_and_a_cluster!(group_seek_to_a_time_redelivers_exactly_the_entries_after_it);
+async fn group_seek_to_a_time_redelivers_exactly_the_entries_after_it(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("ledger");
@@ -133,9 +132,8 @@ async fn group_seek_to_a_time_redelivers_exactly_the_entries_after_it() {
     );
 }
 
-#[tokio::test]
-async fn trim_keeps_every_unacked_entry() {
-    let redis = RedisServer::start();
+common::on_one_server_and_a_cluster!(trim_keeps_every_unacked_entry);
+async fn trim_keeps_every_unacked_entry(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("audit");
@@ -185,9 +183,8 @@ async fn trim_keeps_every_unacked_entry() {
     assert!(left.contains(&ids[2]));
 }
 
-#[tokio::test]
-async fn publish_previews_then_adds_a_mesh_envelope() {
-    let redis = RedisServer::start();
+common::on_one_server_and_a_cluster!(publish_previews_then_adds_a_mesh_envelope);
+async fn publish_previews_then_adds_a_mesh_envelope(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let key = keys.stream("order-placed");
