@@ -16,10 +16,10 @@ fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis() as u64
 }
 
+common::on_one_server_and_a_cluster!(group_seek_to_a_time_redelivers_exactly_the_entries_after_it);
 /// Asserted on delivery, not on effect: the worker runs with `idempotency = false`, because with
 /// the idempotency set on, a rewound group is *delivered* the entries again but skips (and acks)
 /// events it already processed.
-common::on_one_server_and_a_cluster!(group_seek_to_a_time_redelivers_exactly_the_entries_after_it);
 async fn group_seek_to_a_time_redelivers_exactly_the_entries_after_it(redis: &dyn TestRedis) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
