@@ -11,8 +11,9 @@
 //!    `--latency-duration` seconds, open loop (an order is sent at its scheduled time whatever the
 //!    previous ones do); p50/p95/p99 from sending `POST /orders` to the `order-shipped` entry.
 //!
-//! Shipping is observed by one task reading the `<prefix>order-shipped` stream (and, to count
-//! failures, `payment-failed` and `refund-order`) with `XREAD BLOCK`, never by polling orders.
+//! Shipping is observed by a task reading the `<prefix>order-shipped` stream (and, to count
+//! failures, one each for `payment-failed` and `refund-order`) with `XREAD BLOCK`, never by
+//! polling orders.
 //! With `--pid name=PID` it also prints each process's CPU share per phase (`/proc/PID/stat`) and
 //! its peak RSS (`VmHWM`) at the end.
 
@@ -166,16 +167,24 @@ impl Tracker {
     }
 }
 
-/// Reads the order-shipped (and failure) streams from their current end, until `stop`.
+/// The streams that end an order: shipped, or one of the failures.
+const ENDINGS: [(&str, bool); 3] = [
+    ("order-shipped", true),
+    ("payment-failed", false),
+    ("refund-order", false),
+];
+
+/// Reads one of the [`ENDINGS`] streams from its current end, until `stop`. One reader per
+/// stream, each on its own connection: on a Redis Cluster the streams are in different slots,
+/// and one `XREAD` may name keys of one slot only.
 async fn follow(
     mut conn: common::connection::Conn,
-    prefix: String,
+    key: String,
+    shipped: bool,
     tracker: Arc<Tracker>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<()> {
-    let streams = ["order-shipped", "payment-failed", "refund-order"];
-    let keys: Vec<String> = streams.iter().map(|s| format!("{prefix}{s}")).collect();
-    let mut last: Vec<String> = vec!["$".to_owned(); keys.len()];
+    let mut last = "$".to_owned();
     let mut failures: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         let reply: Result<Option<StreamReadReply>> = redis::cmd("XREAD")
@@ -184,7 +193,7 @@ async fn follow(
             .arg("BLOCK")
             .arg(200)
             .arg("STREAMS")
-            .arg(&keys)
+            .arg(&key)
             .arg(&last)
             .query_async(&mut conn)
             .await
@@ -198,7 +207,7 @@ async fn follow(
                 failures += 1;
                 if failures.is_power_of_two() {
                     eprintln!(
-                        "bench-orders: following the streams: {error:#} ({failures} failures so far); retrying"
+                        "bench-orders: following {key}: {error:#} ({failures} failures so far); retrying"
                     );
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -207,19 +216,14 @@ async fn follow(
         };
         let now = Instant::now();
         let Some(reply) = reply else { continue };
-        for key in reply.keys {
-            let Some(i) = keys.iter().position(|k| *k == key.key) else {
-                continue;
-            };
-            for entry in key.ids {
-                last[i] = entry.id.clone();
-                let order_id = entry
-                    .get::<String>("data")
-                    .and_then(|d| serde_json::from_str::<Value>(&d).ok())
-                    .and_then(|d| d["order_id"].as_str().and_then(|s| s.parse().ok()));
-                if let Some(order_id) = order_id {
-                    tracker.seen(order_id, now, i == 0);
-                }
+        for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+            let order_id = entry
+                .get::<String>("data")
+                .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+                .and_then(|d| d["order_id"].as_str().and_then(|s| s.parse().ok()));
+            last = entry.id;
+            if let Some(order_id) = order_id {
+                tracker.seen(order_id, now, shipped);
             }
         }
     }
@@ -468,15 +472,15 @@ async fn main() -> Result<()> {
     let products = Arc::new(products);
 
     let client = common::connection::RedisTarget::open(args.redis_url.as_str())?;
-    let conn = client.connect(Duration::from_secs(10)).await?;
     let tracker = Arc::new(Tracker::default());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let follower = tokio::spawn(follow(
-        conn,
-        args.prefix.clone(),
-        tracker.clone(),
-        stop.clone(),
-    ));
+    let mut followers = Vec::new();
+    for (stream, shipped) in ENDINGS {
+        let conn = client.connect(Duration::from_secs(10)).await?;
+        let key = format!("{}{stream}", args.prefix);
+        let task = follow(conn, key, shipped, tracker.clone(), stop.clone());
+        followers.push(tokio::spawn(task));
+    }
     tokio::time::sleep(Duration::from_millis(300)).await; // the first XREAD is in place
 
     // The store learns products from `product-changed`: one order per product until accepted.
@@ -591,7 +595,10 @@ async fn main() -> Result<()> {
     );
 
     stop.store(true, Ordering::Relaxed);
-    let _ = tokio::time::timeout(Duration::from_secs(2), follower).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    for follower in followers {
+        let _ = tokio::time::timeout_at(deadline, follower).await;
+    }
 
     if !args.pids.is_empty() {
         let rss: Vec<String> = args
