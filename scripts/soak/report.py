@@ -97,7 +97,9 @@ if png:
     except ImportError:
         print(f"(no matplotlib: {png} not drawn; apt-get install python3-matplotlib)")
     else:
-        panels = [("RSS (MB)", "rss_"), ("SQLite WAL (MB)", "wal_"), ("database (MB)", "db_"),
+        # On PostgreSQL the sampler's wal_ columns are the runtime's tables (sample.py).
+        wal = "inbox + outbox tables (MB)" if "PostgreSQL" in title else "SQLite WAL (MB)"
+        panels = [("RSS (MB)", "rss_"), (wal, "wal_"), ("database (MB)", "db_"),
                   ("inbox rows", "inbox_"), ("outbox rows", "outbox_"),
                   ("Redis used_memory (MB)", "redis_used_mb"), ("stream entries", "stream_entries"),
                   ("idempotency members", "idem_members"), ("p99 POST→shipped (ms)", "p99_ms")]
