@@ -1,7 +1,13 @@
 //! Graceful shutdown: on SIGTERM a worker stops reading, lets its in-flight handlers finish,
 //! acknowledges them and exits 0; what it never read stays in the group for others.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use common::{
     Keys,
@@ -184,13 +190,12 @@ async fn a_worker_that_stops_cleanly_leaves_its_group() {
 /// Always fails, retryably: its entries wait for a retry when the worker stops.
 #[derive(Clone, Default)]
 struct AlwaysRetry {
-    attempts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    attempts: Arc<AtomicU64>,
 }
 
 impl Handler for AlwaysRetry {
     async fn handle(&self, _message: &Message) -> Result<(), HandleError> {
-        self.attempts
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.attempts.fetch_add(1, Ordering::SeqCst);
         Err(HandleError::retry(anyhow::anyhow!("not now")))
     }
 }
@@ -220,7 +225,7 @@ async fn a_worker_stopping_with_entries_waiting_for_a_retry_hands_them_over() {
         cfg
     };
     let failing = AlwaysRetry::default();
-    let all_failed = || async { failing.attempts.load(std::sync::atomic::Ordering::SeqCst) >= 5 };
+    let all_failed = || async { failing.attempts.load(Ordering::SeqCst) >= 5 };
 
     // Alone: it stops holding all five, and keeps its consumer.
     let leaver = InProcessWorker::start(&redis, config("leaver"), failing.clone());
@@ -231,9 +236,7 @@ async fn a_worker_stopping_with_entries_waiting_for_a_retry_hands_them_over() {
 
     // Started again under its name, it re-reads what it held and fails it again; now another
     // replica is there when it stops.
-    failing
-        .attempts
-        .store(0, std::sync::atomic::Ordering::SeqCst);
+    failing.attempts.store(0, Ordering::SeqCst);
     let leaver = InProcessWorker::start(&redis, config("leaver"), failing.clone());
     wait_until(Duration::from_secs(15), "five failed attempts", all_failed).await;
     let recorder = Recorder::default();
