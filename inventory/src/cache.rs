@@ -106,6 +106,16 @@ impl ProductCache {
         }
     }
 
+    /// Invalidates the cache once what the caller wrote is committed: at once outside a batch
+    /// transaction, after its commit inside one — and then once for the whole batch.
+    pub async fn invalidate_after_commit(&self) {
+        let cache = self.clone();
+        common::db::after_commit_once("inventory-product-cache", async move {
+            cache.invalidate().await
+        })
+        .await;
+    }
+
     /// Makes every cached page unreachable. Call after the write has committed. If Redis is
     /// away, the bump is owed and made before this process reads the cache again.
     pub async fn invalidate(&self) {

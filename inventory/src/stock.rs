@@ -235,14 +235,6 @@ pub async fn withdraw<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Whether the order was refunded before its stock was reserved.
-pub async fn is_withdrawn<C: ConnectionTrait>(conn: &C, order_id: Uuid) -> Result<bool, DbErr> {
-    Ok(withdrawn_order::Entity::find_by_id(order_id)
-        .one(conn)
-        .await?
-        .is_some())
-}
-
 /// Serialises, until the end of the transaction, every handler working on one order: a refund
 /// and the order's `order-completed` handled at the same moment must not each miss the other's
 /// uncommitted write (the refund seeing no reservation, the reservation seeing no refund). On
@@ -258,4 +250,45 @@ pub async fn lock_order<C: ConnectionTrait>(conn: &C, order_id: Uuid) -> Result<
         .await?;
     }
     Ok(())
+}
+
+/// What was decided about an order before its `order-completed` was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    /// Its stock is reserved already.
+    Reserved,
+    /// It was refunded (withdrawn) before its stock was reserved.
+    Withdrawn,
+}
+
+/// Whether the order has reservations or was withdrawn, in one statement (reservations win:
+/// they were made before any withdrawal could be recorded).
+pub async fn prior_outcome<C: ConnectionTrait>(
+    conn: &C,
+    order_id: Uuid,
+) -> Result<Option<Prior>, DbErr> {
+    use sea_orm::sea_query::{Alias, Query, UnionType};
+    let mut reserved = Query::select()
+        .expr_as(Expr::cust("'reserved'"), Alias::new("prior"))
+        .from(reservation::Entity)
+        .and_where(reservation::Column::OrderId.eq(order_id))
+        .to_owned();
+    let withdrawn = Query::select()
+        .expr_as(Expr::cust("'withdrawn'"), Alias::new("prior"))
+        .from(withdrawn_order::Entity)
+        .and_where(withdrawn_order::Column::OrderId.eq(order_id))
+        .to_owned();
+    let query = reserved.union(UnionType::All, withdrawn).to_owned();
+    let rows = conn
+        .query_all_raw(conn.get_database_backend().build(&query))
+        .await?;
+    let mut prior = None;
+    for row in rows {
+        let what: String = row.try_get("", "prior")?;
+        match what.as_str() {
+            "reserved" => return Ok(Some(Prior::Reserved)),
+            _ => prior = Some(Prior::Withdrawn),
+        }
+    }
+    Ok(prior)
 }

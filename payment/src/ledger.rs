@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::{deposit, wallet};
+use crate::entity::{cancelled_order, deposit, payment, wallet};
 
 /// Opens `user_id`'s wallet with `credit_cents`; `false` if it was open already (the credit is
 /// given once, however often the registration is announced).
@@ -99,4 +99,45 @@ pub async fn wallet<C: ConnectionTrait>(
     user_id: Uuid,
 ) -> Result<Option<wallet::Model>, DbErr> {
     wallet::Entity::find_by_id(user_id).one(conn).await
+}
+
+/// What was decided about an order before its `order-placed` was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    /// Cancelled before payment saw it (a tombstone).
+    Cancelled,
+    /// It has a payment already.
+    Paid,
+}
+
+/// Whether the order was cancelled before payment saw it or has a payment already, in one
+/// statement (a tombstone wins: nothing is charged for a cancelled order).
+pub async fn prior_outcome<C: ConnectionTrait>(
+    conn: &C,
+    order_id: Uuid,
+) -> Result<Option<Prior>, DbErr> {
+    use sea_orm::sea_query::{Alias, Query, UnionType};
+    let mut tombstone = Query::select()
+        .expr_as(Expr::cust("'cancelled'"), Alias::new("prior"))
+        .from(cancelled_order::Entity)
+        .and_where(cancelled_order::Column::OrderId.eq(order_id))
+        .to_owned();
+    let paid = Query::select()
+        .expr_as(Expr::cust("'paid'"), Alias::new("prior"))
+        .from(payment::Entity)
+        .and_where(payment::Column::OrderId.eq(order_id))
+        .to_owned();
+    let query = tombstone.union(UnionType::All, paid).to_owned();
+    let rows = conn
+        .query_all_raw(conn.get_database_backend().build(&query))
+        .await?;
+    let mut prior = None;
+    for row in rows {
+        let what: String = row.try_get("", "prior")?;
+        match what.as_str() {
+            "cancelled" => return Ok(Some(Prior::Cancelled)),
+            _ => prior = Some(Prior::Paid),
+        }
+    }
+    Ok(prior)
 }

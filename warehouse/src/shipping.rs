@@ -5,8 +5,7 @@
 
 use common::events::{OrderLine, OrderShipped};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    TryInsertResult, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TryInsertResult, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -30,16 +29,33 @@ impl Dispatch {
     }
 }
 
-/// Creates the `pending` shipment of an order. `None`: the order has a shipment already (created
-/// under another event id, shipped, failed, or a tombstone of a refund that came first).
+/// Creates the shipment of an order: `pending`, or with `dispatch` already `shipped` (auto
+/// dispatch: one insert instead of an insert, a conditional update and a read back). `None`: the
+/// order has a shipment already (created under another event id, shipped, failed, or a tombstone
+/// of a refund that came first).
 pub async fn create<C: ConnectionTrait>(
     conn: &C,
     order_id: Uuid,
     user_id: Uuid,
     items: &[OrderLine],
+    dispatch: Option<&Dispatch>,
 ) -> Result<Option<shipment::Model>, DbErr> {
     let items = serde_json::to_value(items).map_err(|e| DbErr::Custom(e.to_string()))?;
-    insert(conn, order_id, user_id, items, PENDING, None).await
+    let now = chrono::Utc::now();
+    let row = shipment::Model {
+        id: Uuid::now_v7(),
+        order_id,
+        user_id,
+        items,
+        status: if dispatch.is_some() { SHIPPED } else { PENDING }.to_owned(),
+        carrier: dispatch.map(|d| d.carrier.clone()),
+        tracking_number: dispatch.map(|d| d.tracking_number.clone()),
+        reason: None,
+        created_at: now,
+        updated_at: now,
+        shipped_at: dispatch.map(|_| now),
+    };
+    insert(conn, row).await
 }
 
 /// Flips a pending shipment to `shipped` with `dispatch`. `None`: it was not pending.
@@ -112,15 +128,21 @@ pub async fn withdraw<C: ConnectionTrait>(
     user_id: Uuid,
     reason: &str,
 ) -> Result<Withdrawal, DbErr> {
-    let tombstone = insert(
-        conn,
+    let now = chrono::Utc::now();
+    let tombstone = shipment::Model {
+        id: Uuid::now_v7(),
         order_id,
         user_id,
-        serde_json::Value::Array(vec![]),
-        CANCELLED,
-        Some(reason),
-    )
-    .await?;
+        items: serde_json::Value::Array(vec![]),
+        status: CANCELLED.to_owned(),
+        carrier: None,
+        tracking_number: None,
+        reason: Some(reason.to_owned()),
+        created_at: now,
+        updated_at: now,
+        shipped_at: None,
+    };
+    let tombstone = insert(conn, tombstone).await?;
     if tombstone.is_some() {
         return Ok(Withdrawal::Tombstoned);
     }
@@ -153,42 +175,12 @@ pub fn order_shipped(shipment: &shipment::Model) -> OrderShipped {
 /// Inserts a shipment row unless the order has one; the new row, or `None`.
 async fn insert<C: ConnectionTrait>(
     conn: &C,
-    order_id: Uuid,
-    user_id: Uuid,
-    items: serde_json::Value,
-    status: &str,
-    reason: Option<&str>,
+    row: shipment::Model,
 ) -> Result<Option<shipment::Model>, DbErr> {
-    let now = chrono::Utc::now();
-    let row = shipment::Model {
-        id: Uuid::now_v7(),
-        order_id,
-        user_id,
-        items,
-        status: status.to_owned(),
-        carrier: None,
-        tracking_number: None,
-        reason: reason.map(str::to_owned),
-        created_at: now,
-        updated_at: now,
-        shipped_at: None,
-    };
-    let result = shipment::Entity::insert(shipment::ActiveModel {
-        id: Set(row.id),
-        order_id: Set(row.order_id),
-        user_id: Set(row.user_id),
-        items: Set(row.items.clone()),
-        status: Set(row.status.clone()),
-        carrier: Set(None),
-        tracking_number: Set(None),
-        reason: Set(row.reason.clone()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        shipped_at: Set(None),
-    })
-    .on_conflict_do_nothing_on([shipment::Column::OrderId])
-    .exec_without_returning(conn)
-    .await?;
+    let result = shipment::Entity::insert(shipment::ActiveModel::from(row.clone()))
+        .on_conflict_do_nothing_on([shipment::Column::OrderId])
+        .exec_without_returning(conn)
+        .await?;
     Ok(match result {
         TryInsertResult::Inserted(n) if n > 0 => Some(row),
         _ => None,

@@ -54,7 +54,8 @@ pub async fn begin_once(
     if record(&txn, group, &envelope.event_id.to_string()).await? {
         Ok(Some(txn))
     } else {
-        txn.rollback().await?;
+        // The insert found the row: nothing was written.
+        txn.release_unchanged().await?;
         Ok(None)
     }
 }

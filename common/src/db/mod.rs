@@ -16,7 +16,7 @@ pub use checkpoint::{
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
-pub use write::{BatchTxn, WriteTxn, after_commit, begin, in_batch_transaction};
+pub use write::{BatchTxn, WriteTxn, after_commit, after_commit_once, begin, in_batch_transaction};
 
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout
 /// so concurrent handlers queue for the write lock instead of failing, and with automatic

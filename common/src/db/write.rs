@@ -14,9 +14,16 @@
 //! would wait for itself).
 //!
 //! **Batches.** A worker may apply a whole batch of entries in one transaction
-//! ([`in_batch_transaction`]): every [`begin`] inside that scope becomes a `SAVEPOINT` of the
-//! batch's transaction, so a handler's `commit` releases its savepoint and a failed handler rolls
-//! back only its own work, and the batch commits once. On SQLite that turns a few hundred small
+//! ([`in_batch_transaction`]), and the batch commits once. Every [`begin`] inside that scope
+//! joins the batch's transaction in one of two ways, chosen when the batch begins:
+//! - *joined* ([`BatchTxn::begin`], the first try): the handler works in the batch's transaction
+//!   itself, with no statement of its own; its `commit` does nothing, and a `rollback` (or a
+//!   transaction dropped before its commit) marks the batch [`BatchTxn::abandoned`]. The runtime
+//!   then rolls the whole batch back and applies it again with savepoints. Two statements fewer
+//!   per event (`SAVEPOINT`, `RELEASE`) on the path every event takes;
+//! - *savepoints* ([`BatchTxn::begin_with_savepoints`]): each [`begin`] is a `SAVEPOINT`, a
+//!   handler's `commit` releases it and a failed handler rolls back only its own work.
+//! On SQLite that turns a few hundred small
 //! write transactions a second (each a turn, a `BEGIN IMMEDIATE`, WAL frames and a `COMMIT`)
 //! into a few dozen. Nothing a handler did is durable until [`BatchTxn::commit`] returns, so the
 //! worker acknowledges only after it, and work that must wait for durability (invalidating a
@@ -26,7 +33,10 @@ use std::{
     collections::HashMap,
     ops::Deref,
     path::PathBuf,
-    sync::{Arc, LazyLock, Mutex},
+    sync::{
+        Arc, LazyLock, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use futures::future::BoxFuture;
@@ -67,8 +77,9 @@ tokio::task_local! {
     static BATCH: BatchScope;
 }
 
-/// Work to run once the batch's transaction has ended (see [`after_commit`]).
-type AfterCommit = Arc<Mutex<Vec<BoxFuture<'static, ()>>>>;
+/// Work to run once the batch's transaction has ended (see [`after_commit`]), with the key it
+/// was deferred under, if any ([`after_commit_once`]).
+type AfterCommit = Arc<Mutex<Vec<(Option<&'static str>, BoxFuture<'static, ()>)>>>;
 
 #[derive(Clone)]
 struct BatchScope {
@@ -80,6 +91,11 @@ struct BatchScope {
     /// committed (the handlers that succeeded would be acknowledged, their effects lost: seen
     /// when PostgreSQL restarted under the chaos drill). Such a batch is never committed.
     failed_begin: Arc<Mutex<Option<DbErr>>>,
+    /// `true`: every [`begin`] is a savepoint; `false`: handlers join the transaction itself.
+    savepoints: bool,
+    /// A joined handler rolled back, or dropped its transaction before committing it: what it
+    /// wrote cannot be undone alone, so the batch must not commit (see the module docs).
+    abandoned: Arc<AtomicBool>,
 }
 
 /// A write transaction shared by the handlers of one batch (see the module docs).
@@ -89,17 +105,39 @@ pub struct BatchTxn {
 }
 
 impl BatchTxn {
-    /// Begins the batch's transaction on `db`.
+    /// Begins the batch's transaction on `db`; the handlers join it without savepoints.
     pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        Self::begin_scoped(db, false).await
+    }
+
+    /// Begins the batch's transaction on `db`; each handler's [`begin`] is a savepoint.
+    pub async fn begin_with_savepoints(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        Self::begin_scoped(db, true).await
+    }
+
+    async fn begin_scoped(db: &DatabaseConnection, savepoints: bool) -> Result<Self, DbErr> {
         let WriteTxn { txn, _turn } = begin(db).await?;
+        let Txn::Own(txn) = txn else {
+            return Err(DbErr::Custom(
+                "a batch transaction cannot begin inside another batch".into(),
+            ));
+        };
         Ok(Self {
             scope: BatchScope {
                 txn: Arc::new(txn),
                 after_commit: AfterCommit::default(),
                 failed_begin: Arc::default(),
+                savepoints,
+                abandoned: Arc::default(),
             },
             _turn,
         })
+    }
+
+    /// Whether a handler that joined the transaction rolled back or left its work unfinished:
+    /// the batch must then be rolled back, not committed.
+    pub fn abandoned(&self) -> bool {
+        self.scope.abandoned.load(Ordering::Acquire)
     }
 
     /// Commits everything the batch's handlers committed to their savepoints, then runs what
@@ -111,6 +149,8 @@ impl BatchTxn {
             txn,
             after_commit,
             failed_begin,
+            abandoned,
+            ..
         } = scope;
         let failed_begin = failed_begin
             .lock()
@@ -119,6 +159,9 @@ impl BatchTxn {
         let committed = match Arc::try_unwrap(txn) {
             // Dropped: rolled back (see `BatchScope::failed_begin`).
             Ok(_) if let Some(error) = failed_begin => Err(error),
+            Ok(_) if abandoned.load(Ordering::Acquire) => Err(DbErr::Custom(
+                "a handler rolled back inside the batch transaction; rolled back".into(),
+            )),
             Ok(txn) => txn.commit().await,
             // A handler kept its transaction past its own end (a spawned task): its work may be
             // half done, so none of the batch is committed.
@@ -132,7 +175,7 @@ impl BatchTxn {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
-        for work in deferred {
+        for (_, work) in deferred {
             work.await;
         }
         committed
@@ -163,11 +206,32 @@ pub async fn in_batch_transaction<F: std::future::Future>(batch: &BatchTxn, work
 /// batch's transaction ends. For effects outside the database that must not be seen before the
 /// data is, such as invalidating a cache.
 pub async fn after_commit(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    defer(None, work).await;
+}
+
+/// As [`after_commit`], but of the work deferred under `key` in one batch only the first runs:
+/// for work one run of which covers the whole batch (bumping a cache's version once for all
+/// the batch's writes instead of once per handler).
+pub async fn after_commit_once(
+    key: &'static str,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    defer(Some(key), work).await;
+}
+
+async fn defer(
+    key: Option<&'static str>,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     match BATCH.try_with(|scope| scope.after_commit.clone()) {
-        Ok(deferred) => deferred
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(Box::pin(work)),
+        Ok(deferred) => {
+            let mut deferred = deferred
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if key.is_none() || !deferred.iter().any(|(k, _)| *k == key) {
+                deferred.push((key, Box::pin(work)));
+            }
+        }
         Err(_) => work.await,
     }
 }
@@ -175,10 +239,23 @@ pub async fn after_commit(work: impl std::future::Future<Output = ()> + Send + '
 /// Begins a write transaction on `db` (see the module docs).
 pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
     if let Ok(scope) = BATCH.try_with(|scope| scope.clone()) {
+        if !scope.savepoints {
+            return Ok(WriteTxn {
+                txn: Txn::Joined(Joined {
+                    txn: scope.txn,
+                    abandoned: scope.abandoned,
+                    finished: false,
+                }),
+                _turn: None,
+            });
+        }
         // Inside a batch: a savepoint of the batch's transaction, which already holds the turn.
         use sea_orm::TransactionTrait as _;
         return match scope.txn.begin().await {
-            Ok(txn) => Ok(WriteTxn { txn, _turn: None }),
+            Ok(txn) => Ok(WriteTxn {
+                txn: Txn::Own(txn),
+                _turn: None,
+            }),
             Err(error) => {
                 scope
                     .failed_begin
@@ -191,7 +268,7 @@ pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
     }
     let Some(turn) = turn_of(db) else {
         return Ok(WriteTxn {
-            txn: db.begin().await?,
+            txn: Txn::Own(db.begin().await?),
             _turn: None,
         });
     };
@@ -211,7 +288,7 @@ pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
         })
         .await?;
     Ok(WriteTxn {
-        txn,
+        txn: Txn::Own(txn),
         _turn: Some(turn),
     })
 }
@@ -221,17 +298,67 @@ pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
 /// [`DatabaseTransaction`] for the rest (savepoints with `begin`).
 pub struct WriteTxn {
     // Declared first: dropped (rolled back) before the turn is released.
-    txn: DatabaseTransaction,
+    txn: Txn,
     _turn: Option<OwnedMutexGuard<()>>,
 }
 
+enum Txn {
+    /// A transaction (or savepoint) of its own.
+    Own(DatabaseTransaction),
+    /// The batch's transaction itself (see the module docs).
+    Joined(Joined),
+}
+
+/// A handler's share of a batch transaction it joined without a savepoint.
+struct Joined {
+    txn: Arc<DatabaseTransaction>,
+    abandoned: Arc<AtomicBool>,
+    /// Committed, or released with nothing written.
+    finished: bool,
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.abandoned.store(true, Ordering::Release);
+        }
+    }
+}
+
 impl WriteTxn {
+    /// Commits; inside a batch, makes the work part of the batch's commit.
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        match self.txn {
+            Txn::Own(txn) => txn.commit().await,
+            Txn::Joined(mut joined) => {
+                joined.finished = true;
+                Ok(())
+            }
+        }
     }
 
+    /// Rolls back; inside a batch joined without a savepoint, the whole batch will be rolled
+    /// back and applied again with savepoints.
     pub async fn rollback(self) -> Result<(), DbErr> {
-        self.txn.rollback().await
+        match self.txn {
+            Txn::Own(txn) => txn.rollback().await,
+            Txn::Joined(joined) => {
+                drop(joined);
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends a transaction in which nothing was changed (an insert that found its row already
+    /// there, say): a rollback of its own, but no reason to roll back a batch it joined.
+    pub async fn release_unchanged(self) -> Result<(), DbErr> {
+        match self.txn {
+            Txn::Own(txn) => txn.rollback().await,
+            Txn::Joined(mut joined) => {
+                joined.finished = true;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -239,13 +366,17 @@ impl Deref for WriteTxn {
     type Target = DatabaseTransaction;
 
     fn deref(&self) -> &DatabaseTransaction {
-        &self.txn
+        match &self.txn {
+            Txn::Own(txn) => txn,
+            Txn::Joined(joined) => &joined.txn,
+        }
     }
 }
 
 impl std::fmt::Debug for WriteTxn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteTxn")
+            .field("joined", &matches!(self.txn, Txn::Joined(_)))
             .field("turn", &self._turn.is_some())
             .finish()
     }
@@ -254,26 +385,26 @@ impl std::fmt::Debug for WriteTxn {
 #[async_trait::async_trait]
 impl ConnectionTrait for WriteTxn {
     fn get_database_backend(&self) -> DbBackend {
-        self.txn.get_database_backend()
+        (**self).get_database_backend()
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.txn.execute_raw(stmt).await
+        (**self).execute_raw(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.txn.execute_unprepared(sql).await
+        (**self).execute_unprepared(sql).await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.txn.query_one_raw(stmt).await
+        (**self).query_one_raw(stmt).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.txn.query_all_raw(stmt).await
+        (**self).query_all_raw(stmt).await
     }
 
     fn support_returning(&self) -> bool {
-        self.txn.support_returning()
+        (**self).support_returning()
     }
 }

@@ -124,7 +124,12 @@ async fn apply_in_transactions<H: Handler>(
         )
         .await
         {
-            Ok(outcomes) => outcomes,
+            Ok(applied) => {
+                if applied.replayed {
+                    WorkerStats::add(&shared.stats.batch_replays, 1);
+                }
+                applied.outcomes
+            }
             Err(unbatched) => {
                 if unbatched == batch::Unbatched::LockConflict {
                     WorkerStats::add(&shared.stats.batch_lock_conflicts, 1);

@@ -41,6 +41,9 @@ pub struct WorkerStats {
     /// Transactional batches rolled back because a handler met a lock conflict with another
     /// replica's transaction (their entries were then applied one by one).
     pub batch_lock_conflicts: AtomicU64,
+    /// Transactional batches applied a second time, with a savepoint per entry, because an entry
+    /// failed (or its handler rolled back) in the first try, which had none (see `super::batch`).
+    pub batch_replays: AtomicU64,
 }
 
 impl WorkerStats {

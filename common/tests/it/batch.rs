@@ -1,7 +1,8 @@
 //! Transactional batches (`WorkerConfig::batch_transactions`): the entries of one read are applied
-//! in one database transaction, each handler in a savepoint. A handler that fails rolls back its
-//! own work only and is retried on its own; everything else commits once and is acknowledged
-//! after the commit. (A crash in the middle of a batch is in `crash.rs`.)
+//! in one database transaction — first with no savepoints; if a handler fails or rolls back, the
+//! batch is rolled back and applied again with a savepoint per handler. A handler that fails
+//! rolls back its own work only and is retried on its own; everything else commits once and is
+//! acknowledged after the commit. (A crash in the middle of a batch is in `crash.rs`.)
 
 use std::{
     collections::HashMap,
@@ -12,20 +13,42 @@ use std::{
 use common::{
     Keys,
     db::{self, inbox, migration::RuntimeMigrator, outbox::OutboxNotifier},
-    runtime::{BatchTransactions, HandleError, Handler, Message, WorkerConfig},
+    runtime::{BatchTransactions, HandleError, Handler, Message, WorkerConfig, WorkerStats},
     testing::{RedisServer, TestDb, unique_prefix, wait_drained},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::support::{InProcessWorker, effect_counts, pending, publish_n};
 
-/// Writes one `batch_effects` row per event in its transaction; fails (after writing) the first
-/// delivery of every event in `fail_once`.
+/// Writes one `batch_effects` row per event in its transaction; fails (after writing) as many
+/// calls of an event as `failures` says; for an event in `abandon`, writes its row and then drops
+/// its transaction uncommitted and returns `Ok` (its effect is never applied).
 #[derive(Clone)]
 struct Effects {
     db: DatabaseConnection,
-    fail_once: Arc<Mutex<Vec<String>>>,
+    failures: Arc<Mutex<HashMap<String, u32>>>,
+    abandon: Arc<Vec<String>>,
     calls: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Effects {
+    fn new(db: &DatabaseConnection) -> Self {
+        Self {
+            db: db.clone(),
+            failures: Arc::default(),
+            abandon: Arc::default(),
+            calls: Arc::default(),
+        }
+    }
+
+    fn calls(&self, event_id: &str) -> u32 {
+        self.calls
+            .lock()
+            .unwrap()
+            .get(event_id)
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 impl Handler for Effects {
@@ -50,14 +73,20 @@ impl Handler for Effects {
             [event_id.clone().into()],
         ))
         .await?;
-        let fail = {
-            let mut fail_once = self.fail_once.lock().unwrap();
-            let at = fail_once.iter().position(|id| *id == event_id);
-            at.map(|i| fail_once.remove(i)).is_some()
+        let fail = match self.failures.lock().unwrap().get_mut(&event_id) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
         };
         if fail {
-            // Dropped without commit: its savepoint (the row and the inbox record) rolls back.
+            // Dropped without commit: its work (the row and the inbox record) rolls back.
             return Err(HandleError::retry(anyhow::anyhow!("injected failure")));
+        }
+        if self.abandon.contains(&event_id) {
+            drop(txn);
+            return Ok(());
         }
         txn.commit().await?;
         Ok(())
@@ -82,31 +111,19 @@ async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once(
     const N: usize = 150;
     let (redis, keys, _test_db, db) = with_published("batched", N).await;
     let mut conn = redis.connection();
-    let event_ids: Vec<String> = crate::support::stream_entries(&mut conn, &keys.stream("batched"))
-        .await
-        .into_iter()
-        .map(|(_, fields)| fields["event_id"].clone())
-        .collect();
+    let event_ids = event_ids(&mut conn, &keys.stream("batched")).await;
     assert_eq!(event_ids.len(), N);
-    // Three events of the first batch fail once, one of them the very first.
-    let failing = vec![
-        event_ids[0].clone(),
-        event_ids[7].clone(),
-        event_ids[40].clone(),
-    ];
+    // Three events fail twice (so both in the first try of their batch and in its replay with
+    // savepoints), one of them the very first.
+    let failing = [&event_ids[0], &event_ids[7], &event_ids[40]];
+    let handler = Effects::new(&db);
+    handler
+        .failures
+        .lock()
+        .unwrap()
+        .extend(failing.iter().map(|id| (id.to_string(), 2)));
 
-    let handler = Effects {
-        db: db.clone(),
-        fail_once: Arc::new(Mutex::new(failing.clone())),
-        calls: Arc::default(),
-    };
-    let mut cfg = WorkerConfig::new(keys.clone(), "g", &["batched"]);
-    cfg.retry_base = Duration::from_millis(50);
-    cfg.batch_transactions = Some(BatchTransactions {
-        db: db.clone(),
-        notifier: OutboxNotifier::default(),
-    });
-    let worker = InProcessWorker::start(&redis, cfg, handler.clone());
+    let worker = start_batched(&redis, &keys, "batched", &db, handler.clone());
     wait_drained(
         &mut conn,
         &keys.stream("batched"),
@@ -121,19 +138,24 @@ async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once(
         effects.values().all(|&n| n == 1),
         "and only one: {effects:?}"
     );
-    let calls = handler.calls.lock().unwrap().clone();
     for id in &event_ids {
-        let expected = if failing.contains(id) { 2 } else { 1 };
-        assert_eq!(calls[id], expected, "handler calls for {id}");
+        let calls = handler.calls(id);
+        if failing.contains(&id) {
+            assert_eq!(calls, 3, "a failing event: two failures, then applied");
+        } else {
+            assert!(
+                (1..=2).contains(&calls),
+                "{id}: {calls} calls (at most a first try and a replay)"
+            );
+        }
     }
-    assert!(handler.fail_once.lock().unwrap().is_empty());
-    assert_eq!(
-        worker
-            .stats
-            .retried
-            .load(std::sync::atomic::Ordering::Relaxed),
-        3
+    assert!(handler.failures.lock().unwrap().values().all(|&n| n == 0));
+    let stats = &worker.stats;
+    assert!(
+        WorkerStats::get(&stats.retried) >= 3,
+        "each failing event was retried"
     );
+    assert!(WorkerStats::get(&stats.batch_replays) >= 1);
     assert!(
         pending(&mut conn, &keys.stream("batched"), "g")
             .await
@@ -141,6 +163,70 @@ async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once(
     );
     worker.stop().await;
     let _ = db::ping(&db).await;
+}
+
+/// A handler that ends without committing (and without an error) inside a batch joined without
+/// savepoints: its writes cannot be undone alone, so the batch is rolled back and applied again
+/// with savepoints. Its event has no effect, every other event exactly one.
+#[tokio::test]
+async fn a_handler_that_abandons_its_transaction_in_a_batch_undoes_only_its_own_work() {
+    const N: usize = 60;
+    let (redis, keys, _test_db, db) = with_published("abandoned", N).await;
+    let mut conn = redis.connection();
+    let event_ids = event_ids(&mut conn, &keys.stream("abandoned")).await;
+    let abandoned = [event_ids[3].clone(), event_ids[33].clone()];
+    let mut handler = Effects::new(&db);
+    handler.abandon = Arc::new(abandoned.to_vec());
+
+    let worker = start_batched(&redis, &keys, "abandoned", &db, handler.clone());
+    wait_drained(
+        &mut conn,
+        &keys.stream("abandoned"),
+        "g",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    let effects = effect_counts(&db, "batch_effects").await;
+    assert_eq!(effects.len(), N - abandoned.len(), "{effects:?}");
+    assert!(effects.values().all(|&n| n == 1), "{effects:?}");
+    for id in &abandoned {
+        assert!(!effects.contains_key(id), "{id} was abandoned");
+        assert!(!inbox::contains(&db, "g", id).await.unwrap());
+    }
+    assert!(WorkerStats::get(&worker.stats.batch_replays) >= 1);
+    assert_eq!(WorkerStats::get(&worker.stats.retried), 0);
+    assert!(
+        pending(&mut conn, &keys.stream("abandoned"), "g")
+            .await
+            .is_empty()
+    );
+    worker.stop().await;
+}
+
+async fn event_ids(conn: &mut common::connection::Conn, stream: &str) -> Vec<String> {
+    crate::support::stream_entries(conn, stream)
+        .await
+        .into_iter()
+        .map(|(_, fields)| fields["event_id"].clone())
+        .collect()
+}
+
+/// A worker of group `g` on `stream` applying its entries in batch transactions on `db`.
+fn start_batched(
+    redis: &RedisServer,
+    keys: &Keys,
+    stream: &str,
+    db: &DatabaseConnection,
+    handler: Effects,
+) -> InProcessWorker {
+    let mut cfg = WorkerConfig::new(keys.clone(), "g", &[stream]);
+    cfg.retry_base = Duration::from_millis(50);
+    cfg.batch_transactions = Some(BatchTransactions {
+        db: db.clone(),
+        notifier: OutboxNotifier::default(),
+    });
+    InProcessWorker::start(redis, cfg, handler)
 }
 
 async fn rows(db: &DatabaseConnection) -> i64 {
@@ -156,8 +242,8 @@ async fn rows(db: &DatabaseConnection) -> i64 {
 }
 
 /// `db::after_commit` runs its work at once outside a batch; inside one it waits for the batch's
-/// commit (a handler's `commit` there only releases a savepoint), so the work sees, on another
-/// connection, what the batch wrote.
+/// commit (a handler's `commit` there only ends its share of the batch), so the work sees, on
+/// another connection, what the batch wrote. `after_commit_once` runs one work per key a batch.
 #[tokio::test]
 async fn after_commit_work_runs_once_the_batch_transaction_has_committed() {
     let test_db = TestDb::new().await;
@@ -166,6 +252,7 @@ async fn after_commit_work_runs_once_the_batch_transaction_has_committed() {
         .await
         .unwrap();
     let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let seen_once: Arc<Mutex<Vec<i64>>> = Arc::default();
     let record = |seen: &Arc<Mutex<Vec<i64>>>| {
         let (db, seen) = (db.clone(), seen.clone());
         async move {
@@ -190,6 +277,7 @@ async fn after_commit_work_runs_once_the_batch_transaction_has_committed() {
             txn.execute_unprepared(insert).await.unwrap();
             txn.commit().await.unwrap();
             db::after_commit(record(&seen)).await;
+            db::after_commit_once("count", record(&seen_once)).await;
         }
     })
     .await;
@@ -204,6 +292,11 @@ async fn after_commit_work_runs_once_the_batch_transaction_has_committed() {
         vec![1, 4, 4, 4],
         "each deferred work ran once, after the commit, and saw all of the batch"
     );
+    assert_eq!(
+        *seen_once.lock().unwrap(),
+        vec![4],
+        "work deferred under one key ran once for the whole batch"
+    );
     assert_eq!(rows(&db).await, 4);
 }
 
@@ -215,11 +308,7 @@ async fn reads_that_arrive_during_a_batch_transaction_are_applied_together_in_th
     const N: usize = 400;
     let (redis, keys, _test_db, db) = with_published("coalesced", N).await;
     let mut conn = redis.connection();
-    let handler = Slow(Effects {
-        db: db.clone(),
-        fail_once: Arc::default(),
-        calls: Arc::default(),
-    });
+    let handler = Slow(Effects::new(&db));
     let mut cfg = WorkerConfig::new(keys.clone(), "g", &["coalesced"]);
     cfg.batch = 4;
     cfg.concurrency = 256;
@@ -238,7 +327,7 @@ async fn reads_that_arrive_during_a_batch_transaction_are_applied_together_in_th
     let effects = effect_counts(&db, "batch_effects").await;
     assert_eq!(effects.len(), N);
     assert!(effects.values().all(|&n| n == 1), "{effects:?}");
-    let transactions = common::runtime::WorkerStats::get(&worker.stats.batch_transactions);
+    let transactions = WorkerStats::get(&worker.stats.batch_transactions);
     let most = common::runtime::batch::MAX_PER_TRANSACTION;
     assert!(
         N.div_ceil(most) as u64 <= transactions && transactions <= (N / 4 / 2) as u64,

@@ -1,12 +1,12 @@
 //! `order-completed`: the order is paid, take its stock. All lines or none, in one transaction
-//! with the inbox record: every line is a conditional update inside a savepoint; if any line is
-//! short the savepoint is rolled back (no stock taken) and `refund-order` with reason
+//! with the inbox record: every line is a conditional update (inside a savepoint when there are
+//! several); if any line is short the savepoint is rolled back (no stock taken) and `refund-order` with reason
 //! `insufficient_stock` is enqueued instead of `stock-reserved`.
 
 use anyhow::{Context as _, anyhow};
 use common::{
     Envelope,
-    db::{self, inbox, outbox},
+    db::{inbox, outbox},
     events::{OrderCompleted, RefundOrder, RefundReason, StockReserved},
     runtime::HandleError,
 };
@@ -15,7 +15,7 @@ use sea_orm::TransactionTrait;
 use super::{GROUP, InventoryHandler};
 use crate::{
     SERVICE,
-    stock::{self, Reserve},
+    stock::{self, Prior, Reserve},
 };
 
 pub(super) async fn handle(
@@ -38,27 +38,40 @@ pub(super) async fn handle(
         return Ok(());
     };
     stock::lock_order(&txn, order.order_id).await?;
-    // The same order announced again under another event id (a producer that lost its outbox
-    // row, say) is reserved already: its outcome was published the first time.
-    if stock::has_reservations(&txn, order.order_id).await? {
-        tracing::info!(order.id = %order.order_id, "order already reserved; nothing to do");
-        txn.commit().await?;
-        return Ok(());
+    match stock::prior_outcome(&txn, order.order_id).await? {
+        // The same order announced again under another event id (a producer that lost its
+        // outbox row, say) is reserved already: its outcome was published the first time.
+        Some(Prior::Reserved) => {
+            tracing::info!(order.id = %order.order_id, "order already reserved; nothing to do");
+            txn.commit().await?;
+            return Ok(());
+        }
+        // Refunded before it reached us (cancelled while its payment was under way): payment
+        // refunds it; taking stock now would strand it in a reservation nobody releases.
+        Some(Prior::Withdrawn) => {
+            tracing::info!(order.id = %order.order_id, "order was refunded before its stock was reserved; taking none");
+            txn.commit().await?;
+            return Ok(());
+        }
+        None => {}
     }
 
-    // Refunded before it reached us (cancelled while its payment was under way): payment
-    // refunds it; taking stock now would strand it in a reservation nobody releases.
-    if stock::is_withdrawn(&txn, order.order_id).await? {
-        tracing::info!(order.id = %order.order_id, "order was refunded before its stock was reserved; taking none");
-        txn.commit().await?;
-        return Ok(());
-    }
-
-    let attempt = txn.begin().await?;
-    let outcome = stock::reserve(&attempt, order.order_id, &lines).await?;
+    // A savepoint only where a short line could follow one already taken: a single line that
+    // is short changed nothing.
+    let attempt = if lines.len() > 1 {
+        Some(txn.begin().await?)
+    } else {
+        None
+    };
+    let outcome = match &attempt {
+        Some(attempt) => stock::reserve(attempt, order.order_id, &lines).await?,
+        None => stock::reserve(&txn, order.order_id, &lines).await?,
+    };
     match outcome {
         Reserve::Reserved => {
-            attempt.commit().await?;
+            if let Some(attempt) = attempt {
+                attempt.commit().await?;
+            }
             let payload = StockReserved {
                 order_id: order.order_id,
                 user_id: order.user_id,
@@ -70,7 +83,9 @@ pub(super) async fn handle(
             outbox::enqueue_event(&txn, &event).await?;
         }
         Reserve::Short(product_id) => {
-            attempt.rollback().await?;
+            if let Some(attempt) = attempt {
+                attempt.rollback().await?;
+            }
             tracing::info!(
                 order.id = %order.order_id,
                 product.id = %product_id,
@@ -93,8 +108,7 @@ pub(super) async fn handle(
     if outcome == Reserve::Reserved {
         // The public list shows stock: the next read must see it taken (after the commit of
         // the batch this handler may be part of).
-        let cache = h.cache.clone();
-        db::after_commit(async move { cache.invalidate().await }).await;
+        h.cache.invalidate_after_commit().await;
         metrics::counter!("inventory_orders_reserved_total").increment(1);
         tracing::info!(order.id = %order.order_id, lines = lines.len(), "stock reserved");
     }

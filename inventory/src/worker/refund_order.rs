@@ -8,7 +8,7 @@
 
 use common::{
     Envelope,
-    db::{self, inbox},
+    db::inbox,
     events::{RefundOrder, RefundReason},
     runtime::HandleError,
 };
@@ -49,8 +49,7 @@ pub(super) async fn handle(
             "reservation released"
         );
         metrics::counter!("inventory_reservations_released_total").increment(1);
-        let cache = h.cache.clone();
-        db::after_commit(async move { cache.invalidate().await }).await;
+        h.cache.invalidate_after_commit().await;
     }
     Ok(())
 }

@@ -11,14 +11,14 @@ use common::{
     events::{OrderCompleted, OrderPlaced, PaymentFailed},
     runtime::HandleError,
 };
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use uuid::Uuid;
 
 use super::{GROUP, INSUFFICIENT_FUNDS, PaymentHandler};
 use crate::{
     SERVICE,
-    entity::{cancelled_order, payment},
-    ledger,
+    entity::payment,
+    ledger::{self, Prior},
 };
 
 pub(super) async fn handle(
@@ -38,29 +38,23 @@ pub(super) async fn handle(
         return Ok(());
     };
     super::lock_order(&txn, order.order_id).await?;
-    if cancelled_order::Entity::find_by_id(order.order_id)
-        .one(&txn)
-        .await?
-        .is_some()
-    {
-        // Cancelled before payment saw it: the store already shows it cancelled; record the
-        // event as handled and charge nothing.
-        txn.commit().await?;
-        tracing::info!(order.id = %order.order_id, "order was cancelled before payment; not charged");
-        metrics::counter!("payment_orders_skipped_cancelled_total").increment(1);
-        return Ok(());
-    }
-    // The same order announced again under another event id: its outcome was decided (and
-    // published) the first time.
-    if payment::Entity::find()
-        .filter(payment::Column::OrderId.eq(order.order_id))
-        .one(&txn)
-        .await?
-        .is_some()
-    {
-        txn.commit().await?;
-        tracing::info!(order.id = %order.order_id, "order already has a payment; nothing to do");
-        return Ok(());
+    match ledger::prior_outcome(&txn, order.order_id).await? {
+        Some(Prior::Cancelled) => {
+            // Cancelled before payment saw it: the store already shows it cancelled; record the
+            // event as handled and charge nothing.
+            txn.commit().await?;
+            tracing::info!(order.id = %order.order_id, "order was cancelled before payment; not charged");
+            metrics::counter!("payment_orders_skipped_cancelled_total").increment(1);
+            return Ok(());
+        }
+        Some(Prior::Paid) => {
+            // The same order announced again under another event id: its outcome was decided
+            // (and published) the first time.
+            txn.commit().await?;
+            tracing::info!(order.id = %order.order_id, "order already has a payment; nothing to do");
+            return Ok(());
+        }
+        None => {}
     }
 
     let captured = ledger::debit(&txn, order.user_id, order.total_cents).await?;
