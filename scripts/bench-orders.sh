@@ -3,7 +3,9 @@
 # and the five services on free loopback ports, own temp data dir and SQLite files:
 # scripts/lib/mesh.sh), then runs `bench-orders` against it: a max-throughput phase and a latency
 # phase at half that rate. Prints orders/s shipped, p50/p95/p99 POST → shipped, each process's CPU
-# share per phase and peak RSS. Stops everything it started when done (or on Ctrl-C).
+# share per phase, and a table of each process's RSS: after start-up (the services ready, before
+# any request), idle after the load (with its length), and peak. Stops everything it started when
+# done (or on Ctrl-C). `--latency-duration 0` skips the latency phase.
 #
 # Usage: scripts/bench-orders.sh [bench-orders flags]   e.g. --shoppers 32 --duration 20 --rate 200
 # (see `target/release/bench-orders --help`). BENCH_KEEP=1 keeps the temp dir (logs) afterwards.

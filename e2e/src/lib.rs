@@ -2,3 +2,5 @@
 //! (built by `cargo test --workspace`, which `scripts/test.sh` runs) against one real
 //! `redis-server` and drive the ordering saga over HTTP. Its one binary, `bench-orders`, is the
 //! end-to-end ordering benchmark (`scripts/bench-orders.sh`).
+
+pub mod procs;

@@ -14,20 +14,24 @@
 //! Shipping is observed by a task reading the `<prefix>order-shipped` stream (and, to count
 //! failures, one each for `payment-failed` and `refund-order`) with `XREAD BLOCK`, never by
 //! polling orders.
-//! With `--pid name=PID` it also prints each process's CPU share per phase (`/proc/PID/stat`) and
-//! its peak RSS (`VmHWM`) at the end.
+//! With `--pid name=PID` it also prints each process's CPU share per phase and its memory: resident
+//! at start-up (read before any request, the mesh being ready and idle), resident once the mesh is
+//! idle again after the load (`--settle` seconds after the last order shipped), and peak
+//! (`e2e::procs`). `--latency-duration 0` skips phase 2 (`scripts/bench-scaling.sh`); several
+//! `--store-url`s (replicas of the store) take the orders in turn.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use e2e::procs;
 use redis::streams::StreamReadReply;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -40,8 +44,9 @@ struct Args {
     user_url: String,
     #[arg(long, default_value = "http://127.0.0.1:8002")]
     inventory_url: String,
-    #[arg(long, default_value = "http://127.0.0.1:8003")]
-    store_url: String,
+    /// Repeatable: orders are sent to each in turn (replicas of the store on one database).
+    #[arg(long = "store-url", default_value = "http://127.0.0.1:8003")]
+    store_urls: Vec<String>,
     #[arg(long, default_value = "http://127.0.0.1:8004")]
     payment_url: String,
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
@@ -71,7 +76,7 @@ struct Args {
     /// Orders per second of the latency phase (default: half the measured maximum).
     #[arg(long)]
     rate: Option<f64>,
-    /// Seconds of the latency phase (default: `--duration`).
+    /// Seconds of the latency phase (default: `--duration`); 0 skips it.
     #[arg(long)]
     latency_duration: Option<u64>,
     /// Print, every this many seconds of the latency phase, the orders shipped and their p99
@@ -81,14 +86,14 @@ struct Args {
     /// Seconds to wait, after a phase, for its orders to ship.
     #[arg(long, default_value_t = 60)]
     drain_timeout: u64,
-    /// `name=PID` of a process to report CPU and peak RSS for (repeatable).
-    #[arg(long = "pid", value_parser = parse_pid)]
+    /// Seconds to wait, once the last order shipped, before reading each process's idle RSS:
+    /// the follow-ups of the last orders (the store applying `order-shipped`) are done by then.
+    #[arg(long, default_value_t = 2)]
+    settle: u64,
+    /// `name=PID` of a process to report CPU and memory for (repeatable). Replicas of a service
+    /// are named `<service>-2`, `<service>-3`, …: their CPU is also summed per service.
+    #[arg(long = "pid", value_parser = procs::parse_pid)]
     pids: Vec<(String, u32)>,
-}
-
-fn parse_pid(s: &str) -> Result<(String, u32), String> {
-    let (name, pid) = s.split_once('=').ok_or("expected name=PID")?;
-    Ok((name.to_owned(), pid.parse().map_err(|e| format!("{e}"))?))
 }
 
 /// What the shipping tracker knows about one order.
@@ -233,6 +238,8 @@ async fn follow(
 struct Mesh {
     http: reqwest::Client,
     args: Args,
+    /// Orders sent so far: picks the next of `args.store_urls`.
+    orders_sent: AtomicUsize,
 }
 
 impl Mesh {
@@ -326,9 +333,11 @@ impl Mesh {
         let mut relogged = false;
         loop {
             let token = shopper.token.lock().await.clone();
+            let urls = &self.args.store_urls;
+            let url = &urls[self.orders_sent.fetch_add(1, Ordering::Relaxed) % urls.len()];
             let (status, body) = self
                 .call(
-                    format!("{}/orders", self.args.store_url),
+                    format!("{url}/orders"),
                     Some(&token),
                     Some(json!({"items": [{"product_id": product, "quantity": 1}]})),
                 )
@@ -361,44 +370,6 @@ struct Shopper {
     token: tokio::sync::Mutex<String>,
 }
 
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state is field 3, utime field 14, stime field 15 (1-based in proc(5)).
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// CPU ticks of every `--pid`, to diff over a phase.
-fn cpu_snapshot(pids: &[(String, u32)]) -> Vec<Option<u64>> {
-    pids.iter().map(|(_, pid)| cpu_ticks(*pid)).collect()
-}
-
-/// Clock ticks per second: 100 on every Linux this runs on (`getconf CLK_TCK`).
-const CLK_TCK: f64 = 100.0;
-
-fn print_cpu(pids: &[(String, u32)], before: &[Option<u64>], elapsed: Duration) {
-    if pids.is_empty() {
-        return;
-    }
-    let after = cpu_snapshot(pids);
-    let mut parts = Vec::new();
-    for (i, (name, _)) in pids.iter().enumerate() {
-        if let (Some(a), Some(b)) = (after[i], before[i]) {
-            let pct = (a - b) as f64 / CLK_TCK / elapsed.as_secs_f64() * 100.0;
-            parts.push(format!("{name} {pct:.0}%"));
-        }
-    }
-    println!("  CPU (100% = one core): {}", parts.join(", "));
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -428,11 +399,20 @@ async fn main() -> Result<()> {
         args.pids
             .push(("bench-orders".to_owned(), std::process::id()));
     }
+    if args.duration == 0 && args.latency_duration.unwrap_or(0) == 0 {
+        bail!("--duration 0 and --latency-duration 0: no phase left to run");
+    }
+    // Before any request: the services are ready (the script waited for each `/readyz`) and idle.
+    let startup_rss = procs::rss_mb(&args.pids);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let mesh = Arc::new(Mesh { http, args });
+    let mesh = Arc::new(Mesh {
+        http,
+        args,
+        orders_sent: AtomicUsize::new(0),
+    });
     let args = &mesh.args;
 
     // --- set-up ------------------------------------------------------------------------------
@@ -512,6 +492,7 @@ async fn main() -> Result<()> {
     );
 
     // --- phase 1: max throughput ------------------------------------------------------------
+    let load_start = Instant::now();
     // `--duration 0` (a soak) goes straight to the fixed rate.
     let max_rate = if args.duration == 0 {
         args.rate.context("--duration 0 needs --rate")?
@@ -520,17 +501,47 @@ async fn main() -> Result<()> {
     };
 
     // --- phase 2: latency at a fixed rate -----------------------------------------------------
+    // `--latency-duration 0` (a scaling run) stops after the maximum.
     let rate = args.rate.unwrap_or((max_rate / 2.0).max(1.0));
     let secs = args.latency_duration.unwrap_or(args.duration);
+    if secs > 0 {
+        latency(&mesh, &tracker, &shoppers, &products, rate, secs).await;
+    }
+    let load = load_start.elapsed();
+
+    stop.store(true, Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    for follower in followers {
+        let _ = tokio::time::timeout_at(deadline, follower).await;
+    }
+
+    // Every order has shipped (or been given up on): the mesh only finishes follow-ups now.
+    if !args.pids.is_empty() {
+        tokio::time::sleep(Duration::from_secs(args.settle)).await;
+        let idle_rss = procs::rss_mb(&args.pids);
+        procs::print_memory(&args.pids, &startup_rss, &idle_rss, load);
+    }
+    Ok(())
+}
+
+/// Phase 2: orders at `rate` for `secs` seconds, open loop; prints their latency.
+async fn latency(
+    mesh: &Arc<Mesh>,
+    tracker: &Arc<Tracker>,
+    shoppers: &Arc<Vec<Shopper>>,
+    products: &Arc<Vec<String>>,
+    rate: f64,
+    secs: u64,
+) {
     let total = (rate * secs as f64).round() as u64;
     let post_times = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let errors = Arc::new(AtomicU64::new(0));
-    let cpu0 = cpu_snapshot(&args.pids);
+    let cpu0 = procs::cpu_snapshot(&mesh.args.pids);
     let start = Instant::now();
-    let sampler = (args.sample_every > 0).then(|| {
+    let sampler = (mesh.args.sample_every > 0).then(|| {
         tokio::spawn(print_samples(
             tracker.clone(),
-            Duration::from_secs(args.sample_every),
+            Duration::from_secs(mesh.args.sample_every),
         ))
     });
     let mut set = tokio::task::JoinSet::new();
@@ -566,12 +577,12 @@ async fn main() -> Result<()> {
         while set.try_join_next().is_some() {}
     }
     while set.join_next().await.is_some() {}
-    let (_, lost2) = drain(&tracker, Duration::from_secs(args.drain_timeout)).await;
+    let (_, lost2) = drain(tracker, Duration::from_secs(mesh.args.drain_timeout)).await;
     if let Some(sampler) = sampler {
         sampler.abort();
     }
     let elapsed = start.elapsed();
-    print_cpu(&args.pids, &cpu0, elapsed);
+    procs::print_cpu(&mesh.args.pids, &cpu0, elapsed);
     let mut lat: Vec<Duration> = tracker.take_shipped().iter().map(|(_, d)| *d).collect();
     lat.sort();
     let mut post = post_times.lock().unwrap().clone();
@@ -593,25 +604,6 @@ async fn main() -> Result<()> {
         ms(percentile(&post, 95.0)),
         ms(percentile(&post, 99.0))
     );
-
-    stop.store(true, Ordering::Relaxed);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    for follower in followers {
-        let _ = tokio::time::timeout_at(deadline, follower).await;
-    }
-
-    if !args.pids.is_empty() {
-        let rss: Vec<String> = args
-            .pids
-            .iter()
-            .map(|(name, pid)| match status_kb(*pid, "VmHWM:") {
-                Some(kb) => format!("{name} {:.1} MB", kb as f64 / 1024.0),
-                None => format!("{name} ?"),
-            })
-            .collect();
-        println!("peak RSS (VmHWM): {}", rss.join(", "));
-    }
-    Ok(())
 }
 
 /// Phase 1: every shopper places orders back to back; returns the rate of orders shipped.
@@ -626,7 +618,7 @@ async fn max_throughput(
     let permits = Arc::new(Semaphore::new(mesh.args.max_in_flight));
     let placed = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
-    let cpu0 = cpu_snapshot(&mesh.args.pids);
+    let cpu0 = procs::cpu_snapshot(&mesh.args.pids);
     let start = Instant::now();
     let end = start + duration;
     let mut set = tokio::task::JoinSet::new();
@@ -668,7 +660,7 @@ async fn max_throughput(
     }
     while set.join_next().await.is_some() {}
     let placing = start.elapsed();
-    print_cpu(&mesh.args.pids, &cpu0, placing);
+    procs::print_cpu(&mesh.args.pids, &cpu0, placing);
     let outstanding_at_end = tracker.outstanding();
     let (drained_in, lost1) = drain(tracker, Duration::from_secs(mesh.args.drain_timeout)).await;
     let shipped1 = tracker.take_shipped();
