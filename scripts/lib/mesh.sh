@@ -8,6 +8,8 @@
 # services should see. `mesh_start` then defines: dir, redis_port, REDIS_URL, pids (every
 # process), pid_flags (`--pid name=PID` for bench-orders), url_flags (`--<service>-url URL`),
 # db_files (service → SQLite path). MESH_KEEP=1 keeps the temp dir (logs) afterwards.
+# `mesh_add_replica NAME` then starts one more process of that service on the same database
+# (scripts/bench-scaling.sh): it is `NAME-2`, `NAME-3`, … in pid_flags and logs/.
 
 say() { printf '%s: %s\n' "$tag" "$*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -56,10 +58,9 @@ mesh_start() {
   export MESH_REGISTER_MAX_PER_IP=1000000
   pid_flags=(--pid "redis=$redis_pid")
   url_flags=()
-  declare -gA db_files=()
+  declare -gA db_files=() db_urls=() replicas=()
   for name in user inventory store payment warehouse; do
-    local port database_url pid
-    port=$(free_port)
+    local database_url
     database_url="sqlite://$dir/$name.db?mode=rwc"
     db_files[$name]="$dir/$name.db"
     if [[ -n ${MESH_PG_URL:-} ]]; then
@@ -67,25 +68,50 @@ mesh_start() {
       database_url="${MESH_PG_URL%/*}/${tag}_$name"
       db_files[$name]=""
     fi
+    db_urls[$name]=$database_url
     # user first, and each one ready before the next: user writes the dev key pair the others use.
-    DATABASE_URL="$database_url" \
-      MESH_DATA_DIR="$dir" \
-      MESH_LISTEN="127.0.0.1:$port" \
-      MESH_LOG_FORMAT=json \
-      RUST_LOG=${RUST_LOG:-warn} \
-      MESH_STARTING_CREDIT_CENTS=1000000000 \
-      "target/release/$name" >"$dir/logs/$name.log" 2>&1 &
-    pid=$!
-    pids+=("$pid")
-    pid_flags+=(--pid "$name=$pid")
-    url_flags+=("--$name-url" "http://127.0.0.1:$port")
-    for _ in $(seq 600); do
-      curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-      kill -0 "$pid" 2>/dev/null || { say "$name exited:"; tail -n 20 "$dir/logs/$name.log" >&2; exit 1; }
-      sleep 0.1
-    done
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { say "$name not ready"; exit 1; }
+    mesh_spawn "$name" "$name"
+    url_flags+=("--$name-url" "$spawned_url")
   done
+}
+
+# Starts process LABEL of service NAME on the service's database and a free port, and waits
+# until it is ready. Each process has a consumer name of its own (MESH_CONSUMER_NAME unset: the
+# name carries the pid); a caller's stable MESH_CONSUMER_NAME gets a replica's label appended, as
+# two live replicas under one name would each take the other's pending entries for its own.
+mesh_spawn() {
+  local name=$1 label=$2 port pid consumer=${MESH_CONSUMER_NAME:-}
+  [[ -z $consumer || $label == "$name" ]] || consumer+="-$label"
+  port=$(free_port)
+  DATABASE_URL="${db_urls[$name]}" \
+    MESH_DATA_DIR="$dir" \
+    MESH_LISTEN="127.0.0.1:$port" \
+    MESH_LOG_FORMAT=json \
+    MESH_CONSUMER_NAME="$consumer" \
+    RUST_LOG=${RUST_LOG:-warn} \
+    MESH_STARTING_CREDIT_CENTS=1000000000 \
+    "target/release/$name" >"$dir/logs/$label.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  pid_flags+=(--pid "$label=$pid")
+  spawned_url="http://127.0.0.1:$port"
+  for _ in $(seq 600); do
+    curl -fs "$spawned_url/readyz" >/dev/null 2>&1 && break
+    kill -0 "$pid" 2>/dev/null || { say "$label exited:"; tail -n 20 "$dir/logs/$label.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  curl -fs "$spawned_url/readyz" >/dev/null || { say "$label not ready"; exit 1; }
+}
+
+# One more process of service NAME, after mesh_start: the same binary on the same database (a
+# SQLite file is shared through BEGIN IMMEDIATE and a busy timeout), its own port and consumer
+# name. Sets replica_url (its HTTP address; url_flags keeps the first process's only).
+mesh_add_replica() {
+  local name=$1 n
+  n=$((${replicas[$name]:-1} + 1))
+  replicas[$name]=$n
+  mesh_spawn "$name" "$name-$n"
+  replica_url=$spawned_url
 }
 
 # The URL flags bench-orders takes (it needs no warehouse URL).
