@@ -141,7 +141,11 @@ async fn a_failed_handler_in_a_batch_rolls_back_alone_and_the_rest_commits_once(
     for id in &event_ids {
         let calls = handler.calls(id);
         if failing.contains(&id) {
-            assert_eq!(calls, 3, "a failing event: two failures, then applied");
+            assert!(
+                (3..=4).contains(&calls),
+                "{id}: {calls} calls (a failing event: two failures, then applied, in a first try \
+                 and maybe a replay)"
+            );
         } else {
             assert!(
                 (1..=2).contains(&calls),

@@ -399,7 +399,7 @@ async fn a_batch_whose_savepoint_could_not_begin_is_never_reported_committed() {
         .await
         .unwrap();
 
-    let batch = db::BatchTxn::begin(&conn).await.unwrap();
+    let batch = db::BatchTxn::begin_with_savepoints(&conn).await.unwrap();
     let second = db::in_batch_transaction(&batch, async {
         let first = db::begin(&conn).await.unwrap();
         first
@@ -429,6 +429,67 @@ async fn a_batch_whose_savepoint_could_not_begin_is_never_reported_committed() {
     assert!(
         batch.commit().await.is_err(),
         "a batch that lost a savepoint must not report a commit"
+    );
+    let rows = admin
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM effects",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(rows, 0, "nothing of the batch was committed");
+}
+
+/// The same death of the connection in a batch whose handlers join its transaction without
+/// savepoints: the next handler's statement fails and its transaction is dropped, and the batch
+/// must then fail to commit (the worker applies its entries again).
+#[tokio::test]
+async fn a_joined_batch_whose_connection_died_is_never_reported_committed() {
+    let cluster = common::testing::PostgresCluster::start();
+    let test_db = TestDb::on_postgres(&cluster.url()).await;
+    let conn = db::connect(&test_db.url).await.unwrap();
+    let admin = db::connect(&test_db.url).await.unwrap();
+    conn.execute_unprepared("CREATE TABLE effects (id integer PRIMARY KEY)")
+        .await
+        .unwrap();
+
+    let batch = db::BatchTxn::begin(&conn).await.unwrap();
+    let second = db::in_batch_transaction(&batch, async {
+        let first = db::begin(&conn).await.unwrap();
+        first
+            .execute_unprepared("INSERT INTO effects VALUES (1)")
+            .await
+            .unwrap();
+        let pid: i32 = first
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_backend_pid()",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        first.commit().await.unwrap();
+        admin
+            .execute_unprepared(&format!("SELECT pg_terminate_backend({pid})"))
+            .await
+            .unwrap();
+        let second = db::begin(&conn).await.unwrap();
+        second
+            .execute_unprepared("INSERT INTO effects VALUES (2)")
+            .await
+            .map(|_| ())
+    })
+    .await;
+    assert!(second.is_err(), "a statement on a dead connection");
+    assert!(batch.abandoned(), "the failed handler's share was dropped");
+    assert!(
+        batch.commit().await.is_err(),
+        "a batch whose connection died must not report a commit"
     );
     let rows = admin
         .query_one_raw(Statement::from_string(
