@@ -23,9 +23,9 @@
 //!   per event (`SAVEPOINT`, `RELEASE`) on the path every event takes;
 //! - *savepoints* ([`BatchTxn::begin_with_savepoints`]): each [`begin`] is a `SAVEPOINT`, a
 //!   handler's `commit` releases it and a failed handler rolls back only its own work.
-//! On SQLite that turns a few hundred small
-//! write transactions a second (each a turn, a `BEGIN IMMEDIATE`, WAL frames and a `COMMIT`)
-//! into a few dozen. Nothing a handler did is durable until [`BatchTxn::commit`] returns, so the
+//!
+//! On SQLite batches turn a few hundred small write transactions a second (each a turn, a
+//! `BEGIN IMMEDIATE`, WAL frames and a `COMMIT`) into a few dozen. Nothing a handler did is durable until [`BatchTxn::commit`] returns, so the
 //! worker acknowledges only after it, and work that must wait for durability (invalidating a
 //! cache the next read must miss) goes through [`after_commit`].
 
