@@ -124,5 +124,7 @@ bench_url_flags() {
 
 machine_line() {
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "redis:   $(redis-server --version | awk '{print $3}'); database: ${MESH_PG_URL:+PostgreSQL }${MESH_PG_URL:-SQLite files (WAL)}; date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  # The database URL without its credentials: this line goes into logs and docs.
+  local database=${MESH_PG_URL:+PostgreSQL ${MESH_PG_URL%%://*}://${MESH_PG_URL#*@}}
+  echo "redis:   $(redis-server --version | awk '{print $3}'); database: ${database:-SQLite files (WAL)}; date: $(date -u +%Y-%m-%dT%H:%MZ)"
 }
