@@ -76,7 +76,7 @@ struct Cli {
     #[arg(long, default_value_t = 200)]
     block_ms: u64,
     /// Apply each batch in one database transaction (needs `--database-url`): a commit in the
-    /// handler then releases a savepoint, and `--crash-after-commit` aborts mid-batch.
+    /// handler then only ends its share of the batch, and `--crash-after-commit` aborts mid-batch.
     #[arg(long)]
     batch_transactions: bool,
 }

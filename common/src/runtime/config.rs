@@ -46,10 +46,11 @@ pub struct WorkerConfig {
     /// How long shutdown waits for in-flight handlers.
     pub shutdown_grace: Duration,
     /// Apply the entries read in shared database transactions (handlers one after the other,
-    /// each in a savepoint; see `super::batch` and `common::db::in_batch_transaction`) instead
-    /// of running them concurrently, each in its own. Only for handlers whose effects all go
-    /// through `common::db::begin` and whose effects outside the database that assume a commit
-    /// go through `common::db::after_commit`.
+    /// without savepoints, and with one each if the batch must be applied again; see
+    /// `super::batch` and `common::db::in_batch_transaction`) instead of running them
+    /// concurrently, each in its own. Only for handlers whose effects all go through
+    /// `common::db::begin` and whose effects outside the database go through
+    /// `common::db::after_commit` (a handler may run twice for one delivery).
     pub batch_transactions: Option<BatchTransactions>,
 }
 

@@ -9,7 +9,7 @@ use std::{
 
 use common::{
     Envelope, Keys,
-    db::{inbox, migration::RuntimeMigrator, outbox::OutboxNotifier},
+    db::{self, inbox, migration::RuntimeMigrator, outbox::OutboxNotifier},
     events::{Event, OrderPlaced, ProductChanged, UserRegistered},
     runtime::{
         BatchTransactions, HandleError, Publisher, Routes, WorkerConfig, WorkerStats,
@@ -50,7 +50,9 @@ async fn on_user(
     user: UserRegistered,
 ) -> Result<(), HandleError> {
     seen.record_in_inbox(envelope).await?;
-    seen.users.lock().unwrap().push((envelope.event_id, user));
+    // Outside the database: only once the work is committed (a batch may be applied twice).
+    let (seen, event_id) = (seen.clone(), envelope.event_id);
+    db::after_commit(async move { seen.users.lock().unwrap().push((event_id, user)) }).await;
     Ok(())
 }
 
@@ -60,10 +62,8 @@ async fn on_product(
     product: ProductChanged,
 ) -> Result<(), HandleError> {
     seen.record_in_inbox(envelope).await?;
-    seen.products
-        .lock()
-        .unwrap()
-        .push((envelope.event_id, product));
+    let (seen, event_id) = (seen.clone(), envelope.event_id);
+    db::after_commit(async move { seen.products.lock().unwrap().push((event_id, product)) }).await;
     Ok(())
 }
 
