@@ -267,28 +267,30 @@ pub async fn prior_outcome<C: ConnectionTrait>(
     conn: &C,
     order_id: Uuid,
 ) -> Result<Option<Prior>, DbErr> {
-    use sea_orm::sea_query::{Alias, Query, UnionType};
-    let mut reserved = Query::select()
-        .expr_as(Expr::cust("'reserved'"), Alias::new("prior"))
-        .from(reservation::Entity)
-        .and_where(reservation::Column::OrderId.eq(order_id))
-        .to_owned();
-    let withdrawn = Query::select()
-        .expr_as(Expr::cust("'withdrawn'"), Alias::new("prior"))
-        .from(withdrawn_order::Entity)
-        .and_where(withdrawn_order::Column::OrderId.eq(order_id))
-        .to_owned();
-    let query = reserved.union(UnionType::All, withdrawn).to_owned();
-    let rows = conn
-        .query_all_raw(conn.get_database_backend().build(&query))
-        .await?;
-    let mut prior = None;
-    for row in rows {
-        let what: String = row.try_get("", "prior")?;
-        match what.as_str() {
-            "reserved" => return Ok(Some(Prior::Reserved)),
-            _ => prior = Some(Prior::Withdrawn),
-        }
-    }
-    Ok(prior)
+    use sea_orm::sea_query::Query;
+    let found = common::db::which_exist(
+        conn,
+        vec![
+            (
+                "reserved",
+                Query::select()
+                    .from(reservation::Entity)
+                    .and_where(reservation::Column::OrderId.eq(order_id))
+                    .to_owned(),
+            ),
+            (
+                "withdrawn",
+                Query::select()
+                    .from(withdrawn_order::Entity)
+                    .and_where(withdrawn_order::Column::OrderId.eq(order_id))
+                    .to_owned(),
+            ),
+        ],
+    )
+    .await?;
+    Ok(match found.first() {
+        Some(&"reserved") => Some(Prior::Reserved),
+        Some(_) => Some(Prior::Withdrawn),
+        None => None,
+    })
 }

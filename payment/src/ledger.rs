@@ -116,28 +116,30 @@ pub async fn prior_outcome<C: ConnectionTrait>(
     conn: &C,
     order_id: Uuid,
 ) -> Result<Option<Prior>, DbErr> {
-    use sea_orm::sea_query::{Alias, Query, UnionType};
-    let mut tombstone = Query::select()
-        .expr_as(Expr::cust("'cancelled'"), Alias::new("prior"))
-        .from(cancelled_order::Entity)
-        .and_where(cancelled_order::Column::OrderId.eq(order_id))
-        .to_owned();
-    let paid = Query::select()
-        .expr_as(Expr::cust("'paid'"), Alias::new("prior"))
-        .from(payment::Entity)
-        .and_where(payment::Column::OrderId.eq(order_id))
-        .to_owned();
-    let query = tombstone.union(UnionType::All, paid).to_owned();
-    let rows = conn
-        .query_all_raw(conn.get_database_backend().build(&query))
-        .await?;
-    let mut prior = None;
-    for row in rows {
-        let what: String = row.try_get("", "prior")?;
-        match what.as_str() {
-            "cancelled" => return Ok(Some(Prior::Cancelled)),
-            _ => prior = Some(Prior::Paid),
-        }
-    }
-    Ok(prior)
+    use sea_orm::sea_query::Query;
+    let found = common::db::which_exist(
+        conn,
+        vec![
+            (
+                "cancelled",
+                Query::select()
+                    .from(cancelled_order::Entity)
+                    .and_where(cancelled_order::Column::OrderId.eq(order_id))
+                    .to_owned(),
+            ),
+            (
+                "paid",
+                Query::select()
+                    .from(payment::Entity)
+                    .and_where(payment::Column::OrderId.eq(order_id))
+                    .to_owned(),
+            ),
+        ],
+    )
+    .await?;
+    Ok(match found.first() {
+        Some(&"cancelled") => Some(Prior::Cancelled),
+        Some(_) => Some(Prior::Paid),
+        None => None,
+    })
 }

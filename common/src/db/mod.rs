@@ -7,6 +7,7 @@ pub mod inbox;
 pub mod migration;
 pub mod outage;
 pub mod outbox;
+mod probe;
 pub mod relay;
 mod write;
 
@@ -16,6 +17,7 @@ pub use checkpoint::{
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
+pub use probe::which_exist;
 pub use write::{BatchTxn, WriteTxn, after_commit, after_commit_once, begin, in_batch_transaction};
 
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout
