@@ -268,7 +268,7 @@ pub async fn prior_outcome<C: ConnectionTrait>(
     order_id: Uuid,
 ) -> Result<Option<Prior>, DbErr> {
     use sea_orm::sea_query::Query;
-    let found = common::db::which_exist(
+    let first = common::db::first_existing(
         conn,
         vec![
             (
@@ -288,8 +288,8 @@ pub async fn prior_outcome<C: ConnectionTrait>(
         ],
     )
     .await?;
-    Ok(match found.first() {
-        Some(&"reserved") => Some(Prior::Reserved),
+    Ok(match first {
+        Some("reserved") => Some(Prior::Reserved),
         Some(_) => Some(Prior::Withdrawn),
         None => None,
     })

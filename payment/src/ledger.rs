@@ -117,7 +117,7 @@ pub async fn prior_outcome<C: ConnectionTrait>(
     order_id: Uuid,
 ) -> Result<Option<Prior>, DbErr> {
     use sea_orm::sea_query::Query;
-    let found = common::db::which_exist(
+    let first = common::db::first_existing(
         conn,
         vec![
             (
@@ -137,8 +137,8 @@ pub async fn prior_outcome<C: ConnectionTrait>(
         ],
     )
     .await?;
-    Ok(match found.first() {
-        Some(&"cancelled") => Some(Prior::Cancelled),
+    Ok(match first {
+        Some("cancelled") => Some(Prior::Cancelled),
         Some(_) => Some(Prior::Paid),
         None => None,
     })

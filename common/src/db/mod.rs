@@ -17,7 +17,7 @@ pub use checkpoint::{
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
-pub use probe::which_exist;
+pub use probe::first_existing;
 pub use write::{BatchTxn, WriteTxn, after_commit, after_commit_once, begin, in_batch_transaction};
 
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout

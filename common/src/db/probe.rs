@@ -1,4 +1,4 @@
-//! [`which_exist`]: several "is there such a row?" questions in one statement, for handlers that
+//! [`first_existing`]: several "is there such a row?" questions in one statement, for handlers that
 //! must know what was decided about an order before acting on it (payment's tombstone and
 //! existing payment, inventory's reservations and withdrawal). Each question asked on its own
 //! would be a statement, and so (sqlx on SQLite) a hand-off to the connection's thread and back.
@@ -8,15 +8,16 @@ use sea_orm::{
     sea_query::{Alias, Expr, SelectStatement, UnionType},
 };
 
-/// The labels of the `probes` (`label`, a `SELECT` with its `FROM` and `WHERE` and no columns)
-/// that find at least one row, in the order of `probes`, each once: one `UNION ALL` statement.
-/// Labels are written into the SQL: they must be short lowercase words (checked).
-pub async fn which_exist<C: ConnectionTrait>(
+/// The label of the first of `probes` (`label`, a `SELECT` with its `FROM` and `WHERE` and no
+/// columns) that finds a row, asked in one `UNION ALL` statement; `None` if none does. Labels are
+/// written into the SQL: they must be short lowercase words (checked).
+pub async fn first_existing<C: ConnectionTrait>(
     conn: &C,
     probes: Vec<(&'static str, SelectStatement)>,
-) -> Result<Vec<&'static str>, DbErr> {
+) -> Result<Option<&'static str>, DbErr> {
+    let labels: Vec<&'static str> = probes.iter().map(|(label, _)| *label).collect();
     let mut union: Option<SelectStatement> = None;
-    for (label, mut select) in probes.iter().cloned() {
+    for (label, mut select) in probes {
         if label.is_empty() || !label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
             return Err(DbErr::Custom(format!(
                 "probe label {label:?} is not a word"
@@ -31,19 +32,15 @@ pub async fn which_exist<C: ConnectionTrait>(
         }
     }
     let Some(union) = union else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
-    let rows = conn
+    let found = conn
         .query_all_raw(conn.get_database_backend().build(&union))
-        .await?;
-    let mut found = Vec::new();
-    for row in rows {
-        let label: String = row.try_get("", "probe")?;
-        found.push(label);
-    }
-    Ok(probes
-        .iter()
-        .map(|(label, _)| *label)
-        .filter(|label| found.iter().any(|f| f == label))
-        .collect())
+        .await?
+        .into_iter()
+        .map(|row| row.try_get::<String>("", "probe"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(labels
+        .into_iter()
+        .find(|label| found.iter().any(|f| f == label)))
 }

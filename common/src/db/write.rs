@@ -25,9 +25,10 @@
 //!   handler's `commit` releases it and a failed handler rolls back only its own work.
 //!
 //! On SQLite batches turn a few hundred small write transactions a second (each a turn, a
-//! `BEGIN IMMEDIATE`, WAL frames and a `COMMIT`) into a few dozen. Nothing a handler did is durable until [`BatchTxn::commit`] returns, so the
-//! worker acknowledges only after it, and work that must wait for durability (invalidating a
-//! cache the next read must miss) goes through [`after_commit`].
+//! `BEGIN IMMEDIATE`, WAL frames and a `COMMIT`) into a few dozen. Nothing a handler did is
+//! durable until [`BatchTxn::commit`] returns, so the worker acknowledges only after it, and work
+//! that must wait for durability (invalidating a cache the next read must miss) goes through
+//! [`after_commit`].
 
 use std::{
     collections::HashMap,
@@ -317,6 +318,13 @@ struct Joined {
     finished: bool,
 }
 
+impl Joined {
+    /// Its work is done (committed to the batch, or nothing to undo): no reason to abandon.
+    fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
 impl Drop for Joined {
     fn drop(&mut self) {
         if !self.finished {
@@ -330,8 +338,8 @@ impl WriteTxn {
     pub async fn commit(self) -> Result<(), DbErr> {
         match self.txn {
             Txn::Own(txn) => txn.commit().await,
-            Txn::Joined(mut joined) => {
-                joined.finished = true;
+            Txn::Joined(joined) => {
+                joined.finish();
                 Ok(())
             }
         }
@@ -354,8 +362,8 @@ impl WriteTxn {
     pub async fn release_unchanged(self) -> Result<(), DbErr> {
         match self.txn {
             Txn::Own(txn) => txn.rollback().await,
-            Txn::Joined(mut joined) => {
-                joined.finished = true;
+            Txn::Joined(joined) => {
+                joined.finish();
                 Ok(())
             }
         }
