@@ -21,6 +21,8 @@ ENV BINS="user inventory store payment warehouse meshctl"
 # The dependencies first, in their own layer: built from the manifests and the lock file with
 # stub sources, so a change to the mesh's code does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
+# Build settings (the allocator's, .cargo/config.toml) before anything is compiled.
+COPY .cargo .cargo/
 COPY common/Cargo.toml common/
 COPY user/Cargo.toml user/
 COPY inventory/Cargo.toml inventory/

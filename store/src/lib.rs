@@ -20,12 +20,15 @@ pub mod orders;
 pub mod status;
 pub mod worker;
 
-use common::service::{Assembly, NoCommand, Service, Template};
+use common::{
+    db::GroupCommit,
+    service::{Assembly, NoCommand, Service, Template},
+};
 use sea_orm_migration::MigrationTrait;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::config::StoreArgs;
-use crate::{http::AppState, worker::StoreHandler};
+use crate::{http::AppState, orders::PlaceOrders, worker::StoreHandler};
 
 /// Name of the service: its consumer group, its database, the `producer` of its events.
 pub const SERVICE: &str = Store::NAME;
@@ -56,6 +59,7 @@ impl Template for Store {
         let state = AppState {
             db: service.db.clone(),
             notifier: service.relay.notifier(),
+            placer: GroupCommit::spawn(service.db.clone(), PlaceOrders, orders::MAX_GROUP_ROWS),
             verifier: service.verifier().await?,
             fee_percent: store.fee_percent,
         };

@@ -1,4 +1,4 @@
-//! The rules of orders shared by the API and the worker: pricing ([`fee_cents`], [`price`], [`insert`]),
+//! The rules of orders shared by the API and the worker: pricing ([`fee_cents`], [`price`], [`insert_many`]),
 //! status changes as one conditional `UPDATE … WHERE status IN (…)` plus a history row
 //! ([`transition`]), and history entries that do not change the status ([`note`]). Callers pass
 //! their transaction, so the change commits with its inbox record or outbox event.
@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use common::{
     Envelope,
-    db::outbox,
+    db::{GroupWrite, WriteTxn, outbox},
+    envelope::EventEnvelope,
     events::{OrderLine, OrderPlaced},
 };
 use sea_orm::{
@@ -51,12 +52,14 @@ pub struct NewOrder {
     pub correlation_id: String,
 }
 
-/// An order priced from the catalog projection, ready for [`insert`].
-#[derive(Debug, Clone)]
+/// An order priced from the catalog projection, ready for [`insert_many`].
+#[derive(Debug)]
 pub struct PricedOrder {
     pub order: order::Model,
     pub lines: Vec<order_line::Model>,
-    pub correlation_id: String,
+    /// Its `order-placed`, made in the request's span so that the event carries the request's
+    /// trace context wherever the order is written (group commit writes it on another task).
+    pub event: EventEnvelope<OrderPlaced>,
 }
 
 /// Prices `new` from the catalog projection: every product must be known and active.
@@ -114,37 +117,64 @@ pub async fn price<C: ConnectionTrait>(
         created_at: now,
         updated_at: now,
     };
+    let event = order_placed(&model, &lines, &new.correlation_id)?;
     Ok(PricedOrder {
         order: model,
         lines,
-        correlation_id: new.correlation_id,
+        event,
     })
 }
 
-/// Inserts a priced order, its lines and its first history row, and enqueues `order-placed` —
-/// all inside `txn`.
-pub async fn insert<C: ConnectionTrait>(
+/// Inserts priced orders, their lines and their first history rows, and enqueues their
+/// `order-placed` events — all inside `txn`, one statement per table (`POST /orders` writes
+/// the orders placed at the same time as one group: [`PlaceOrders`]).
+pub async fn insert_many<C: ConnectionTrait>(
     txn: &C,
-    priced: PricedOrder,
-) -> Result<(order::Model, Vec<order_line::Model>), DbErr> {
-    let PricedOrder {
-        order: model,
-        lines,
-        correlation_id,
-    } = priced;
-    let order_id = model.id;
-    // The order first: with an `Idempotency-Key`, a concurrent retry fails here on the unique
+    priced: &[PricedOrder],
+) -> Result<Vec<(order::Model, Vec<order_line::Model>)>, DbErr> {
+    if priced.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The orders first: with an `Idempotency-Key`, a concurrent retry fails here on the unique
     // index, before anything else is written.
-    order::Entity::insert(order::ActiveModel::from(model.clone()))
-        .exec_without_returning(txn)
-        .await?;
-    order_line::Entity::insert_many(lines.iter().cloned().map(order_line::ActiveModel::from))
-        .exec_without_returning(txn)
-        .await?;
-    insert_history(txn, order_id, OrderStatus::Pending, "placed", None).await?;
+    order::Entity::insert_many(
+        priced
+            .iter()
+            .map(|p| order::ActiveModel::from(p.order.clone())),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    order_line::Entity::insert_many(
+        priced
+            .iter()
+            .flat_map(|p| p.lines.iter().cloned().map(order_line::ActiveModel::from)),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    let now = chrono::Utc::now();
+    history::Entity::insert_many(
+        priced
+            .iter()
+            .map(|p| history_row(p.order.id, OrderStatus::Pending, "placed", None, now)),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    let events: Vec<_> = priced.iter().map(|p| &p.event).collect();
+    outbox::enqueue_events(txn, &events).await?;
+    Ok(priced
+        .iter()
+        .map(|p| (p.order.clone(), p.lines.clone()))
+        .collect())
+}
 
+/// The `order-placed` event of an order.
+fn order_placed(
+    model: &order::Model,
+    lines: &[order_line::Model],
+    correlation_id: &str,
+) -> Result<EventEnvelope<OrderPlaced>, DbErr> {
     let payload = OrderPlaced {
-        order_id,
+        order_id: model.id,
         user_id: model.user_id,
         items: lines
             .iter()
@@ -158,10 +188,34 @@ pub async fn insert<C: ConnectionTrait>(
         fee_cents: model.fee_cents,
         total_cents: model.total_cents,
     };
-    let envelope = Envelope::of_event(SERVICE, &correlation_id, "", &payload)
-        .map_err(|e| DbErr::Custom(format!("encode order-placed: {e}")))?;
-    outbox::enqueue_event(txn, &envelope).await?;
-    Ok((model, lines))
+    Envelope::of_event(SERVICE, correlation_id, "", &payload)
+        .map_err(|e| DbErr::Custom(format!("encode order-placed: {e}")))
+}
+
+/// `POST /orders`' [`GroupWrite`]: the orders placed while the previous group was being written
+/// are inserted together ([`insert_many`]).
+pub struct PlaceOrders;
+
+/// Most rows of order lines in one group (each order adds its lines and one row of each other
+/// table): keeps every multi-row statement far below SQLite's and PostgreSQL's limits on bound
+/// parameters (32,766 and 65,535; a line has 6 columns, an order 10).
+pub const MAX_GROUP_ROWS: usize = 1_000;
+
+impl GroupWrite for PlaceOrders {
+    type Item = PricedOrder;
+    type Output = (order::Model, Vec<order_line::Model>);
+
+    async fn write(
+        &self,
+        txn: &WriteTxn,
+        items: &[PricedOrder],
+    ) -> Result<Vec<Self::Output>, DbErr> {
+        insert_many(txn, items).await
+    }
+
+    fn weight(&self, item: &PricedOrder) -> usize {
+        1 + item.lines.len()
+    }
 }
 
 /// What [`transition`] did.
@@ -274,17 +328,33 @@ async fn insert_history<C: ConnectionTrait>(
     reason: &str,
     event_id: Option<&str>,
 ) -> Result<(), DbErr> {
-    history::Entity::insert(history::ActiveModel {
+    history::Entity::insert(history_row(
+        order_id,
+        status,
+        reason,
+        event_id,
+        chrono::Utc::now(),
+    ))
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+fn history_row(
+    order_id: Uuid,
+    status: OrderStatus,
+    reason: &str,
+    event_id: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> history::ActiveModel {
+    history::ActiveModel {
         id: NotSet,
         order_id: Set(order_id),
         status: Set(status.as_str().to_owned()),
         reason: Set(reason.chars().take(300).collect()),
         event_id: Set(event_id.map(str::to_owned)),
-        at: Set(chrono::Utc::now()),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+        at: Set(at),
+    }
 }
 
 #[cfg(test)]

@@ -43,17 +43,37 @@ pub async fn enqueue<C: ConnectionTrait>(
     stream: &str,
     envelope: &Envelope,
 ) -> Result<(), DbErr> {
-    let fields: Vec<(&str, String)> = envelope.to_fields();
-    let fields = serde_json::to_string(&fields).map_err(|e| DbErr::Custom(e.to_string()))?;
-    Entity::insert(ActiveModel {
-        id: NotSet,
-        event_id: Set(envelope.event_id.to_string()),
-        stream: Set(stream.to_owned()),
-        fields: Set(fields),
-        created_at: Set(chrono::Utc::now().timestamp_millis()),
-    })
-    .exec_without_returning(txn)
-    .await?;
+    enqueue_many(txn, &[(stream, envelope)]).await
+}
+
+/// Adds events to the outbox inside the caller's transaction, in one statement; they are
+/// published in the order given.
+pub async fn enqueue_many<C: ConnectionTrait>(
+    txn: &C,
+    events: &[(&str, &Envelope)],
+) -> Result<(), DbErr> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let rows = events
+        .iter()
+        .map(|&(stream, envelope)| {
+            let fields: Vec<(&str, String)> = envelope.to_fields();
+            let fields =
+                serde_json::to_string(&fields).map_err(|e| DbErr::Custom(e.to_string()))?;
+            Ok(ActiveModel {
+                id: NotSet,
+                event_id: Set(envelope.event_id.to_string()),
+                stream: Set(stream.to_owned()),
+                fields: Set(fields),
+                created_at: Set(now),
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
     Ok(())
 }
 
@@ -64,6 +84,15 @@ pub async fn enqueue_event<C: ConnectionTrait, E: Event>(
     event: &EventEnvelope<E>,
 ) -> Result<(), DbErr> {
     enqueue(txn, E::TYPE, event).await
+}
+
+/// [`enqueue_event`] for several events of one type, in one statement.
+pub async fn enqueue_events<C: ConnectionTrait, E: Event>(
+    txn: &C,
+    events: &[&EventEnvelope<E>],
+) -> Result<(), DbErr> {
+    let events: Vec<(&str, &Envelope)> = events.iter().map(|e| (E::TYPE, &***e)).collect();
+    enqueue_many(txn, &events).await
 }
 
 /// Number of events waiting to be published.

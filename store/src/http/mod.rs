@@ -11,13 +11,13 @@ mod views;
 use axum::{Router, extract::FromRef};
 use common::{
     auth::{Claims, JwtVerifier, Role},
-    db::outbox::OutboxNotifier,
+    db::{GroupCommit, outbox::OutboxNotifier},
     problem::ApiError,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 use uuid::Uuid;
 
-use crate::entity::order;
+use crate::{entity::order, orders::PlaceOrders};
 
 pub use views::{HistoryEntry, LineView, OrderPage, OrderView};
 
@@ -26,6 +26,8 @@ pub use views::{HistoryEntry, LineView, OrderPage, OrderView};
 pub struct AppState {
     pub db: DatabaseConnection,
     pub notifier: OutboxNotifier,
+    /// Writes `POST /orders`' orders, those placed at the same time together.
+    pub placer: GroupCommit<PlaceOrders>,
     pub verifier: JwtVerifier,
     /// `STORE_FEE_PERCENT`.
     pub fee_percent: u32,

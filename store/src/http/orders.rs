@@ -192,21 +192,19 @@ pub(crate) async fn create(
         }
         Err(PlaceError::Db(e)) => return Err(e.into()),
     };
-    let txn = common::db::begin(&state.db).await?;
-    let (order, lines) = match orders::insert(&txn, priced).await {
+    // Written with the orders placed at the same time, in one transaction (group commit).
+    let (order, lines) = match state.placer.write(priced).await {
         Ok(placed) => placed,
         Err(e) => {
             // A concurrent retry with the same key won the race: answer as its retry.
-            if let (Some(key), Some(SqlErr::UniqueConstraintViolation(_))) = (&key, e.sql_err()) {
-                drop(txn);
-                if let Some(existing) = find_by_key(&state.db, user.sub, key).await? {
-                    return replay(&state, existing, &hash).await;
-                }
+            if let (Some(key), Some(SqlErr::UniqueConstraintViolation(_))) = (&key, e.sql_err())
+                && let Some(existing) = find_by_key(&state.db, user.sub, key).await?
+            {
+                return replay(&state, existing, &hash).await;
             }
             return Err(e.into());
         }
     };
-    txn.commit().await?;
     state.notifier.notify();
     metrics::counter!("store_orders_placed_total").increment(1);
     tracing::info!(
