@@ -3,6 +3,8 @@
 //! binary per crate; `support::spawn_app` runs the library's `run` in process, like `main` does.
 //!
 //! - [`orders`]: placing, validating, idempotent retries, listing and ownership;
+//! - [`placing`]: orders placed at the same time (written in groups), and with the database's
+//!   write lock held elsewhere;
 //! - [`cancel`]: cancelling in every status;
 //! - [`worker`]: the status machine under every arrival order, duplicates, the catalog
 //!   projection.
@@ -10,6 +12,7 @@
 mod cancel;
 mod metrics;
 mod orders;
+mod placing;
 mod support;
 mod worker;
 
