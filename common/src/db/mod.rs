@@ -22,9 +22,6 @@ pub use group::{GroupCommit, GroupWrite};
 pub use probe::first_existing;
 pub use write::{BatchTxn, WriteTxn, after_commit, after_commit_once, begin, in_batch_transaction};
 
-/// How long a pooled SQLite connection beyond the first may stay idle before it is closed.
-pub const SQLITE_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout
 /// so concurrent handlers queue for the write lock instead of failing, and with automatic
 /// checkpoints off: SQLite would run them inside the commit that crosses 1,000 WAL pages, while
@@ -46,14 +43,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         // outage error (503, a retry that does not count) instead of hanging (`outage.rs`).
         .acquire_timeout(outage::ACQUIRE_TIMEOUT);
     if url.starts_with("sqlite:") {
-        // Each SQLite connection keeps a page cache of its own (up to 2 MiB) and a thread: the
-        // ones a burst opened are closed once idle for `SQLITE_IDLE_TIMEOUT`, so an idle service
-        // is back to a small footprint (docs/benchmarks.md, "Footprint").
-        options
-            .max_connections(8)
-            .min_connections(1)
-            .idle_timeout(SQLITE_IDLE_TIMEOUT);
-        options.map_sqlx_sqlite_opts(|o| {
+        options.max_connections(8).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(outage::SQLITE_BUSY_TIMEOUT)

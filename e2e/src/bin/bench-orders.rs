@@ -87,10 +87,8 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     drain_timeout: u64,
     /// Seconds to wait, once the last order shipped, before reading each process's idle RSS:
-    /// the follow-ups of the last orders (the store applying `order-shipped`) are done by then,
-    /// and the services have closed the SQLite connections the load opened (idle for 5 s:
-    /// `common::db::SQLITE_IDLE_TIMEOUT`, checked as often).
-    #[arg(long, default_value_t = 12)]
+    /// the follow-ups of the last orders (the store applying `order-shipped`) are done by then.
+    #[arg(long, default_value_t = 2)]
     settle: u64,
     /// `name=PID` of a process to report CPU and memory for (repeatable). Replicas of a service
     /// are named `<service>-2`, `<service>-3`, …: their CPU is also summed per service.
