@@ -14,8 +14,9 @@
 //! database itself is unavailable (the transaction cannot begin or commit) every item of the
 //! group gets that error at once instead of each waiting for it in turn.
 
-use std::future::Future;
+use std::{future::Future, panic::AssertUnwindSafe};
 
+use futures::FutureExt as _;
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::{mpsc, oneshot};
 
@@ -68,7 +69,11 @@ pub struct Pending<T>(oneshot::Receiver<Result<T, DbErr>>);
 impl<T> Pending<T> {
     /// Waits until the item's group has committed (or the item failed).
     pub async fn written(self) -> Result<T, DbErr> {
-        self.0.await.unwrap_or_else(|_| Err(stopped()))
+        self.0.await.unwrap_or_else(|_| {
+            Err(DbErr::Custom(
+                "the group write ended without an answer".into(),
+            ))
+        })
     }
 }
 
@@ -132,46 +137,61 @@ async fn run<W: GroupWrite>(
             weight += next;
             group.push(job);
         }
-        write_group(&db, &writer, group).await;
+        // A writer that panics fails its group (its writers get an error), not the task: the
+        // next group is written as usual.
+        if AssertUnwindSafe(write_group(&db, &writer, group))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!("a group write panicked; its items were not written");
+        }
     }
 }
 
 /// Writes one group and answers its writers (see the module docs for what a failure does).
 async fn write_group<W: GroupWrite>(db: &DatabaseConnection, writer: &W, group: Vec<Job<W>>) {
     let (items, replies): (Vec<_>, Vec<_>) = group.into_iter().map(|j| (j.item, j.reply)).unzip();
-    match write_once(db, writer, &items).await {
+    let error = match write_once(db, writer, &items).await {
         Ok(outputs) => {
             for (reply, output) in replies.into_iter().zip(outputs) {
                 let _ = reply.send(Ok(output));
             }
+            return;
         }
-        Err(Failure::Unavailable(error)) => {
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
+        Err(Failure::Write(_)) if items.len() > 1 => {
+            write_one_by_one(db, writer, &items, replies).await;
+            return;
         }
-        Err(Failure::Write(error)) if items.len() == 1 => {
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
-        }
-        Err(Failure::Write(_)) => {
-            let mut unavailable: Option<DbErr> = None;
-            for (item, reply) in items.iter().zip(replies) {
-                let answer = match &unavailable {
-                    Some(error) => Err(error.clone()),
-                    None => match write_once(db, writer, std::slice::from_ref(item)).await {
-                        Ok(mut outputs) => Ok(outputs.remove(0)),
-                        Err(Failure::Write(error)) => Err(error),
-                        Err(Failure::Unavailable(error)) => {
-                            unavailable = Some(error.clone());
-                            Err(error)
-                        }
-                    },
-                };
-                let _ = reply.send(answer);
-            }
-        }
+        Err(Failure::Unavailable(error) | Failure::Write(error)) => error,
+    };
+    for reply in replies {
+        let _ = reply.send(Err(error.clone()));
+    }
+}
+
+/// Writes each item of a failed group in a transaction of its own; once the database is
+/// unavailable, the rest get that error without trying.
+async fn write_one_by_one<W: GroupWrite>(
+    db: &DatabaseConnection,
+    writer: &W,
+    items: &[W::Item],
+    replies: Vec<oneshot::Sender<Result<W::Output, DbErr>>>,
+) {
+    let mut unavailable: Option<DbErr> = None;
+    for (item, reply) in items.iter().zip(replies) {
+        let answer = match &unavailable {
+            Some(error) => Err(error.clone()),
+            None => match write_once(db, writer, std::slice::from_ref(item)).await {
+                Ok(mut outputs) => Ok(outputs.remove(0)),
+                Err(Failure::Write(error)) => Err(error),
+                Err(Failure::Unavailable(error)) => {
+                    unavailable = Some(error.clone());
+                    Err(error)
+                }
+            },
+        };
+        let _ = reply.send(answer);
     }
 }
 

@@ -1,6 +1,6 @@
 //! `common::db::GroupCommit`: items written while another group commits are written together in
 //! one transaction; an item that cannot be written fails alone and the rest of its group commits
-//! exactly once.
+//! exactly once; a writer that panics fails its group, not the task.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +22,7 @@ impl GroupWrite for Names {
 
     async fn write(&self, txn: &WriteTxn, items: &[String]) -> Result<Vec<String>, DbErr> {
         self.groups.lock().unwrap().push(items.len());
+        assert!(!items.iter().any(|name| name == "panic"), "a writer bug");
         let backend = txn.get_database_backend();
         let placeholders: Vec<String> = (1..=items.len())
             .map(|i| match backend {
@@ -201,4 +202,21 @@ async fn the_task_stops_once_every_handle_is_dropped_after_writing_what_was_queu
     blocker.rollback().await.expect("release");
     assert_eq!(pending.written().await.expect("written"), "wrote last");
     assert_eq!(stored_names(&conn).await, ["last"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_panics_fails_its_group_and_the_next_group_is_written() {
+    let (_test_db, conn) = names_table().await;
+    let groups = Arc::new(Mutex::new(Vec::new()));
+    let writer = GroupCommit::spawn(conn.clone(), Names { groups }, 100);
+    let error = writer
+        .write("panic".to_owned())
+        .await
+        .expect_err("the panicking group fails");
+    assert!(error.to_string().contains("without an answer"), "{error}");
+    assert_eq!(
+        writer.write("after".to_owned()).await.expect("written"),
+        "wrote after"
+    );
+    assert_eq!(stored_names(&conn).await, ["after"]);
 }
