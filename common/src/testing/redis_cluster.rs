@@ -205,8 +205,10 @@ impl RedisCluster {
         let replica = self.replica_of(master);
         for _ in 0..3 {
             self.failover(replica).await;
+            // Mid-failover a node may see no master for the slot for a moment (the old one
+            // already a replica, the new one's claim not yet known): keep waiting then.
             let taken = tokio::time::timeout(Duration::from_secs(10), async {
-                while self.master_of(key) != replica {
+                while self.serving(key) != Some(replica) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             })
