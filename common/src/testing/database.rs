@@ -65,6 +65,24 @@ impl TestDb {
         self.url.starts_with("postgres")
     }
 
+    /// A plain connection to this SQLite file, outside every pool: "another process" that can
+    /// take the file's write lock (`BEGIN IMMEDIATE`; in WAL mode readers go on, every writer
+    /// waits) and give it back (`ROLLBACK`).
+    pub async fn other_sqlite_connection(&self) -> sea_orm::sqlx::SqliteConnection {
+        assert!(!self.is_postgres(), "not a SQLite database: {}", self.url);
+        let path = self
+            .url
+            .trim_start_matches("sqlite://")
+            .split('?')
+            .next()
+            .unwrap_or_default();
+        <sea_orm::sqlx::SqliteConnection as sea_orm::sqlx::Connection>::connect(&format!(
+            "sqlite://{path}"
+        ))
+        .await
+        .expect("a connection of its own to the SQLite file")
+    }
+
     /// Connects and runs the migrator `M`.
     pub async fn connect<M: MigratorTrait>(&self) -> DatabaseConnection {
         let conn = db::connect(&self.url).await.expect("connect test database");

@@ -142,19 +142,7 @@ async fn a_postgres_restart_answers_503_then_applies_the_events_of_the_outage_on
 async fn a_sqlite_file_locked_by_another_writer_answers_503_then_applies_the_events_once() {
     let app = spawn_on(ServiceHome::on(TestDb::sqlite())).await;
     // Another process's write transaction: in WAL mode readers go on, every writer waits.
-    let path = app
-        .home
-        .test_db
-        .url
-        .trim_start_matches("sqlite://")
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut locker =
-        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{path}"))
-            .await
-            .unwrap();
+    let mut locker = app.home.test_db.other_sqlite_connection().await;
     let locker = tokio::sync::Mutex::new(&mut locker);
     rides_out_an_outage(
         &app,

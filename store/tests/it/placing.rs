@@ -128,19 +128,7 @@ async fn orders_placed_while_another_process_holds_the_sqlite_write_lock_answer_
     .await;
     let cup = app.seed_product("cup", 1_250).await;
     let shopper = app.caller(Role::User);
-    let path = app
-        .home
-        .test_db
-        .url
-        .trim_start_matches("sqlite://")
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut locker =
-        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{path}"))
-            .await
-            .unwrap();
+    let mut locker = app.home.test_db.other_sqlite_connection().await;
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut locker)
         .await
