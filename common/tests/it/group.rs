@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use common::{
-    db::{self, GroupCommit, GroupWrite, WriteTxn},
+    db::{self, GroupCommit, GroupWrite, WriteTxn, group::Pending},
     testing::TestDb,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlErr, Statement};
@@ -77,24 +77,38 @@ async fn stored_names(conn: &DatabaseConnection) -> Vec<String> {
         .collect()
 }
 
+/// A group-commit task writing `Names`, and the sizes of the groups it wrote.
+fn names_writer(
+    conn: &DatabaseConnection,
+    max_weight: usize,
+) -> (GroupCommit<Names>, Arc<Mutex<Vec<usize>>>) {
+    let groups = Arc::new(Mutex::new(Vec::new()));
+    let names = Names {
+        groups: groups.clone(),
+    };
+    (GroupCommit::spawn(conn.clone(), names, max_weight), groups)
+}
+
+/// Queues every name while the writers are held back, then lets them go.
+async fn queue_while_held(
+    conn: &DatabaseConnection,
+    writer: &GroupCommit<Names>,
+    names: impl IntoIterator<Item = String>,
+) -> Vec<Pending<String>> {
+    let blocker = hold_writers(conn).await;
+    let mut pending = Vec::new();
+    for name in names {
+        pending.push(writer.submit(name).await.expect("queued"));
+    }
+    blocker.rollback().await.expect("release");
+    pending
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_queued_while_a_group_commits_are_written_together() {
     let (_test_db, conn) = names_table().await;
-    let groups = Arc::new(Mutex::new(Vec::new()));
-    let writer = GroupCommit::spawn(
-        conn.clone(),
-        Names {
-            groups: groups.clone(),
-        },
-        100,
-    );
-
-    let blocker = hold_writers(&conn).await;
-    let mut pending = Vec::new();
-    for i in 0..11 {
-        pending.push(writer.submit(format!("n{i:02}")).await.expect("queued"));
-    }
-    blocker.rollback().await.expect("release");
+    let (writer, groups) = names_writer(&conn, 100);
+    let pending = queue_while_held(&conn, &writer, (0..11).map(|i| format!("n{i:02}"))).await;
     for (i, item) in pending.into_iter().enumerate() {
         assert_eq!(
             item.written().await.expect("written"),
@@ -117,20 +131,8 @@ async fn items_queued_while_a_group_commits_are_written_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_are_bounded_by_weight() {
     let (_test_db, conn) = names_table().await;
-    let groups = Arc::new(Mutex::new(Vec::new()));
-    let writer = GroupCommit::spawn(
-        conn.clone(),
-        Names {
-            groups: groups.clone(),
-        },
-        4,
-    );
-    let blocker = hold_writers(&conn).await;
-    let mut pending = Vec::new();
-    for i in 0..10 {
-        pending.push(writer.submit(format!("n{i:02}")).await.expect("queued"));
-    }
-    blocker.rollback().await.expect("release");
+    let (writer, groups) = names_writer(&conn, 4);
+    let pending = queue_while_held(&conn, &writer, (0..10).map(|i| format!("n{i:02}"))).await;
     for item in pending {
         item.written().await.expect("written");
     }
@@ -146,21 +148,9 @@ async fn an_item_that_cannot_be_written_fails_alone_and_the_rest_commit_once() {
     conn.execute_unprepared("INSERT INTO names (name) VALUES ('taken')")
         .await
         .expect("seed");
-    let groups = Arc::new(Mutex::new(Vec::new()));
-    let writer = GroupCommit::spawn(
-        conn.clone(),
-        Names {
-            groups: groups.clone(),
-        },
-        100,
-    );
-
-    let blocker = hold_writers(&conn).await;
-    let mut pending = Vec::new();
-    for name in ["a0", "a1", "taken", "a2", "a2", "a3"] {
-        pending.push(writer.submit(name.to_owned()).await.expect("queued"));
-    }
-    blocker.rollback().await.expect("release");
+    let (writer, groups) = names_writer(&conn, 100);
+    let names = ["a0", "a1", "taken", "a2", "a2", "a3"].map(str::to_owned);
+    let pending = queue_while_held(&conn, &writer, names).await;
     let mut answers = Vec::new();
     for item in pending {
         answers.push(item.written().await);
@@ -194,8 +184,7 @@ async fn an_item_that_cannot_be_written_fails_alone_and_the_rest_commit_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_task_stops_once_every_handle_is_dropped_after_writing_what_was_queued() {
     let (_test_db, conn) = names_table().await;
-    let groups = Arc::new(Mutex::new(Vec::new()));
-    let writer = GroupCommit::spawn(conn.clone(), Names { groups }, 100);
+    let (writer, _) = names_writer(&conn, 100);
     let blocker = hold_writers(&conn).await;
     let pending = writer.submit("last".to_owned()).await.expect("queued");
     drop(writer);
@@ -207,8 +196,7 @@ async fn the_task_stops_once_every_handle_is_dropped_after_writing_what_was_queu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_panics_fails_its_group_and_the_next_group_is_written() {
     let (_test_db, conn) = names_table().await;
-    let groups = Arc::new(Mutex::new(Vec::new()));
-    let writer = GroupCommit::spawn(conn.clone(), Names { groups }, 100);
+    let (writer, _) = names_writer(&conn, 100);
     let error = writer
         .write("panic".to_owned())
         .await
