@@ -196,8 +196,8 @@ fn order_placed(
 /// are inserted together ([`insert_many`]).
 pub struct PlaceOrders;
 
-/// Most rows of order lines in one group (each order adds its lines and one row of each other
-/// table): keeps every multi-row statement far below SQLite's and PostgreSQL's limits on bound
+/// The most a group weighs, an order counting one plus its lines ([`PlaceOrders`]'s weight):
+/// keeps every multi-row statement far below SQLite's and PostgreSQL's limits on bound
 /// parameters (32,766 and 65,535; a line has 6 columns, an order 10).
 pub const MAX_GROUP_ROWS: usize = 1_000;
 
