@@ -2,10 +2,14 @@
 //! in the same transaction. Validation of the input happens in `http`; these functions take
 //! checked values.
 
-use common::{Envelope, db::outbox, events::ProductChanged};
+use common::{
+    Envelope,
+    db::{WriteConnection, outbox},
+    events::ProductChanged,
+};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    ColumnTrait, DbErr, EntityTrait, QueryFilter,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -31,7 +35,7 @@ pub struct ProductPatch {
 }
 
 /// Inserts a product (its initial stock as the first ledger row) and enqueues `product-changed`.
-pub async fn create<C: ConnectionTrait>(
+pub async fn create<C: WriteConnection>(
     conn: &C,
     new: NewProduct,
     correlation_id: &str,
@@ -58,7 +62,7 @@ pub async fn create<C: ConnectionTrait>(
 }
 
 /// Applies `patch` and bumps the revision in one statement; `None` if there is no such product.
-pub async fn update<C: ConnectionTrait>(
+pub async fn update<C: WriteConnection>(
     conn: &C,
     id: Uuid,
     patch: ProductPatch,
@@ -95,7 +99,7 @@ pub async fn update<C: ConnectionTrait>(
 
 /// Soft delete: the product becomes inactive (kept for the ledger and old orders). Deleting an
 /// inactive product changes nothing and publishes nothing. `None` if there is no such product.
-pub async fn deactivate<C: ConnectionTrait>(
+pub async fn deactivate<C: WriteConnection>(
     conn: &C,
     id: Uuid,
     correlation_id: &str,
@@ -114,7 +118,7 @@ pub async fn deactivate<C: ConnectionTrait>(
 }
 
 /// Enqueues `product-changed` for the product as it is now.
-async fn announce<C: ConnectionTrait>(
+async fn announce<C: WriteConnection>(
     conn: &C,
     model: &product::Model,
     correlation_id: &str,

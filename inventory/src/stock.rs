@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use common::db::{self, WriteConnection};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -44,16 +45,39 @@ pub async fn record_movement<C: ConnectionTrait>(
     reason: &str,
     order_id: Option<Uuid>,
 ) -> Result<stock_movement::Model, DbErr> {
-    stock_movement::Entity::insert(stock_movement::ActiveModel {
+    stock_movement::Entity::insert(movement(product_id, delta, reason, order_id))
+        .exec_with_returning(conn)
+        .await
+}
+
+/// Appends one row to the ledger of an order's stock; nothing reads it back in the transaction,
+/// so inside a worker's batch it is written with the batch's other ledger rows
+/// (`db::insert_deferrable`).
+async fn record_order_movement<C: WriteConnection>(
+    conn: &C,
+    product_id: Uuid,
+    delta: i64,
+    reason: &str,
+    order_id: Uuid,
+) -> Result<(), DbErr> {
+    let row = movement(product_id, delta, reason, Some(order_id));
+    db::insert_deferrable(conn, vec![row]).await
+}
+
+fn movement(
+    product_id: Uuid,
+    delta: i64,
+    reason: &str,
+    order_id: Option<Uuid>,
+) -> stock_movement::ActiveModel {
+    stock_movement::ActiveModel {
         id: NotSet,
         product_id: Set(product_id),
         delta: Set(delta),
         reason: Set(reason.to_owned()),
         order_id: Set(order_id),
         created_at: Set(chrono::Utc::now()),
-    })
-    .exec_with_returning(conn)
-    .await
+    }
 }
 
 /// Adds `delta` (signed) to a product's stock with a ledger row; a removal larger than the stock
@@ -119,7 +143,7 @@ pub enum Reserve {
 /// Takes every line from stock inside `conn` (a transaction or savepoint the caller rolls back
 /// on [`Reserve::Short`]). Products are visited in id order so concurrent orders lock rows in the
 /// same order and cannot deadlock on PostgreSQL.
-pub async fn reserve<C: ConnectionTrait>(
+pub async fn reserve<C: WriteConnection>(
     conn: &C,
     order_id: Uuid,
     lines: &BTreeMap<Uuid, i64>,
@@ -151,7 +175,7 @@ pub async fn reserve<C: ConnectionTrait>(
         })
         .exec_without_returning(conn)
         .await?;
-        record_movement(conn, product_id, -quantity, REASON_RESERVED, Some(order_id)).await?;
+        record_order_movement(conn, product_id, -quantity, REASON_RESERVED, order_id).await?;
     }
     Ok(Reserve::Reserved)
 }
@@ -169,7 +193,7 @@ pub async fn has_reservations<C: ConnectionTrait>(conn: &C, order_id: Uuid) -> R
 /// Puts the order's reserved units back on the shelf; returns how many lines were released.
 /// Each line flips `reserved → released` with a conditional update first, so two releases of the
 /// same order (concurrent or not) give the stock back once.
-pub async fn release<C: ConnectionTrait>(conn: &C, order_id: Uuid) -> Result<usize, DbErr> {
+pub async fn release<C: WriteConnection>(conn: &C, order_id: Uuid) -> Result<usize, DbErr> {
     let held = reservation::Entity::find()
         .filter(reservation::Column::OrderId.eq(order_id))
         .filter(reservation::Column::Status.eq(reservation::RESERVED))
@@ -202,12 +226,12 @@ pub async fn release<C: ConnectionTrait>(conn: &C, order_id: Uuid) -> Result<usi
             .filter(product::Column::Id.eq(line.product_id))
             .exec(conn)
             .await?;
-        record_movement(
+        record_order_movement(
             conn,
             line.product_id,
             line.quantity,
             REASON_RELEASED,
-            Some(order_id),
+            order_id,
         )
         .await?;
         released += 1;

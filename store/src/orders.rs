@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use common::{
     Envelope,
-    db::{GroupWrite, WriteTxn, outbox},
+    db::{self, GroupWrite, WriteConnection, WriteTxn, outbox},
     envelope::EventEnvelope,
     events::{OrderLine, OrderPlaced},
 };
@@ -128,7 +128,7 @@ pub async fn price<C: ConnectionTrait>(
 /// Inserts priced orders, their lines and their first history rows, and enqueues their
 /// `order-placed` events — all inside `txn`, one statement per table (`POST /orders` writes
 /// the orders placed at the same time as one group: [`PlaceOrders`]).
-pub async fn insert_many<C: ConnectionTrait>(
+pub async fn insert_many<C: WriteConnection>(
     txn: &C,
     priced: &[PricedOrder],
 ) -> Result<Vec<(order::Model, Vec<order_line::Model>)>, DbErr> {
@@ -232,7 +232,7 @@ pub enum Transition {
 
 /// Moves the order to `to` if its current status allows it, in one conditional statement, and
 /// records the change. Concurrent transitions of one order serialise on its row.
-pub async fn transition<C: ConnectionTrait>(
+pub async fn transition<C: WriteConnection>(
     conn: &C,
     order_id: Uuid,
     to: OrderStatus,
@@ -278,7 +278,7 @@ pub async fn lock<C: ConnectionTrait>(
 
 /// Records something that happened to the order without changing its status (a refund asked
 /// for, a cancellation requested), under the order's current status. `None`: no such order.
-pub async fn note<C: ConnectionTrait>(
+pub async fn note<C: WriteConnection>(
     conn: &C,
     order_id: Uuid,
     reason: &str,
@@ -321,23 +321,17 @@ pub fn parse_status(s: &str) -> Result<OrderStatus, DbErr> {
     OrderStatus::parse(s).ok_or_else(|| DbErr::Custom(format!("unknown order status `{s}`")))
 }
 
-async fn insert_history<C: ConnectionTrait>(
+/// A history row; nothing reads it back in the transaction that writes it, so inside a worker's
+/// batch it is written with the batch's other history rows (`db::insert_deferrable`).
+async fn insert_history<C: WriteConnection>(
     conn: &C,
     order_id: Uuid,
     status: OrderStatus,
     reason: &str,
     event_id: Option<&str>,
 ) -> Result<(), DbErr> {
-    history::Entity::insert(history_row(
-        order_id,
-        status,
-        reason,
-        event_id,
-        chrono::Utc::now(),
-    ))
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    let row = history_row(order_id, status, reason, event_id, chrono::Utc::now());
+    db::insert_deferrable(conn, vec![row]).await
 }
 
 fn history_row(

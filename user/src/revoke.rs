@@ -9,11 +9,13 @@ use anyhow::Context as _;
 use common::{
     Envelope,
     auth::{Claims, Revocations},
-    db::outbox::{self, OutboxNotifier},
+    db::{
+        WriteConnection,
+        outbox::{self, OutboxNotifier},
+    },
     events::{RevocationReason, TokenRevoked},
     problem::ApiError,
 };
-use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use crate::SERVICE;
@@ -38,7 +40,7 @@ impl Revoker {
 
     /// Enqueues, in `txn`, the revocation of the one token of `claims` (a log-out). Pass the
     /// result to [`committed`](Self::committed) after the commit.
-    pub async fn token<C: ConnectionTrait>(
+    pub async fn token<C: WriteConnection>(
         &self,
         txn: &C,
         claims: &Claims,
@@ -58,7 +60,7 @@ impl Revoker {
 
     /// Enqueues, in `txn`, the revocation of every token of `user_id` issued until now. Pass the
     /// result to [`committed`](Self::committed) after the commit.
-    pub async fn user<C: ConnectionTrait>(
+    pub async fn user<C: WriteConnection>(
         &self,
         txn: &C,
         user_id: Uuid,
@@ -89,7 +91,7 @@ impl Revoker {
     }
 }
 
-async fn enqueue<C: ConnectionTrait>(
+async fn enqueue<C: WriteConnection>(
     txn: &C,
     revoked: &TokenRevoked,
     correlation_id: &str,

@@ -51,13 +51,42 @@ pub async fn begin_once(
     envelope: &Envelope,
 ) -> Result<Option<super::WriteTxn>, DbErr> {
     let txn = super::begin(db).await?;
-    if record(&txn, group, &envelope.event_id.to_string()).await? {
+    let event_id = envelope.event_id.to_string();
+    let fresh = match txn.defer_inbox_record(group, &event_id) {
+        // In a batch: the batch writes the record before it commits (`write_deferred`).
+        Some(fresh) => fresh,
+        None => record(&txn, group, &event_id).await?,
+    };
+    if fresh {
         Ok(Some(txn))
     } else {
         // The insert found the row: nothing was written.
         txn.release_unchanged().await?;
         Ok(None)
     }
+}
+
+/// Writes the inbox records the joined handlers of `batch` deferred
+/// (`WriteTxn::defer_inbox_record`), in one statement. `false`: one of those events was recorded
+/// already (applied before, or by another replica meanwhile), so a handler applied it again
+/// inside the batch: the batch must be rolled back, not committed.
+pub async fn write_deferred(batch: &super::BatchTxn) -> Result<bool, DbErr> {
+    let records = batch.take_deferred_inbox();
+    if records.is_empty() {
+        return Ok(true);
+    }
+    let expected = records.len() as u64;
+    let now = chrono::Utc::now().timestamp_millis();
+    let rows = records.into_iter().map(|(group, event_id)| ActiveModel {
+        consumer_group: Set(group),
+        event_id: Set(event_id),
+        processed_at: Set(now),
+    });
+    let result = Entity::insert_many(rows)
+        .on_conflict_do_nothing()
+        .exec_without_returning(batch.connection())
+        .await?;
+    Ok(matches!(result, TryInsertResult::Inserted(n) if n == expected))
 }
 
 /// Whether `group` has applied `event_id` (for tests and tools).

@@ -3,6 +3,7 @@
 //! and `outbox`) and their migrations, and the `relay` that publishes the outbox.
 
 mod checkpoint;
+mod deferred;
 pub mod group;
 pub mod inbox;
 pub mod migration;
@@ -18,6 +19,7 @@ pub use checkpoint::{
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
+pub use deferred::{WriteConnection, insert_deferrable};
 pub use group::{GroupCommit, GroupWrite};
 pub use probe::first_existing;
 pub use write::{BatchTxn, WriteTxn, after_commit, after_commit_once, begin, in_batch_transaction};

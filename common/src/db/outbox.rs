@@ -11,6 +11,7 @@ use sea_orm::{
     entity::prelude::*,
 };
 
+use super::deferred::{WriteConnection, insert_deferrable};
 pub use super::relay::{OutboxNotifier, OutboxRelay};
 use crate::{
     envelope::{Envelope, EventEnvelope},
@@ -38,7 +39,7 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 /// Adds an event to the outbox inside the caller's transaction.
-pub async fn enqueue<C: ConnectionTrait>(
+pub async fn enqueue<C: WriteConnection>(
     txn: &C,
     stream: &str,
     envelope: &Envelope,
@@ -48,7 +49,7 @@ pub async fn enqueue<C: ConnectionTrait>(
 
 /// Adds events to the outbox inside the caller's transaction, in one statement; they are
 /// published in the order given.
-pub async fn enqueue_many<C: ConnectionTrait>(
+pub async fn enqueue_many<C: WriteConnection>(
     txn: &C,
     events: &[(&str, &Envelope)],
 ) -> Result<(), DbErr> {
@@ -68,18 +69,14 @@ pub async fn enqueue_many<C: ConnectionTrait>(
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
-    if rows.is_empty() {
-        return Ok(());
-    }
-    Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
+    // Nothing reads an outbox row back before the commit: inside a worker's batch it is written
+    // with the batch's other rows (`crate::db::deferred`).
+    insert_deferrable(txn, rows).await
 }
 
 /// Adds an event of the catalog to the outbox, on its own stream (`E::TYPE`), inside the
 /// caller's transaction: what every producer of the mesh calls.
-pub async fn enqueue_event<C: ConnectionTrait, E: Event>(
+pub async fn enqueue_event<C: WriteConnection, E: Event>(
     txn: &C,
     event: &EventEnvelope<E>,
 ) -> Result<(), DbErr> {
@@ -87,7 +84,7 @@ pub async fn enqueue_event<C: ConnectionTrait, E: Event>(
 }
 
 /// [`enqueue_event`] for several events of one type, in one statement.
-pub async fn enqueue_events<C: ConnectionTrait, E: Event>(
+pub async fn enqueue_events<C: WriteConnection, E: Event>(
     txn: &C,
     events: &[&EventEnvelope<E>],
 ) -> Result<(), DbErr> {

@@ -20,7 +20,13 @@
 //!   itself, with no statement of its own; its `commit` does nothing, and a `rollback` (or a
 //!   transaction dropped before its commit) marks the batch [`BatchTxn::abandoned`]. The runtime
 //!   then rolls the whole batch back and applies it again with savepoints. Two statements fewer
-//!   per event (`SAVEPOINT`, `RELEASE`) on the path every event takes;
+//!   per event (`SAVEPOINT`, `RELEASE`) on the path every event takes, and more: a handler's
+//!   inbox record (`inbox::begin_once`), its outbox rows and other rows nothing reads back
+//!   (`super::deferred::insert_deferrable`) are not inserted at once but left to the batch,
+//!   which writes them together, one statement per table, just before it commits
+//!   ([`BatchTxn::write_deferred_tables`], `inbox::write_deferred`). An event found in the
+//!   inbox then (applied before) sends the whole batch to the second way, where each handler's
+//!   own insert finds it;
 //! - *savepoints* ([`BatchTxn::begin_with_savepoints`]): each [`begin`] is a `SAVEPOINT`, a
 //!   handler's `commit` releases it and a failed handler rolls back only its own work.
 //!
@@ -47,7 +53,10 @@ use sea_orm::{
 };
 use tokio::sync::OwnedMutexGuard;
 
-use super::outage::OUTAGE_PREFIX;
+use super::{
+    deferred::{Deferred, WriteConnection},
+    outage::OUTAGE_PREFIX,
+};
 
 /// How long a writer waits for its turn before giving up with an outage error: twice the busy
 /// timeout, so that a turn is only missed when the writer before it could not get the file's
@@ -97,6 +106,8 @@ struct BatchScope {
     /// A joined handler rolled back, or dropped its transaction before committing it: what it
     /// wrote cannot be undone alone, so the batch must not commit (see the module docs).
     abandoned: Arc<AtomicBool>,
+    /// What joined handlers left to the batch, not yet written.
+    deferred: Arc<Deferred>,
 }
 
 /// A write transaction shared by the handlers of one batch (see the module docs).
@@ -130,6 +141,7 @@ impl BatchTxn {
                 failed_begin: Arc::default(),
                 savepoints,
                 abandoned: Arc::default(),
+                deferred: Arc::default(),
             },
             _turn,
         })
@@ -139,6 +151,24 @@ impl BatchTxn {
     /// the batch must then be rolled back, not committed.
     pub fn abandoned(&self) -> bool {
         self.scope.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Writes the rows its joined handlers left to the batch, one statement per table; their
+    /// inbox records are written by `inbox::write_deferred`. [`Self::commit`] refuses to commit
+    /// a batch with either left unwritten.
+    pub async fn write_deferred_tables(&self) -> Result<(), DbErr> {
+        self.scope.deferred.write_tables(&self.scope.txn).await
+    }
+
+    /// The inbox records its joined handlers deferred, taken to be written
+    /// (`inbox::write_deferred`) in the batch's transaction, [`Self::connection`].
+    pub(crate) fn take_deferred_inbox(&self) -> Vec<(String, String)> {
+        self.scope.deferred.take_inbox()
+    }
+
+    /// The batch's transaction itself, for the statements of the batch as a whole.
+    pub(crate) fn connection(&self) -> &DatabaseTransaction {
+        &self.scope.txn
     }
 
     /// Commits everything the batch's handlers committed to their savepoints, then runs what
@@ -151,8 +181,10 @@ impl BatchTxn {
             after_commit,
             failed_begin,
             abandoned,
+            deferred,
             ..
         } = scope;
+        let unwritten = deferred.unwritten();
         let failed_begin = failed_begin
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -163,6 +195,10 @@ impl BatchTxn {
             Ok(_) if abandoned.load(Ordering::Acquire) => Err(DbErr::Custom(
                 "a handler rolled back inside the batch transaction; rolled back".into(),
             )),
+            // Committing would mark those events applied by nothing.
+            Ok(_) if unwritten > 0 => Err(DbErr::Custom(format!(
+                "{unwritten} deferred inbox records or tables were not written; rolled back"
+            ))),
             Ok(txn) => txn.commit().await,
             // A handler kept its transaction past its own end (a spawned task): its work may be
             // half done, so none of the batch is committed.
@@ -195,6 +231,11 @@ impl BatchTxn {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// Whether the running task is inside [`in_batch_transaction`].
+pub(crate) fn in_batch_scope() -> bool {
+    BATCH.try_with(|_| ()).is_ok()
 }
 
 /// Runs `work` with every [`begin`] in it (on this task) joining `batch` as a savepoint.
@@ -245,6 +286,7 @@ pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
                 txn: Txn::Joined(Joined {
                     txn: scope.txn,
                     abandoned: scope.abandoned,
+                    deferred: scope.deferred,
                     finished: false,
                 }),
                 _turn: None,
@@ -314,6 +356,7 @@ enum Txn {
 struct Joined {
     txn: Arc<DatabaseTransaction>,
     abandoned: Arc<AtomicBool>,
+    deferred: Arc<Deferred>,
     /// Committed, or released with nothing written.
     finished: bool,
 }
@@ -357,6 +400,15 @@ impl WriteTxn {
         }
     }
 
+    /// Inside a batch joined without a savepoint, leaves the inbox record of `event_id` for
+    /// `group` to the batch (see the module docs): `Some(true)`, or `Some(false)` if another
+    /// handler of the batch recorded that event already. `None` elsewhere: the caller inserts
+    /// the record itself.
+    pub(crate) fn defer_inbox_record(&self, group: &str, event_id: &str) -> Option<bool> {
+        self.deferred()
+            .map(|deferred| deferred.record_inbox(group, event_id))
+    }
+
     /// Ends a transaction in which nothing was changed (an insert that found its row already
     /// there, say): a rollback of its own, but no reason to roll back a batch it joined.
     pub async fn release_unchanged(self) -> Result<(), DbErr> {
@@ -377,6 +429,15 @@ impl Deref for WriteTxn {
         match &self.txn {
             Txn::Own(txn) => txn,
             Txn::Joined(joined) => &joined.txn,
+        }
+    }
+}
+
+impl WriteConnection for WriteTxn {
+    fn deferred(&self) -> Option<&Deferred> {
+        match &self.txn {
+            Txn::Joined(joined) => Some(&joined.deferred),
+            Txn::Own(_) => None,
         }
     }
 }

@@ -20,7 +20,7 @@ use std::sync::{
 
 use sea_orm::DatabaseConnection;
 
-use crate::db::{self, BatchTxn, outage, relay::OutboxNotifier};
+use crate::db::{self, BatchTxn, inbox, outage, relay::OutboxNotifier};
 
 use super::{
     event_span,
@@ -29,8 +29,8 @@ use super::{
 };
 
 /// The database a worker's handlers write to, and the outbox relay to wake once a batch has
-/// committed (handlers notify it before their work is durable, so the relay may have found
-/// nothing).
+/// committed (a handler's notification inside the batch does nothing: its work is not durable
+/// before the batch commits).
 #[derive(Clone)]
 pub struct BatchTransactions {
     pub db: DatabaseConnection,
@@ -120,7 +120,7 @@ pub(crate) async fn handle_in_one_transaction<H: Handler>(
     let txn = begin(batch, false).await?;
     let outcomes = run_handlers(&txn, handler, meters, messages, true).await;
     let all_ok = outcomes.len() == messages.len() && outcomes.iter().all(Result::is_ok);
-    if all_ok && !txn.abandoned() {
+    if all_ok && !txn.abandoned() && deferred_rows_written(&txn).await {
         return Ok(Applied {
             outcomes: commit(batch, txn, outcomes, messages).await,
             replayed: false,
@@ -141,6 +141,31 @@ pub(crate) async fn handle_in_one_transaction<H: Handler>(
         outcomes: commit(batch, txn, outcomes, messages).await,
         replayed: true,
     })
+}
+
+/// Writes the rows and inbox records the handlers left to the batch
+/// (`BatchTxn::write_deferred_tables`, `db::inbox::write_deferred`); `false` if one of those events
+/// was applied before (a handler applied it again, so the batch is to be applied with
+/// savepoints, where each handler's own insert finds the record), or an insert failed (the
+/// batch is rolled back; applying it again finds out whether the database is away).
+async fn deferred_rows_written(txn: &BatchTxn) -> bool {
+    let written = match txn.write_deferred_tables().await {
+        Ok(()) => inbox::write_deferred(txn).await,
+        Err(error) => Err(error),
+    };
+    match written {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::debug!(
+                "an event of the batch was applied before; applying it again with savepoints"
+            );
+            false
+        }
+        Err(error) => {
+            tracing::debug!(%error, "writing the rows the batch's handlers deferred failed");
+            false
+        }
+    }
 }
 
 async fn begin(batch: &BatchTransactions, savepoints: bool) -> Result<BatchTxn, Unbatched> {

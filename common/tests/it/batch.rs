@@ -12,7 +12,11 @@ use std::{
 
 use common::{
     Keys,
-    db::{self, inbox, migration::RuntimeMigrator, outbox::OutboxNotifier},
+    db::{
+        self, inbox,
+        migration::RuntimeMigrator,
+        outbox::{self, OutboxNotifier},
+    },
     runtime::{BatchTransactions, HandleError, Handler, Message, WorkerConfig, WorkerStats},
     testing::{RedisServer, TestDb, unique_prefix, wait_drained},
 };
@@ -20,11 +24,12 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::support::{InProcessWorker, effect_counts, pending, publish_n};
 
-/// Writes one `batch_effects` row per event in its transaction; fails (after writing) as many
-/// calls of an event as `failures` says; for an event in `abandon`, writes its row and then drops
-/// its transaction uncommitted and returns `Ok` (its effect is never applied).
+/// Writes one `batch_effects` row per event in its transaction, and a follow-up event
+/// (`effect-done`, caused by it) in the outbox; fails (after writing) as many calls of an event as
+/// `failures` says; for an event in `abandon`, writes its row and then drops its transaction
+/// uncommitted and returns `Ok` (its effect is never applied).
 #[derive(Clone)]
-struct Effects {
+pub(crate) struct Effects {
     db: DatabaseConnection,
     failures: Arc<Mutex<HashMap<String, u32>>>,
     abandon: Arc<Vec<String>>,
@@ -32,7 +37,7 @@ struct Effects {
 }
 
 impl Effects {
-    fn new(db: &DatabaseConnection) -> Self {
+    pub(crate) fn new(db: &DatabaseConnection) -> Self {
         Self {
             db: db.clone(),
             failures: Arc::default(),
@@ -41,7 +46,7 @@ impl Effects {
         }
     }
 
-    fn calls(&self, event_id: &str) -> u32 {
+    pub(crate) fn calls(&self, event_id: &str) -> u32 {
         self.calls
             .lock()
             .unwrap()
@@ -73,6 +78,11 @@ impl Handler for Effects {
             [event_id.clone().into()],
         ))
         .await?;
+        let follow_up = message
+            .envelope
+            .follow_up("effect-done", "test", &serde_json::json!({}))
+            .map_err(anyhow::Error::from)?;
+        outbox::enqueue(&txn, "effect-done", &follow_up).await?;
         let fail = match self.failures.lock().unwrap().get_mut(&event_id) {
             Some(left) if *left > 0 => {
                 *left -= 1;
@@ -94,7 +104,10 @@ impl Handler for Effects {
 }
 
 /// A Redis server with `n` events on `stream`, and a database with the `batch_effects` table.
-async fn with_published(stream: &str, n: usize) -> (RedisServer, Keys, TestDb, DatabaseConnection) {
+pub(crate) async fn with_published(
+    stream: &str,
+    n: usize,
+) -> (RedisServer, Keys, TestDb, DatabaseConnection) {
     let redis = RedisServer::start();
     let keys = Keys::new(unique_prefix());
     let test_db = TestDb::new().await;
@@ -208,7 +221,7 @@ async fn a_handler_that_abandons_its_transaction_in_a_batch_undoes_only_its_own_
     worker.stop().await;
 }
 
-async fn event_ids(conn: &mut common::connection::Conn, stream: &str) -> Vec<String> {
+pub(crate) async fn event_ids(conn: &mut common::connection::Conn, stream: &str) -> Vec<String> {
     crate::support::stream_entries(conn, stream)
         .await
         .into_iter()
@@ -217,7 +230,7 @@ async fn event_ids(conn: &mut common::connection::Conn, stream: &str) -> Vec<Str
 }
 
 /// A worker of group `g` on `stream` applying its entries in batch transactions on `db`.
-fn start_batched(
+pub(crate) fn start_batched(
     redis: &RedisServer,
     keys: &Keys,
     stream: &str,

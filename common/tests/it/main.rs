@@ -8,6 +8,7 @@ mod batch;
 mod claims;
 mod concurrency;
 mod crash;
+mod deferred;
 mod group;
 mod housekeeping;
 mod http_server;
