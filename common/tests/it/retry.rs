@@ -149,9 +149,12 @@ async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered(redis:
     assert_eq!(WorkerStats::get(&stats.poison), 0);
 }
 
-/// Fails the first two deliveries of every event, then applies it.
+/// Fails the first two deliveries of every event, then applies it. With `panics`, the first
+/// failure is a panic, after the handler has waited once (so it is not the first poll that
+/// panics).
 #[derive(Clone, Default)]
 struct FailsTwice {
+    panics: bool,
     attempts: Arc<Mutex<HashMap<String, u64>>>,
     effects: Arc<Mutex<HashMap<String, u64>>>,
 }
@@ -165,6 +168,10 @@ impl Handler for FailsTwice {
             *n += 1;
             *n
         };
+        if attempt == 1 && self.panics {
+            tokio::task::yield_now().await;
+            panic!("handler bug on the first delivery of {event_id}");
+        }
         if attempt <= 2 {
             return Err(HandleError::retry(anyhow::anyhow!("not yet ({attempt})")));
         }
@@ -175,6 +182,24 @@ impl Handler for FailsTwice {
 
 on_one_server_and_a_cluster!(entry_that_fails_twice_then_succeeds_has_its_effect_once);
 async fn entry_that_fails_twice_then_succeeds_has_its_effect_once(redis: &dyn TestRedis) {
+    fails_twice_then_applies(redis, FailsTwice::default()).await;
+}
+
+/// A handler's panic (here in a later poll of its future, which the runtime boxes) is a retry
+/// like any other failure: the worker goes on, and the event is applied once on a later delivery.
+#[tokio::test]
+async fn a_handler_that_panics_is_retried_and_its_event_applied_once() {
+    let redis = RedisServer::start();
+    let handler = FailsTwice {
+        panics: true,
+        ..FailsTwice::default()
+    };
+    fails_twice_then_applies(&redis, handler).await;
+}
+
+/// Five events through `handler`, which fails each twice: every one applied exactly once after
+/// three attempts, ten retries, nothing dead-lettered or left pending.
+async fn fails_twice_then_applies(redis: &dyn TestRedis, handler: FailsTwice) {
     let keys = Keys::new(unique_prefix());
     let mut conn = redis.connection();
     let ids = publish_n(&redis, &keys, "flaky", 5).await;
@@ -182,7 +207,6 @@ async fn entry_that_fails_twice_then_succeeds_has_its_effect_once(redis: &dyn Te
     let mut cfg = WorkerConfig::new(keys.clone(), "g", &["flaky"]);
     cfg.retry_base = Duration::from_millis(50);
     cfg.max_deliveries = 5;
-    let handler = FailsTwice::default();
     let worker = InProcessWorker::start(&redis, cfg, handler.clone());
 
     wait_until(Duration::from_secs(20), "every event applied", || {
