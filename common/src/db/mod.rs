@@ -28,7 +28,8 @@ pub use write::{BatchTxn, WriteTxn, after_commit, after_commit_once, begin, in_b
 /// statements — a batch's deferred rows, a group's orders — differ by their number of rows, so
 /// under load each connection's cache filled up with such one-off programs and kept them for good:
 /// the store's eight connections held ~1.7 MB each after a load, ~0.7 MB with this bound, and the
-/// orders benchmark's throughput did not change (docs/benchmarks.md, "Footprint").
+/// orders benchmark's throughput did not change (docs/benchmarks.md, "2026-12-07 (fifth
+/// session): what the store keeps after a load").
 const SQLITE_STATEMENT_CACHE: usize = 16;
 
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout
