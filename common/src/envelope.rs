@@ -98,6 +98,99 @@ pub enum PoisonError {
     BadPayload { event_type: String, reason: String },
 }
 
+/// Where each envelope field is in an entry's fields (its first occurrence): the
+/// [`ENVELOPE_FIELDS`] in order, then `traceparent` and `tracestate`.
+type Slots = [Option<usize>; ENVELOPE_FIELDS.len() + 2];
+
+/// An entry's fields that make a valid envelope: the parsed fields, and where the four text
+/// fields (`type`, `producer`, `correlation_id`, `causation_id`: valid UTF-8) are.
+struct Checked {
+    event_id: Uuid,
+    version: u32,
+    occurred_at: DateTime<Utc>,
+    data: Box<RawValue>,
+    trace: Option<TraceContext>,
+    slots: Slots,
+}
+
+impl Checked {
+    /// Checks an entry's fields as an envelope. Unknown fields are ignored, and so is a missing
+    /// or malformed trace context.
+    fn check(fields: &[(String, Vec<u8>)]) -> Result<Self, PoisonError> {
+        // One pass over the entry, each envelope field into its slot (the first occurrence
+        // wins); the two trace context fields in the last two.
+        let mut slots: Slots = [None; ENVELOPE_FIELDS.len() + 2];
+        for (i, (name, _)) in fields.iter().enumerate() {
+            let slot = match name.as_str() {
+                "event_id" => 0,
+                "type" => 1,
+                "version" => 2,
+                "occurred_at" => 3,
+                "producer" => 4,
+                "correlation_id" => 5,
+                "causation_id" => 6,
+                "data" => 7,
+                TRACEPARENT => 8,
+                TRACESTATE => 9,
+                _ => continue,
+            };
+            slots[slot].get_or_insert(i);
+        }
+        let raw = |slot: usize| slots[slot].map(|i| fields[i].1.as_slice());
+        let text = |slot: usize| -> Result<&str, PoisonError> {
+            let name = ENVELOPE_FIELDS[slot];
+            let raw = raw(slot).ok_or(PoisonError::MissingField(name))?;
+            std::str::from_utf8(raw).map_err(|_| PoisonError::NotUtf8(name))
+        };
+        let invalid = |field: &'static str, reason: String| PoisonError::Invalid { field, reason };
+
+        let version: u32 = text(2)?
+            .parse()
+            .map_err(|e| invalid("version", format!("{e}")))?;
+        if version == 0 || version > MAX_SUPPORTED_VERSION {
+            return Err(PoisonError::UnsupportedVersion(version));
+        }
+        let event_id = Uuid::parse_str(text(0)?).map_err(|e| invalid("event_id", e.to_string()))?;
+        if text(1)?.is_empty() {
+            return Err(invalid("type", "empty".into()));
+        }
+        let occurred_at = DateTime::parse_from_rfc3339(text(3)?)
+            .map_err(|e| invalid("occurred_at", e.to_string()))?
+            .with_timezone(&Utc);
+        for slot in [4, 5, 6] {
+            text(slot)?;
+        }
+        let data: Box<RawValue> =
+            serde_json::from_str(text(7)?).map_err(|e| invalid("data", e.to_string()))?;
+        if !data.get().trim_start().starts_with('{') {
+            return Err(invalid("data", "not a JSON object".into()));
+        }
+        Ok(Self {
+            event_id,
+            version,
+            occurred_at,
+            data,
+            trace: TraceContext::parse(raw(8), raw(9)),
+            slots,
+        })
+    }
+
+    /// The envelope, its text fields given by `text(slot)`.
+    fn envelope(self, mut text: impl FnMut(usize) -> String) -> Envelope {
+        Envelope {
+            event_id: self.event_id,
+            event_type: text(1),
+            version: self.version,
+            occurred_at: self.occurred_at,
+            producer: text(4),
+            correlation_id: text(5),
+            causation_id: text(6),
+            data: self.data,
+            trace: self.trace,
+        }
+    }
+}
+
 impl Envelope {
     /// A new envelope for a payload, with a fresh UUIDv7, the current time, and the trace context
     /// of the current span when traces are exported.
@@ -193,66 +286,48 @@ impl Envelope {
     /// Parses the fields of a stream entry. Unknown fields are ignored, and so is a missing or
     /// malformed trace context.
     pub fn from_fields(fields: &[(String, Vec<u8>)]) -> Result<Self, PoisonError> {
-        // One pass over the entry, each envelope field into its slot (the first occurrence wins);
-        // the two trace context fields in the last two.
-        let mut found: [Option<&[u8]>; ENVELOPE_FIELDS.len() + 2] =
-            [None; ENVELOPE_FIELDS.len() + 2];
-        for (name, value) in fields {
-            let slot = match name.as_str() {
-                "event_id" => 0,
-                "type" => 1,
-                "version" => 2,
-                "occurred_at" => 3,
-                "producer" => 4,
-                "correlation_id" => 5,
-                "causation_id" => 6,
-                "data" => 7,
-                TRACEPARENT => 8,
-                TRACESTATE => 9,
-                _ => continue,
-            };
-            found[slot].get_or_insert(value.as_slice());
-        }
-        let text = |slot: usize| -> Result<&str, PoisonError> {
-            let name = ENVELOPE_FIELDS[slot];
-            let raw = found[slot].ok_or(PoisonError::MissingField(name))?;
-            std::str::from_utf8(raw).map_err(|_| PoisonError::NotUtf8(name))
+        let checked = Checked::check(fields)?;
+        let slots = checked.slots;
+        let text = |slot: usize| {
+            slots[slot]
+                .map(|i| String::from_utf8_lossy(&fields[i].1).into_owned())
+                .unwrap_or_default()
         };
-        let invalid = |field: &'static str, reason: String| PoisonError::Invalid { field, reason };
+        Ok(checked.envelope(text))
+    }
 
-        let version: u32 = text(2)?
-            .parse()
-            .map_err(|e| invalid("version", format!("{e}")))?;
-        if version == 0 || version > MAX_SUPPORTED_VERSION {
-            return Err(PoisonError::UnsupportedVersion(version));
+    /// [`from_fields`](Self::from_fields) that moves the text of `type`, `producer`,
+    /// `correlation_id` and `causation_id` out of `fields` instead of copying it (the runtime's
+    /// hot path): their values are left empty, and [`restore_fields`](Self::restore_fields) puts
+    /// them back. A poison entry's fields are left as they were.
+    pub(crate) fn take_from_fields(fields: &mut Fields) -> Result<Self, PoisonError> {
+        let checked = Checked::check(fields)?;
+        let slots = checked.slots;
+        let text = |slot: usize| {
+            slots[slot].map_or_else(String::new, |i| {
+                // Checked as UTF-8: the buffer becomes the string as it is.
+                String::from_utf8(std::mem::take(&mut fields[i].1))
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            })
+        };
+        Ok(checked.envelope(text))
+    }
+
+    /// Puts back into `fields` what [`take_from_fields`](Self::take_from_fields) took out of
+    /// them: the fields as the entry was read.
+    pub(crate) fn restore_fields(&self, fields: &mut Fields) {
+        for (name, value) in [
+            ("type", &self.event_type),
+            ("producer", &self.producer),
+            ("correlation_id", &self.correlation_id),
+            ("causation_id", &self.causation_id),
+        ] {
+            if let Some((_, taken)) = fields.iter_mut().find(|(k, _)| k == name)
+                && taken.is_empty()
+            {
+                taken.extend_from_slice(value.as_bytes());
+            }
         }
-        let event_id = Uuid::parse_str(text(0)?).map_err(|e| invalid("event_id", e.to_string()))?;
-        let event_type = text(1)?;
-        if event_type.is_empty() {
-            return Err(invalid("type", "empty".into()));
-        }
-        let occurred_at = DateTime::parse_from_rfc3339(text(3)?)
-            .map_err(|e| invalid("occurred_at", e.to_string()))?
-            .with_timezone(&Utc);
-        let producer = text(4)?;
-        let correlation_id = text(5)?;
-        let causation_id = text(6)?;
-        let data: Box<RawValue> =
-            serde_json::from_str(text(7)?).map_err(|e| invalid("data", e.to_string()))?;
-        if !data.get().trim_start().starts_with('{') {
-            return Err(invalid("data", "not a JSON object".into()));
-        }
-        Ok(Self {
-            event_id,
-            event_type: event_type.to_owned(),
-            version,
-            occurred_at,
-            producer: producer.to_owned(),
-            correlation_id: correlation_id.to_owned(),
-            causation_id: causation_id.to_owned(),
-            data,
-            trace: TraceContext::parse(found[8], found[9]),
-        })
     }
 
     /// Decodes the payload into its typed struct. A mismatch is poison: the producer sent
@@ -362,6 +437,31 @@ mod tests {
         let mut f = fields_of(&env);
         set(&mut f, "extra", b"ignored");
         assert!(Envelope::from_fields(&f).is_ok());
+    }
+
+    #[test]
+    fn taking_the_text_fields_out_and_back_gives_the_fields_as_read() {
+        let env = Envelope::new("x", "p", "c", "", &serde_json::json!({"a": [1, 2]})).unwrap();
+        let mut read = fields_of(&env);
+        read.insert(0, ("extra".into(), b"kept".to_vec()));
+        // A second `producer` is not the envelope's (the first occurrence wins) and stays put.
+        read.push(("producer".into(), b"second".to_vec()));
+        let mut fields = read.clone();
+        let taken = Envelope::take_from_fields(&mut fields).unwrap();
+        assert_eq!(taken, Envelope::from_fields(&read).unwrap());
+        assert_ne!(fields, read, "the text fields were moved out");
+        taken.restore_fields(&mut fields);
+        assert_eq!(fields, read);
+
+        // Poison: nothing is taken.
+        let mut poison = read.clone();
+        set(&mut poison, "version", b"2");
+        let before = poison.clone();
+        assert_eq!(
+            Envelope::take_from_fields(&mut poison),
+            Err(PoisonError::UnsupportedVersion(2))
+        );
+        assert_eq!(poison, before);
     }
 
     const TRACEPARENT_OF_TEST: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -36,10 +36,20 @@ pub(crate) struct Tracked {
 pub(crate) struct Ready {
     pub key: EntryKey,
     pub message: Message,
-    /// The entry as read: what a dead letter carries.
+    /// The entry as read, but for the envelope's text fields, moved into `message.envelope`
+    /// ([`crate::Envelope::take_from_fields`]): [`Ready::fields_as_read`] is what a dead letter carries.
     pub fields: Fields,
     /// The event's span (`event_span`): entered while the entry is handled and disposed of.
     pub span: tracing::Span,
+}
+
+impl Ready {
+    /// The entry's fields as it was read.
+    pub fn fields_as_read(&self) -> Fields {
+        let mut fields = self.fields.clone();
+        self.message.envelope.restore_fields(&mut fields);
+        fields
+    }
 }
 
 /// An entry whose processing is over.

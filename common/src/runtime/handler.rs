@@ -1,7 +1,7 @@
 //! What a service plugs into the worker: a [`Handler`] that turns a [`Message`] into an effect and
 //! says, when it cannot, whether to retry or to dead-letter.
 
-use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
+use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, sync::Arc, task::Poll};
 
 use futures::FutureExt as _;
 
@@ -82,8 +82,43 @@ pub(crate) async fn handle_catching_panics<H: Handler>(
     handler: &H,
     message: &Message,
 ) -> Result<(), HandleError> {
-    AssertUnwindSafe(Box::pin(handler.handle(message)))
+    finish(start(handler, message)).await
+}
+
+/// A handler's work on one message, boxed where it is made (see [`handle_catching_panics`]).
+pub(crate) type Work<'a> = Pin<Box<dyn Future<Output = Result<(), HandleError>> + Send + 'a>>;
+
+/// Starts `handler` on `message`: its future, boxed.
+pub(crate) fn start<'a, H: Handler>(handler: &'a H, message: &'a Message) -> Work<'a> {
+    Box::pin(handler.handle(message))
+}
+
+/// Polls `work` once inside `span`: its outcome if it completed then (a no-op, a cache hit, an
+/// event the handler ignores), `None` if it has to wait (then [`finish`] it). A panic is an outcome.
+pub(crate) async fn poll_once(
+    work: &mut Work<'_>,
+    span: &tracing::Span,
+) -> Option<Result<(), HandleError>> {
+    std::future::poll_fn(|cx| {
+        let polled =
+            span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))));
+        Poll::Ready(match polled {
+            Ok(Poll::Ready(outcome)) => Some(outcome),
+            Ok(Poll::Pending) => None,
+            Err(_) => Some(panicked()),
+        })
+    })
+    .await
+}
+
+/// Drives `work` to its outcome; a panic is an outcome.
+pub(crate) async fn finish(work: Work<'_>) -> Result<(), HandleError> {
+    AssertUnwindSafe(work)
         .catch_unwind()
         .await
-        .unwrap_or_else(|_| Err(HandleError::Retry(anyhow::anyhow!("handler panicked"))))
+        .unwrap_or_else(|_| panicked())
+}
+
+fn panicked() -> Result<(), HandleError> {
+    Err(HandleError::Retry(anyhow::anyhow!("handler panicked")))
 }

@@ -6,7 +6,7 @@
 use std::{
     future::Future,
     sync::{Once, OnceLock},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use metrics::{Counter, Histogram};
@@ -111,11 +111,16 @@ impl WorkerMeters {
     pub async fn time<F: Future>(&self, message: &Message, handling: F) -> F::Output {
         let started = Instant::now();
         let outcome = handling.await;
+        self.handled(message, started.elapsed());
+        outcome
+    }
+
+    /// Records that the handler took `took` on `message`.
+    pub fn handled(&self, message: &Message, took: Duration) {
         if let Some(m) = self.streams.iter().find(|m| *m.stream == *message.stream) {
             m.handler_histogram(&message.envelope.event_type)
-                .record(started.elapsed().as_secs_f64());
+                .record(took.as_secs_f64());
         }
-        outcome
     }
 }
 

@@ -4,7 +4,10 @@
 //! dead-lettered (`retry.rs`). A retry comes back here: after its backoff the entry is claimed
 //! again and processed as a batch of one, which is why that loop stays in this one module.
 
-use std::sync::{Arc, atomic::Ordering::Relaxed};
+use std::{
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::{Duration, Instant},
+};
 
 use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
 use tokio::sync::OwnedSemaphorePermit;
@@ -14,7 +17,7 @@ use super::{
     batch::{self, BatchTransactions},
     entry::{Ack, EntryKey, Ready, Tracked},
     event_span,
-    handler::{HandleError, Handler, Message, handle_catching_panics},
+    handler::{self, HandleError, Handler, Message, handle_catching_panics},
     intake, retry,
     shared::Shared,
     stats::WorkerStats,
@@ -156,28 +159,33 @@ async fn run_concurrently<H: Handler>(
     mut permit: OwnedSemaphorePermit,
 ) {
     let mut acks = Vec::with_capacity(ready.len());
-    // Each handler is polled once right away; one that completes then (a no-op, a cache hit, an
-    // event it ignores) is disposed of at once, and its permit goes back with the batch's. Only
-    // handlers that have to wait are driven concurrently, each holding a permit until it is
-    // done. The entries stay where they are: the handlers' futures borrow them.
+    // Each handler is polled once right away, in its event's span; one that completes then (a
+    // no-op, a cache hit, an event it ignores) is disposed of at once, and its permit goes back
+    // with the batch's. Only handlers that have to wait are driven concurrently, each holding a
+    // permit until it is done. The entries stay where they are: the handlers' futures borrow
+    // them. One clock reading per handler: the end of one's first poll starts the next one's
+    // time (the bookkeeping between them, well under a microsecond, counts to the next).
     let mut running = FuturesUnordered::new();
+    let mut clock = Instant::now();
     for item in &ready {
-        let mut handling = Box::pin(event_span::within(
-            &item.span,
-            shared.meters.time(
-                &item.message,
-                handle_catching_panics(&shared.handler, &item.message),
-            ),
-        ));
-        match futures::future::poll_immediate(&mut handling).await {
+        let started = clock;
+        let mut work = handler::start(&shared.handler, &item.message);
+        let polled = handler::poll_once(&mut work, &item.span).await;
+        clock = Instant::now();
+        match polled {
             Some(outcome) => {
+                handled(shared, item, &outcome, clock - started);
                 dispose(shared, item, outcome, &mut acks)
                     .instrument(item.span.clone())
                     .await
             }
             None => {
                 let piece = permit.split(1);
-                running.push(async move { (item, handling.await, piece) });
+                running.push(async move {
+                    let outcome = handler::finish(work).instrument(item.span.clone()).await;
+                    handled(shared, item, &outcome, started.elapsed());
+                    (item, outcome, piece)
+                });
             }
         }
     }
@@ -190,6 +198,12 @@ async fn run_concurrently<H: Handler>(
         shared.send_acks(&mut acks);
         drop(piece);
     }
+}
+
+/// Records how long the handler took on `item` (metrics) and how it ended (its span).
+fn handled<H>(shared: &Shared<H>, item: &Ready, outcome: &Result<(), HandleError>, took: Duration) {
+    shared.meters.handled(&item.message, took);
+    event_span::record_outcome(&item.span, outcome);
 }
 
 /// Acks, dead-letters or schedules the retry of one handled entry.
@@ -219,7 +233,7 @@ async fn dispose<H: Handler>(
                 shared,
                 item.key,
                 &item.message.id,
-                &item.fields,
+                &item.fields_as_read(),
                 &error,
                 None,
             )

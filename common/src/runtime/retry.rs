@@ -76,7 +76,7 @@ pub(crate) async fn retry_or_dead_letter<H>(
                 shared,
                 item.key,
                 &item.message.id,
-                &item.fields,
+                &item.fields_as_read(),
                 &error_text,
                 Some(n),
             )

@@ -151,10 +151,11 @@ async fn failing_entry_is_retried_with_growing_backoff_then_dead_lettered(redis:
 
 /// Fails the first two deliveries of every event, then applies it. With `panics`, the first
 /// failure is a panic, after the handler has waited once (so it is not the first poll that
-/// panics).
+/// panics); with `panics_at_once` too, in the first poll.
 #[derive(Clone, Default)]
 struct FailsTwice {
     panics: bool,
+    panics_at_once: bool,
     attempts: Arc<Mutex<HashMap<String, u64>>>,
     effects: Arc<Mutex<HashMap<String, u64>>>,
 }
@@ -169,7 +170,9 @@ impl Handler for FailsTwice {
             *n
         };
         if attempt == 1 && self.panics {
-            tokio::task::yield_now().await;
+            if !self.panics_at_once {
+                tokio::task::yield_now().await;
+            }
             panic!("handler bug on the first delivery of {event_id}");
         }
         if attempt <= 2 {
@@ -192,6 +195,19 @@ async fn a_handler_that_panics_is_retried_and_its_event_applied_once() {
     let redis = RedisServer::start();
     let handler = FailsTwice {
         panics: true,
+        ..FailsTwice::default()
+    };
+    fails_twice_then_applies(&redis, handler).await;
+}
+
+/// The same when the panic comes in the first poll, which the runtime makes in the event's span
+/// before deciding whether the handler has to wait.
+#[tokio::test]
+async fn a_handler_that_panics_in_its_first_poll_is_retried_and_its_event_applied_once() {
+    let redis = RedisServer::start();
+    let handler = FailsTwice {
+        panics: true,
+        panics_at_once: true,
         ..FailsTwice::default()
     };
     fails_twice_then_applies(&redis, handler).await;
