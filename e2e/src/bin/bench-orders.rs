@@ -9,7 +9,8 @@
 //!    the figure is the rate of orders that reach `shipped`, in a window that skips `--warmup`;
 //! 2. **latency**: orders at a fixed rate (`--rate`, default half the measured maximum) for
 //!    `--latency-duration` seconds, open loop (an order is sent at its scheduled time whatever the
-//!    previous ones do); p50/p95/p99 from sending `POST /orders` to the `order-shipped` entry.
+//!    previous ones do); p50/p95/p99 from sending `POST /orders` to the `order-shipped` entry,
+//!    then the same split by hop, from the phase's entries on every stream (`e2e::hops`).
 //!
 //! Shipping is observed by a task reading the `<prefix>order-shipped` stream (and, to count
 //! failures, one each for `payment-failed` and `refund-order`) with `XREAD BLOCK`, never by
@@ -534,6 +535,10 @@ async fn latency(
     secs: u64,
 ) {
     let total = (rate * secs as f64).round() as u64;
+    // From here on the streams hold this phase's events (the last phase's have all shipped).
+    let since_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let post_times = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let errors = Arc::new(AtomicU64::new(0));
     let cpu0 = procs::cpu_snapshot(&mesh.args.pids);
@@ -604,6 +609,16 @@ async fn latency(
         ms(percentile(&post, 95.0)),
         ms(percentile(&post, 99.0))
     );
+    if let Err(error) = print_hops(&mesh.args, since_ms).await {
+        eprintln!("bench-orders: the hops of the latency phase: {error:#}");
+    }
+}
+
+/// The latency phase's chains of events, hop by hop ([`e2e::hops`]).
+async fn print_hops(args: &Args, since_ms: u64) -> Result<()> {
+    let client = common::connection::RedisTarget::open(args.redis_url.as_str())?;
+    let mut conn = client.connect(Duration::from_secs(30)).await?;
+    e2e::hops::print(&mut conn, &args.prefix, since_ms).await
 }
 
 /// Phase 1: every shopper places orders back to back; returns the rate of orders shipped.
