@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context as _, Result};
-use common::{Envelope, connection::Conn, events::ALL_STREAMS, runtime::redis_io};
+use common::{Envelope, Keys, connection::Conn, events::ALL_STREAMS, runtime::redis_io};
 use redis::Value;
 
 /// One event of a chain: its type, when it was made and when it was published (ms since epoch).
@@ -20,12 +20,12 @@ struct Event {
     published_ms: f64,
 }
 
-/// Reads every event published on the mesh's streams (`prefix`) from `since_ms` on, and prints
+/// Reads every event published on the mesh's streams (`keys`) from `since_ms` on, and prints
 /// the hops of their chains: p50/p95/p99 per hop, in the order they happen.
-pub async fn print(conn: &mut Conn, prefix: &str, since_ms: u64) -> Result<()> {
+pub async fn print(conn: &mut Conn, keys: &Keys, since_ms: u64) -> Result<()> {
     let mut chains: HashMap<String, Vec<Event>> = HashMap::new();
     for stream in ALL_STREAMS {
-        read_stream(conn, &format!("{prefix}{stream}"), since_ms, &mut chains).await?;
+        read_stream(conn, &keys.stream(stream), since_ms, &mut chains).await?;
     }
     let hops = hops(chains.into_values());
     println!(

@@ -618,7 +618,12 @@ async fn latency(
 async fn print_hops(args: &Args, since_ms: u64) -> Result<()> {
     let client = common::connection::RedisTarget::open(args.redis_url.as_str())?;
     let mut conn = client.connect(Duration::from_secs(30)).await?;
-    e2e::hops::print(&mut conn, &args.prefix, since_ms).await
+    e2e::hops::print(
+        &mut conn,
+        &common::Keys::new(args.prefix.as_str()),
+        since_ms,
+    )
+    .await
 }
 
 /// Phase 1: every shopper places orders back to back; returns the rate of orders shipped.
