@@ -11,12 +11,15 @@
 # (see `target/release/bench-orders --help`). BENCH_KEEP=1 keeps the temp dir (logs) afterwards.
 # BENCH_POSTGRES_URL=postgres://user:pw@host:port/db runs the services on PostgreSQL instead: a
 # fresh database per service (bench_<service>, dropped and re-created) on that server.
+# BENCH_PROFILE=dist measures the services as the image (Dockerfile) builds them: whole-program
+# optimisation, less code to load; the footprint target is measured so (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 tag=bench
 MESH_KEEP=${BENCH_KEEP:-}
 MESH_PG_URL=${BENCH_POSTGRES_URL:-}
+MESH_PROFILE=${BENCH_PROFILE:-release}
 source scripts/lib/mesh.sh
 mesh_start
 machine_line

@@ -8,6 +8,9 @@
 # services should see. `mesh_start` then defines: dir, redis_port, REDIS_URL, pids (every
 # process), pid_flags (`--pid name=PID` for bench-orders), url_flags (`--<service>-url URL`),
 # db_files (service → SQLite path). MESH_KEEP=1 keeps the temp dir (logs) afterwards.
+# MESH_PROFILE=dist runs the services built as the image builds them (Cargo.toml, [profile.dist]:
+# whole-program optimisation, minutes per binary to build; for the footprint figures); default
+# release. The load generators are always release builds.
 # `mesh_add_replica NAME` then starts one more process of that service on the same database
 # (scripts/bench-scaling.sh): it is `NAME-2`, `NAME-3`, … in pid_flags and logs/.
 
@@ -15,6 +18,7 @@ say() { printf '%s: %s\n' "$tag" "$*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 pids=()
+mesh_profile=${MESH_PROFILE:-release}
 mesh_cleanup() {
   trap - EXIT INT TERM HUP
   if ((${#pids[@]})); then
@@ -33,8 +37,9 @@ mesh_cleanup() {
 
 mesh_start() {
   command -v redis-server >/dev/null || { say "redis-server is required (apt-get install redis-server)"; exit 1; }
-  say "building (cargo build --release)"
-  cargo build --release -q -p user -p inventory -p store -p payment -p warehouse -p e2e --bins
+  say "building (cargo build --profile $mesh_profile)"
+  cargo build --profile "$mesh_profile" -q -p user -p inventory -p store -p payment -p warehouse --bins
+  cargo build --release -q -p e2e --bins
 
   dir=$(mktemp -d "${TMPDIR:-/tmp}/mesh-$tag-XXXXXX")
   mkdir -p "$dir/logs" "$dir/redis"
@@ -90,7 +95,7 @@ mesh_spawn() {
     MESH_CONSUMER_NAME="$consumer" \
     RUST_LOG=${RUST_LOG:-warn} \
     MESH_STARTING_CREDIT_CENTS=1000000000 \
-    "target/release/$name" >"$dir/logs/$label.log" 2>&1 &
+    "target/$mesh_profile/$name" >"$dir/logs/$label.log" 2>&1 &
   pid=$!
   pids+=("$pid")
   pid_flags+=(--pid "$label=$pid")

@@ -32,6 +32,13 @@ pub use write::{BatchTxn, WriteTxn, after_commit, after_commit_once, begin, in_b
 /// session): what the store keeps after a load").
 const SQLITE_STATEMENT_CACHE: usize = 16;
 
+/// Page cache of each SQLite connection, in KiB (SQLite's default is 2,000). A connection that
+/// had read through a table (housekeeping) kept a full 2 MB cache for good, in a malloc arena of
+/// its own. In WAL mode a connection's cache is emptied anyway whenever
+/// another connection wrote since its last transaction, which in a busy pool is most of the time,
+/// so a large one bought little (docs/benchmarks.md, "2026-12-07 (seventh session)").
+pub const SQLITE_PAGE_CACHE_KIB: u32 = 256;
+
 /// Connects to `url`. SQLite files are created if missing, opened in WAL mode with a busy timeout
 /// so concurrent handlers queue for the write lock instead of failing, and with automatic
 /// checkpoints off: SQLite would run them inside the commit that crosses 1,000 WAL pages, while
@@ -63,6 +70,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 // its largest size for good otherwise).
                 .pragma("journal_size_limit", checkpoint::JOURNAL_SIZE_LIMIT)
                 .statement_cache_capacity(SQLITE_STATEMENT_CACHE)
+                // Negative: a size in KiB rather than a number of pages.
+                .pragma("cache_size", format!("-{SQLITE_PAGE_CACHE_KIB}"))
         });
     } else {
         options.max_connections(16);

@@ -97,6 +97,46 @@ async fn write_pages(conn: &sea_orm::DatabaseConnection, transactions: usize) {
     }
 }
 
+/// Every pooled SQLite connection has a small page cache: SQLite's default (2 MB) stayed
+/// resident in each connection that had read through a table (docs/benchmarks.md). Asked on
+/// several connections at once, so that more than the pool's first one answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sqlite_connection_keeps_a_bounded_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("cache.db").display()
+    );
+    let conn = db::connect(&url).await.unwrap();
+    let asks = (0..6).map(|_| {
+        let conn = conn.clone();
+        async move {
+            let txn = sea_orm::TransactionTrait::begin(&conn).await.unwrap();
+            let row = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    "PRAGMA cache_size",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let size: i64 = row.try_get_by_index(0).unwrap();
+            // Held until every ask has its own connection.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            txn.commit().await.unwrap();
+            size
+        }
+    });
+    for size in futures::future::join_all(asks).await {
+        assert_eq!(
+            size,
+            -i64::from(db::SQLITE_PAGE_CACHE_KIB),
+            "KiB, not pages"
+        );
+        assert!(size > -2000, "smaller than SQLite's default");
+    }
+}
+
 /// SQLite commits never checkpoint (that would hold the file's one writer for the copy and its
 /// fsync); `db::checkpoint_sqlite`, running beside the service, does it in the background, and
 /// the WAL then starts over instead of growing.
