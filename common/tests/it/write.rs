@@ -76,15 +76,17 @@ async fn concurrent_read_then_write_transactions_all_commit_and_lose_nothing() {
 
 /// Frames in the WAL before a `PASSIVE` checkpoint (the second column of its result).
 async fn wal_frames(conn: &sea_orm::DatabaseConnection) -> i64 {
+    pragma_i64(conn, "PRAGMA wal_checkpoint(PASSIVE)", 1).await
+}
+
+/// Column `column` of what SQLite answers to `pragma`.
+async fn pragma_i64(conn: &impl ConnectionTrait, pragma: &str, column: usize) -> i64 {
     let row = conn
-        .query_one_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "PRAGMA wal_checkpoint(PASSIVE)",
-        ))
+        .query_one_raw(Statement::from_string(DbBackend::Sqlite, pragma))
         .await
         .unwrap()
         .unwrap();
-    row.try_get_by_index(1).unwrap()
+    row.try_get_by_index(column).unwrap()
 }
 
 async fn write_pages(conn: &sea_orm::DatabaseConnection, transactions: usize) {
@@ -112,15 +114,7 @@ async fn every_sqlite_connection_keeps_a_bounded_page_cache() {
         let conn = conn.clone();
         async move {
             let txn = sea_orm::TransactionTrait::begin(&conn).await.unwrap();
-            let row = txn
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Sqlite,
-                    "PRAGMA cache_size",
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            let size: i64 = row.try_get_by_index(0).unwrap();
+            let size = pragma_i64(&txn, "PRAGMA cache_size", 0).await;
             // Held until every ask has its own connection.
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             txn.commit().await.unwrap();
