@@ -10,7 +10,8 @@
 //! - [`http`]: health, readiness, metrics, request ids, graceful serving.
 //! - [`monitoring`]: the gauges operators alert on, refreshed in the background;
 //!   [`recorder`]: the process-wide Prometheus recorder.
-//! - [`service`]: the start-up every service binary shares.
+//! - [`service`]: the start-up every service binary shares; [`memory`]: the allocator and the
+//!   tokio runtime of every binary.
 //! - `testing` (feature `testing`): real `redis-server` and database harness for tests;
 //!   `stream_testing` (same feature): publishing, in-process workers and stream reads for tests.
 
@@ -25,6 +26,7 @@ pub mod events;
 pub mod http;
 pub mod keys;
 pub mod limits;
+pub mod memory;
 pub mod monitoring;
 pub mod problem;
 pub mod publisher;
@@ -40,10 +42,4 @@ pub mod testing;
 
 pub use envelope::Envelope;
 
-/// Every binary of the mesh allocates with mimalloc: a worker allocates and frees a few small
-/// buffers per stream entry, and in the consumer's profile glibc's allocator took a large share of
-/// its time (`docs/benchmarks.md`, "Stream runtime"). It is compiled to commit its arenas' memory
-/// on demand (`.cargo/config.toml`), not eagerly, which kept ~15 MB of every process resident.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use keys::Keys;

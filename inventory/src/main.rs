@@ -2,7 +2,6 @@
 //! database. Everything else lives in the library (`inventory::Inventory`), so tests run the same
 //! code.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    common::service::main::<inventory::Inventory>().await
+fn main() -> anyhow::Result<()> {
+    common::memory::runtime(None)?.block_on(common::service::main::<inventory::Inventory>())
 }

@@ -1,7 +1,6 @@
 //! The `payment` binary: `payment [serve]` runs the service, `payment migrate` migrates its
 //! database. Everything else lives in the library (`payment::Payment`), so tests run the same code.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    common::service::main::<payment::Payment>().await
+fn main() -> anyhow::Result<()> {
+    common::memory::runtime(None)?.block_on(common::service::main::<payment::Payment>())
 }

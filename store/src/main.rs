@@ -1,7 +1,6 @@
 //! The `store` binary: `store [serve]` runs the service, `store migrate` migrates its
 //! database. Everything else lives in the library (`store::Store`), so tests run the same code.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    common::service::main::<store::Store>().await
+fn main() -> anyhow::Result<()> {
+    common::memory::runtime(None)?.block_on(common::service::main::<store::Store>())
 }

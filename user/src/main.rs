@@ -2,7 +2,6 @@
 //! `user create-admin --email … --password …` makes the first admin (`user::admin`). Everything
 //! else lives in the library (`user::User`), so tests run the same code.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    common::service::main::<user::User>().await
+fn main() -> anyhow::Result<()> {
+    common::memory::runtime(None)?.block_on(common::service::main::<user::User>())
 }

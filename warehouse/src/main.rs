@@ -1,7 +1,6 @@
 //! The `warehouse` binary: `warehouse [serve]` runs the service, `warehouse migrate` migrates its
 //! database. Everything else lives in the library (`warehouse::Warehouse`), so tests run the same code.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    common::service::main::<warehouse::Warehouse>().await
+fn main() -> anyhow::Result<()> {
+    common::memory::runtime(None)?.block_on(common::service::main::<warehouse::Warehouse>())
 }

@@ -170,8 +170,11 @@ impl Handler for TestHandler {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    common::memory::runtime(None)?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     common::telemetry::init(LogFormat::Pretty);
     let shutdown = CancellationToken::new();

@@ -392,8 +392,11 @@ async fn drain(tracker: &Tracker, timeout: Duration) -> (Duration, usize) {
     (start.elapsed(), tracker.abandon())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    common::memory::runtime(None)?.block_on(run())
+}
+
+async fn run() -> Result<()> {
     let mut args = Args::parse();
     if !args.pids.is_empty() {
         // The load generator shares the machine: its CPU is part of the picture.
