@@ -2,7 +2,7 @@
 //!
 //! jemalloc replaces the C library's `malloc` too (the `unprefixed_malloc_on_supported_platforms`
 //! feature), so SQLite's memory and Rust's share one allocator, one arena (`narenas:1`), and one
-//! background thread that hands freed pages back to the system a second after the load that
+//! background thread that hands freed pages back to the system within seconds of the load that
 //! freed them (`dirty_decay_ms:1000,muzzy_decay_ms:0`; `.cargo/config.toml`). Thread caches are
 //! off by default (`tcache:false`): a thread that is not the runtime's (SQLite's connection
 //! threads, the background thread) allocates from the arena directly, and what it frees goes back
