@@ -17,11 +17,14 @@ use tikv_jemalloc_ctl::{Access, AsName};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// Whether the calling thread has a thread cache (read and written per thread).
+const THREAD_CACHE: &[u8] = b"thread.tcache.enabled\0";
+
 /// Gives the calling thread a jemalloc thread cache (if it has none yet): allocations and frees
 /// of small objects without the arena's lock. For threads that allocate per event.
 pub fn cache_this_thread() {
     // Fails only if jemalloc was built without thread caches; allocating still works then.
-    let _ = b"thread.tcache.enabled\0".name().write(true);
+    let _ = THREAD_CACHE.name().write(true);
 }
 
 /// Objects of jemalloc's `opt.oversize_threshold` (8 MiB) and more — the user service's
@@ -76,7 +79,7 @@ mod tests {
     use super::*;
 
     fn caches() -> bool {
-        b"thread.tcache.enabled\0".name().read().unwrap()
+        THREAD_CACHE.name().read().unwrap()
     }
 
     #[test]

@@ -3,5 +3,5 @@
 //! code.
 
 fn main() -> anyhow::Result<()> {
-    common::memory::runtime(None)?.block_on(common::service::main::<inventory::Inventory>())
+    common::service::main::<inventory::Inventory>()
 }

@@ -2,5 +2,5 @@
 //! database. Everything else lives in the library (`payment::Payment`), so tests run the same code.
 
 fn main() -> anyhow::Result<()> {
-    common::memory::runtime(None)?.block_on(common::service::main::<payment::Payment>())
+    common::service::main::<payment::Payment>()
 }

@@ -3,5 +3,5 @@
 //! else lives in the library (`user::User`), so tests run the same code.
 
 fn main() -> anyhow::Result<()> {
-    common::memory::runtime(None)?.block_on(common::service::main::<user::User>())
+    common::service::main::<user::User>()
 }

@@ -12,7 +12,7 @@ use super::{
     task::Task,
     template::{Migrator, Template, run_with},
 };
-use crate::{config::MeshArgs, shutdown, telemetry};
+use crate::{config::MeshArgs, memory, shutdown, telemetry};
 
 /// What every service binary can be asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
@@ -52,11 +52,15 @@ fn parse<T: Template>() -> (MeshArgs, T::Args, Invocation<T>) {
     parsed.unwrap_or_else(|e| e.exit())
 }
 
-/// The body of every service's `main`: parses the command line, initialises logging, then
-/// either migrates and returns, runs one of the service's own tasks, or binds `MESH_LISTEN`
-/// (default `0.0.0.0:<DEFAULT_PORT>`) and calls [`run_with`] with a token that SIGTERM/SIGINT
-/// cancel. A signal-initiated shutdown returns `Ok`: exit code 0.
-pub async fn main<T: Template>() -> anyhow::Result<()> {
+/// Every service's `main`: on the mesh's tokio runtime (`memory::runtime`), parses the command
+/// line, initialises logging, then either migrates and returns, runs one of the service's own
+/// tasks, or binds `MESH_LISTEN` (default `0.0.0.0:<DEFAULT_PORT>`) and calls [`run_with`] with a
+/// token that SIGTERM/SIGINT cancel. A signal-initiated shutdown returns `Ok`: exit code 0.
+pub fn main<T: Template>() -> anyhow::Result<()> {
+    memory::runtime(None)?.block_on(run_cli::<T>())
+}
+
+async fn run_cli<T: Template>() -> anyhow::Result<()> {
     let (args, own, invocation) = parse::<T>();
     telemetry::init_service(T::NAME, args.log_format);
     let outcome = match invocation {
